@@ -1,0 +1,152 @@
+// Package config reads rostrum serve's settings from flags and ROSTRUM_*
+// environment variables. Every default is chosen for the one-machine
+// embedded mode: `rostrum serve` with no flags just works.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/rostrum-dev/rostrum/internal/ivs"
+)
+
+// The development credential pair, accepted unless others are configured.
+// It is printed at start; never use it on a reachable network.
+const (
+	DevAccessKeyID     = "AKIAROSTRUMDEV000001"
+	DevSecretAccessKey = "rostrum-dev-secret-access-key-do-not-use-in-production"
+)
+
+// Config is everything `rostrum serve` can be told.
+type Config struct {
+	Listen          string
+	DataDir         string
+	Region          string
+	AccountID       string
+	AccessKeyID     string
+	SecretAccessKey string
+	PublicURL       string
+	LogLevel        string
+	LogFormat       string
+	Quotas          ivs.Quotas
+}
+
+// flagDefs registers every flag on fs, bound to c, with its default.
+func (c *Config) flagDefs(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address for HTTP: the AWS API, media endpoints, /healthz and /readyz")
+	fs.StringVar(&c.DataDir, "data-dir", "rostrum-data", "directory for the embedded database and local recordings")
+	fs.StringVar(&c.Region, "region", "us-east-1", "AWS region this server answers as (in ARNs and SigV4 scopes)")
+	fs.StringVar(&c.AccountID, "account-id", "123456789012", "12-digit AWS account id in ARNs, owner of the credential pair")
+	fs.StringVar(&c.AccessKeyID, "access-key-id", DevAccessKeyID, "access key id the API accepts (SigV4)")
+	fs.StringVar(&c.SecretAccessKey, "secret-access-key", DevSecretAccessKey, "secret access key paired with --access-key-id")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL clients reach this server at, for stage endpoints and token URLs (default: http://<listen address>)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.IntVar(&c.Quotas.Stages, "quota-stages", ivs.DefaultQuotas.Stages, "stages per account (0 = unlimited)")
+	fs.IntVar(&c.Quotas.EncoderConfigurations, "quota-encoder-configurations", ivs.DefaultQuotas.EncoderConfigurations, "encoder configurations per account")
+	fs.IntVar(&c.Quotas.StorageConfigurations, "quota-storage-configurations", ivs.DefaultQuotas.StorageConfigurations, "storage configurations per account")
+	fs.IntVar(&c.Quotas.IngestConfigurations, "quota-ingest-configurations", ivs.DefaultQuotas.IngestConfigurations, "ingest configurations per account")
+	fs.IntVar(&c.Quotas.PublicKeys, "quota-public-keys", ivs.DefaultQuotas.PublicKeys, "public keys per account")
+	fs.IntVar(&c.Quotas.TagsPerResource, "quota-tags-per-resource", ivs.DefaultQuotas.TagsPerResource, "tags per resource")
+}
+
+// EnvName is the environment variable of a flag: ROSTRUM_ and the flag name
+// in upper case with dashes as underscores.
+func EnvName(flagName string) string {
+	return "ROSTRUM_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse reads args (without the command name) over the environment, which
+// is read through getenv; flags win over environment variables.
+func Parse(args []string, getenv func(string) string, usage io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet("rostrum serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	c.flagDefs(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "Usage: rostrum serve [flags]\n\nRuns the IVS Real-Time compatible server. Every flag can also be set as an\nenvironment variable ROSTRUM_<NAME> (upper case, dashes as underscores),\ne.g. ROSTRUM_LISTEN=:8080. Flags win over the environment.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(EnvName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", EnvName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+var (
+	regionRE  = regexp.MustCompile(`^[a-z0-9-]+$`)
+	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+)
+
+func (c *Config) validate() error {
+	var errs []error
+	if !regionRE.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("--region %q: must be lower-case letters, digits and dashes", c.Region))
+	}
+	if !accountRE.MatchString(c.AccountID) {
+		errs = append(errs, fmt.Errorf("--account-id %q: must be 12 digits", c.AccountID))
+	}
+	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+		errs = append(errs, errors.New("--access-key-id and --secret-access-key must not be empty"))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %v", c.Listen, err))
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--public-url %q: must be an absolute http or https URL", c.PublicURL))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: must be debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// BaseURL is the public base URL, derived from the bound address when
+// --public-url is not set (an unspecified host becomes 127.0.0.1).
+func (c *Config) BaseURL(bound net.Addr) string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	host, port, _ := net.SplitHostPort(bound.String())
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Endpoints are the stage endpoints for a public base URL: the events
+// websocket and the WHIP base (clients append /publish/{id} and
+// /subscribe/{id}, and OBS posts to it as is).
+func Endpoints(base string) ivs.Endpoints {
+	ws := "ws" + strings.TrimPrefix(base, "http")
+	return ivs.Endpoints{Events: ws + "/events", WHIP: base + "/whip"}
+}
+

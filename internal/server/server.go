@@ -1,0 +1,123 @@
+// Package server assembles a running Rostrum: the store, the IVS service and
+// the HTTP listener that carries the AWS API, health checks and (as they are
+// built) the media endpoints.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/rostrum-dev/rostrum/internal/awsapi"
+	"github.com/rostrum-dev/rostrum/internal/config"
+	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/sigv4"
+	"github.com/rostrum-dev/rostrum/internal/store"
+	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
+)
+
+// Server is a running Rostrum.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	listener net.Listener
+	http     *http.Server
+	store    store.Store
+	Service  *ivs.Service
+	BaseURL  string
+	ready    atomic.Bool
+	done     chan error
+}
+
+// Start opens the store, binds the listener and starts serving.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	base := cfg.BaseURL(ln.Addr())
+	svc, err := ivs.New(ctx, ivs.Config{
+		Region:    cfg.Region,
+		AccountID: cfg.AccountID,
+		Endpoints: config.Endpoints(base),
+		Quotas:    cfg.Quotas,
+		Store:     st,
+		Logger:    log,
+	})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	verifier := &sigv4.Verifier{
+		Service:     "ivs",
+		Region:      cfg.Region,
+		Credentials: []sigv4.Credential{{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, AccountID: cfg.AccountID}},
+	}
+	s := &Server{cfg: cfg, log: log, listener: ln, store: st, Service: svc, BaseURL: base, done: make(chan error, 1)}
+	s.http = &http.Server{
+		Handler:           s.routes(awsapi.New(svc, verifier, log)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { s.done <- s.http.Serve(ln) }()
+	s.ready.Store(true)
+	return s, nil
+}
+
+func (s *Server) routes(apiHandler *awsapi.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		// Ready means the store answers.
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := s.store.CountResources(ctx, "stage", ""); err != nil {
+			http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	// Everything else is the AWS API: its 36 RPC paths, /tags/{arn} and the
+	// AWS-shaped answer to anything unknown.
+	mux.Handle("/", apiHandler)
+	return mux
+}
+
+// Addr is the bound listener address.
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Done reports the serve loop's end.
+func (s *Server) Done() <-chan error { return s.done }
+
+// Shutdown stops accepting requests, drains those in flight and closes the
+// store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	err := s.http.Shutdown(ctx)
+	if cerr := s.store.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}

@@ -1,0 +1,176 @@
+// Package store persists Rostrum's state. The Store interface is what the IVS
+// service needs; sqlite (embedded, the default) implements it, and a
+// PostgreSQL implementation runs the same suite in storetest.
+//
+// Resources (stages, encoder/storage/ingest configurations, public keys,
+// compositions) are stored as the JSON document the API returns, owned by the
+// service, beside the few columns that queries need (kind, owner, references,
+// state). The store never interprets a document: the API shapes are the
+// domain model, and keeping them whole means a new optional member of the
+// model needs no schema migration.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every implementation returns (wrapped or not).
+var (
+	ErrNotFound      = errors.New("store: not found")
+	ErrAlreadyExists = errors.New("store: already exists")
+	ErrQuotaExceeded = errors.New("store: quota exceeded")
+)
+
+// Resource is one API resource.
+type Resource struct {
+	ARN   string
+	Kind  string // ARN resource type: "stage", "encoder-configuration", …
+	Owner string // "region:account", the ARN's scope; lists never cross owners
+	Seq   int64  // assigned on create; increasing; the stable list order
+	// State is a resource state that lists filter on (an ingest
+	// configuration's ACTIVE/INACTIVE, a composition's state), else "".
+	State string
+	// Refs are the ARNs this resource depends on: a stage's recording storage
+	// configuration, an ingest configuration's stage, a composition's stage
+	// and encoder and storage configurations. Deletes see who refers to a
+	// resource; lists filter by reference.
+	Refs []string
+	// ActiveSessionID is a stage's running session, maintained by the
+	// session methods.
+	ActiveSessionID string
+	Doc             []byte // the API document (JSON), owned by the service
+	CreatedAt       time.Time
+}
+
+// ResourceQuery selects resources of one kind and owner, in Seq order.
+type ResourceQuery struct {
+	Kind  string
+	Owner string
+	Ref   string // only resources that refer to this ARN
+	State string // only resources in this state
+	Page
+}
+
+// Page asks for at most Limit rows after the row with sequence After
+// (0 = from the start). Implementations return up to Limit+1 rows so that the
+// caller knows whether another page follows.
+type Page struct {
+	After int64
+	Limit int
+}
+
+// StageSession is one session of a stage: from its first participant joining
+// until the last one left.
+type StageSession struct {
+	Seq       int64
+	StageARN  string
+	SessionID string
+	StartTime time.Time
+	EndTime   *time.Time // nil while active
+}
+
+// Participant is one participant of a stage session; Doc is the API's
+// Participant document, the columns are what ListParticipants filters on.
+type Participant struct {
+	Seq            int64
+	StageARN       string
+	SessionID      string
+	ParticipantID  string
+	UserID         string
+	State          string // CONNECTED | DISCONNECTED
+	Published      bool
+	RecordingState string
+	FirstJoinTime  time.Time
+	Doc            []byte
+}
+
+// ParticipantQuery selects participants of one session; at most one filter
+// is set (the API allows only one).
+type ParticipantQuery struct {
+	StageARN       string
+	SessionID      string
+	UserID         *string
+	Published      *bool
+	State          *string
+	RecordingState *string
+	Page
+}
+
+// ParticipantEvent is one event of a participant (JOINED, PUBLISH_STARTED, …);
+// Doc is the API's Event document.
+type ParticipantEvent struct {
+	Seq           int64
+	StageARN      string
+	SessionID     string
+	ParticipantID string
+	EventTime     time.Time
+	Doc           []byte
+}
+
+// ParticipantReplica is one replication of a participant into another stage.
+type ParticipantReplica struct {
+	Seq                 int64
+	SourceStageARN      string
+	ParticipantID       string
+	DestinationStageARN string
+	State               string // ACTIVE | STOPPED
+	Doc                 []byte
+}
+
+// Store is everything the IVS service persists. Every method that returns
+// without error has made its write durable.
+type Store interface {
+	// CreateResource inserts r and sets r.Seq and r.CreatedAt. When limit > 0
+	// and the owner already has limit resources of r.Kind, it inserts nothing
+	// and returns ErrQuotaExceeded; the count and insert are one transaction.
+	CreateResource(ctx context.Context, r *Resource, limit int) error
+	GetResource(ctx context.Context, arn string) (*Resource, error)
+	// UpdateResource reads the resource, lets fn change it (Doc, State,
+	// Refs) and writes it back, atomically. An error from fn aborts the
+	// update and is returned as is.
+	UpdateResource(ctx context.Context, arn string, fn func(r *Resource) error) (*Resource, error)
+	// DeleteResource deletes the resource unless check, given the resource
+	// and every resource that refers to it, returns an error (returned as
+	// is); atomically.
+	DeleteResource(ctx context.Context, arn string, check func(r *Resource, referrers []*Resource) error) error
+	ListResources(ctx context.Context, q ResourceQuery) ([]*Resource, error)
+	CountResources(ctx context.Context, kind, owner string) (int, error)
+
+	// StartStageSession records a new active session of a stage and sets the
+	// stage's ActiveSessionID; EndStageSession sets its end time and clears
+	// the stage's ActiveSessionID if it is still this session.
+	StartStageSession(ctx context.Context, s *StageSession) error
+	EndStageSession(ctx context.Context, stageARN, sessionID string, end time.Time) error
+	GetStageSession(ctx context.Context, stageARN, sessionID string) (*StageSession, error)
+	// ListStageSessions returns a stage's sessions newest first: Page.After
+	// is the Seq of the last session of the previous page.
+	ListStageSessions(ctx context.Context, stageARN string, p Page) ([]*StageSession, error)
+
+	// PutParticipant inserts or replaces a participant of a session (keyed
+	// by stage, session and participant id), keeping its Seq on replace.
+	PutParticipant(ctx context.Context, p *Participant) error
+	GetParticipant(ctx context.Context, stageARN, sessionID, participantID string) (*Participant, error)
+	ListParticipants(ctx context.Context, q ParticipantQuery) ([]*Participant, error)
+
+	AddParticipantEvent(ctx context.Context, e *ParticipantEvent) error
+	// ListParticipantEvents returns one participant's events in order.
+	ListParticipantEvents(ctx context.Context, stageARN, sessionID, participantID string, p Page) ([]*ParticipantEvent, error)
+
+	PutParticipantReplica(ctx context.Context, r *ParticipantReplica) error
+	ListParticipantReplicas(ctx context.Context, sourceStageARN, participantID string, p Page) ([]*ParticipantReplica, error)
+
+	// RevokeParticipant marks a participant id of a stage as disconnected for
+	// good: its token can never join again.
+	RevokeParticipant(ctx context.Context, stageARN, participantID string, at time.Time) error
+	IsParticipantRevoked(ctx context.Context, stageARN, participantID string) (bool, error)
+
+	// Settings hold server state such as the token signing key.
+	// PutSettingIfAbsent stores value unless key exists, and returns the
+	// stored value either way (so concurrent first starts agree).
+	GetSetting(ctx context.Context, key string) ([]byte, error)
+	PutSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
+
+	Close() error
+}
