@@ -2010,3 +2010,88 @@ func Dispatch(ctx context.Context, svc Service, op string, input []byte) (any, e
 	}
 	return nil, errUnknownOperation
 }
+
+// NewInput returns a new, empty input struct of operation op, or nil.
+func NewInput(op string) any {
+	switch op {
+	case "CreateEncoderConfiguration":
+		return new(CreateEncoderConfigurationRequest)
+	case "CreateIngestConfiguration":
+		return new(CreateIngestConfigurationRequest)
+	case "CreateParticipantToken":
+		return new(CreateParticipantTokenRequest)
+	case "CreateStage":
+		return new(CreateStageRequest)
+	case "CreateStorageConfiguration":
+		return new(CreateStorageConfigurationRequest)
+	case "DeleteEncoderConfiguration":
+		return new(DeleteEncoderConfigurationRequest)
+	case "DeleteIngestConfiguration":
+		return new(DeleteIngestConfigurationRequest)
+	case "DeletePublicKey":
+		return new(DeletePublicKeyRequest)
+	case "DeleteStage":
+		return new(DeleteStageRequest)
+	case "DeleteStorageConfiguration":
+		return new(DeleteStorageConfigurationRequest)
+	case "DisconnectParticipant":
+		return new(DisconnectParticipantRequest)
+	case "GetComposition":
+		return new(GetCompositionRequest)
+	case "GetEncoderConfiguration":
+		return new(GetEncoderConfigurationRequest)
+	case "GetIngestConfiguration":
+		return new(GetIngestConfigurationRequest)
+	case "GetParticipant":
+		return new(GetParticipantRequest)
+	case "GetPublicKey":
+		return new(GetPublicKeyRequest)
+	case "GetStage":
+		return new(GetStageRequest)
+	case "GetStageSession":
+		return new(GetStageSessionRequest)
+	case "GetStorageConfiguration":
+		return new(GetStorageConfigurationRequest)
+	case "ImportPublicKey":
+		return new(ImportPublicKeyRequest)
+	case "ListCompositions":
+		return new(ListCompositionsRequest)
+	case "ListEncoderConfigurations":
+		return new(ListEncoderConfigurationsRequest)
+	case "ListIngestConfigurations":
+		return new(ListIngestConfigurationsRequest)
+	case "ListParticipantEvents":
+		return new(ListParticipantEventsRequest)
+	case "ListParticipantReplicas":
+		return new(ListParticipantReplicasRequest)
+	case "ListParticipants":
+		return new(ListParticipantsRequest)
+	case "ListPublicKeys":
+		return new(ListPublicKeysRequest)
+	case "ListStageSessions":
+		return new(ListStageSessionsRequest)
+	case "ListStages":
+		return new(ListStagesRequest)
+	case "ListStorageConfigurations":
+		return new(ListStorageConfigurationsRequest)
+	case "ListTagsForResource":
+		return new(ListTagsForResourceRequest)
+	case "StartComposition":
+		return new(StartCompositionRequest)
+	case "StartParticipantReplication":
+		return new(StartParticipantReplicationRequest)
+	case "StopComposition":
+		return new(StopCompositionRequest)
+	case "StopParticipantReplication":
+		return new(StopParticipantReplicationRequest)
+	case "TagResource":
+		return new(TagResourceRequest)
+	case "UntagResource":
+		return new(UntagResourceRequest)
+	case "UpdateIngestConfiguration":
+		return new(UpdateIngestConfigurationRequest)
+	case "UpdateStage":
+		return new(UpdateStageRequest)
+	}
+	return nil
+}

@@ -14,7 +14,7 @@ func (s *Service) ImportPublicKey(ctx context.Context, in *api.ImportPublicKeyRe
 	}
 	pub, err := token.ParsePublicKeyPEM(in.PublicKeyMaterial)
 	if err != nil {
-		return nil, api.Validationf("publicKeyMaterial: %v", err)
+		return nil, api.Validationf("%v", err) // the message names publicKeyMaterial
 	}
 	fp := token.Fingerprint(pub)
 	// The same key imported twice would make "which key signed this token"

@@ -217,7 +217,13 @@ func generate(m *model) ([]byte, error) {
 		o := m.Operations[on]
 		p("case %q:\nin := new(%s)\nif err := json.Unmarshal(input, in); err != nil {\nreturn nil, err\n}\nreturn svc.%s(ctx, in)\n", on, o.Input.Shape, on)
 	}
-	p("}\nreturn nil, errUnknownOperation\n}\n")
+	p("}\nreturn nil, errUnknownOperation\n}\n\n")
+	p("// NewInput returns a new, empty input struct of operation op, or nil.\n")
+	p("func NewInput(op string) any {\nswitch op {\n")
+	for _, on := range ops {
+		p("case %q:\nreturn new(%s)\n", on, m.Operations[on].Input.Shape)
+	}
+	p("}\nreturn nil\n}\n")
 
 	return format.Source(b.Bytes())
 }

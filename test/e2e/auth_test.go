@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+)
+
+func TestSigV4ErrorsAreWhatAWSClientsExpect(t *testing.T) {
+	ts := startServer(t, "")
+	// Wrong secret: InvalidSignatureException.
+	_, err := ts.clientWith(ts.cfg.AccessKeyID, "not-the-secret").ListStages(bg, &ivsrealtime.ListStagesInput{})
+	if code := apiErrorCode(t, err); code != "InvalidSignatureException" {
+		t.Errorf("wrong secret: %s", code)
+	}
+	// Unknown access key: UnrecognizedClientException.
+	_, err = ts.clientWith("AKIAUNKNOWN000000000", "whatever").ListStages(bg, &ivsrealtime.ListStagesInput{})
+	if code := apiErrorCode(t, err); code != "UnrecognizedClientException" {
+		t.Errorf("unknown key: %s", code)
+	}
+	// Another region in the credential scope.
+	other := ivsrealtime.NewFromConfig(ts.awsConfig(ts.cfg.AccessKeyID, ts.cfg.SecretAccessKey), func(o *ivsrealtime.Options) {
+		o.BaseEndpoint = aws.String(ts.BaseURL)
+		o.Region = "eu-west-1"
+	})
+	_, err = other.ListStages(bg, &ivsrealtime.ListStagesInput{})
+	if code := apiErrorCode(t, err); code != "InvalidSignatureException" {
+		t.Errorf("wrong region: %s", code)
+	}
+	// Unsigned: 403 MissingAuthenticationTokenException, never a 500.
+	resp, err := http.Post(ts.BaseURL+"/ListStages", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("x-amzn-ErrorType") != "MissingAuthenticationTokenException" || resp.Header.Get("x-amzn-RequestId") == "" {
+		t.Errorf("unsigned: %d %v", resp.StatusCode, resp.Header)
+	}
+	// Garbage Authorization header: 403, not 500.
+	req, _ := http.NewRequest("POST", ts.BaseURL+"/ListStages", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 garbage")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("garbage Authorization: %d", resp.StatusCode)
+	}
+}
+
+func TestErrorsCarryExceptionMessageAndRequestID(t *testing.T) {
+	ts := startServer(t, "")
+	status, h, body := ts.call(t, "POST", "/GetStage", []byte(`{"arn":"arn:aws:ivs:us-east-1:123456789012:stage/nothingHere1"}`))
+	if status != 404 || h.Get("x-amzn-ErrorType") != "ResourceNotFoundException" || h.Get("x-amzn-RequestId") == "" {
+		t.Fatalf("%d %v", status, h)
+	}
+	var e map[string]string
+	if err := json.Unmarshal(body, &e); err != nil || !strings.Contains(e["exceptionMessage"], "nothingHere1") {
+		t.Errorf("body %s", body)
+	}
+	// Malformed JSON is a ValidationException, not a crash.
+	for _, b := range []string{`{`, `[]`, `"x"`, `{"name": 5}`, `{} {}`} {
+		status, h, body := ts.call(t, "POST", "/CreateStage", []byte(b))
+		if status != 400 || h.Get("x-amzn-ErrorType") != "ValidationException" {
+			t.Errorf("body %q: %d %s", b, status, body)
+		}
+	}
+	// Unknown operation.
+	status, h, _ = ts.call(t, "POST", "/DoSomethingElse", []byte(`{}`))
+	if status != 404 || h.Get("x-amzn-ErrorType") != "UnknownOperationException" {
+		t.Errorf("unknown operation: %d %v", status, h)
+	}
+	// Oversized body: 413.
+	status, _, _ = ts.call(t, "POST", "/CreateStage", bytes.Repeat([]byte(" "), 2<<20))
+	if status != http.StatusRequestEntityTooLarge {
+		t.Errorf("2 MiB body: %d", status)
+	}
+	// Every success carries a request id too.
+	_, h, _ = ts.call(t, "POST", "/ListStages", []byte(`{}`))
+	if h.Get("x-amzn-RequestId") == "" {
+		t.Error("no x-amzn-RequestId on success")
+	}
+}
+
+// Operations whose capability is not built yet say so: HTTP 501 with a
+// message, never a success that pretends.
+func TestOperationsNotYetAvailableSaySo(t *testing.T) {
+	ts := startServer(t, "")
+	c := ts.client()
+	st, _ := c.CreateStage(bg, &ivsrealtime.CreateStageInput{})
+	calls := map[string]func() error{
+		"DisconnectParticipant": func() error {
+			_, err := c.DisconnectParticipant(bg, &ivsrealtime.DisconnectParticipantInput{StageArn: st.Stage.Arn, ParticipantId: aws.String("p1")})
+			return err
+		},
+		"ListCompositions": func() error {
+			_, err := c.ListCompositions(bg, &ivsrealtime.ListCompositionsInput{})
+			return err
+		},
+		"GetComposition": func() error {
+			_, err := c.GetComposition(bg, &ivsrealtime.GetCompositionInput{Arn: aws.String("arn:aws:ivs:us-east-1:123456789012:composition/AbCdEfGhIjKl")})
+			return err
+		},
+	}
+	for name, call := range calls {
+		err := call()
+		if code := apiErrorCode(t, err); code != "NotImplementedException" || !strings.Contains(err.Error(), "not available yet") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	ts := startServer(t, "")
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(ts.BaseURL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
+	}
+}
