@@ -163,6 +163,16 @@ func (s *Service) UpdateStage(ctx context.Context, in *api.UpdateStageRequest) (
 	if _, err := s.get(ctx, in.Arn, kindStage, foreignAccessDenied); err != nil {
 		return nil, err
 	}
+	// Validate the new recording configuration before the update: the
+	// update's callback must not call the store.
+	var rec *api.AutoParticipantRecordingConfiguration
+	var refs []string
+	if in.AutoParticipantRecordingConfiguration != nil {
+		var err error
+		if rec, refs, err = s.recordingConfig(ctx, in.AutoParticipantRecordingConfiguration, nil); err != nil {
+			return nil, err
+		}
+	}
 	var doc *stageDoc
 	r, err := s.store.UpdateResource(ctx, in.Arn, func(r *store.Resource) error {
 		var err error
@@ -172,13 +182,9 @@ func (s *Service) UpdateStage(ctx context.Context, in *api.UpdateStageRequest) (
 		if in.Name != nil {
 			doc.Name = in.Name
 		}
-		if in.AutoParticipantRecordingConfiguration != nil {
+		if rec != nil {
 			if r.ActiveSessionID != "" && recordingEnabled(doc.AutoParticipantRecordingConfiguration) {
 				return api.Conflictf("autoParticipantRecordingConfiguration cannot be changed while stage %s has an active session with recording.", in.Arn)
-			}
-			rec, refs, err := s.recordingConfig(ctx, in.AutoParticipantRecordingConfiguration, nil)
-			if err != nil {
-				return err
 			}
 			doc.AutoParticipantRecordingConfiguration = rec
 			r.Refs = refs

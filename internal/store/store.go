@@ -120,7 +120,12 @@ type ParticipantReplica struct {
 }
 
 // Store is everything the IVS service persists. Every method that returns
-// without error has made its write durable.
+// without error has made its write durable. Times are kept to the
+// millisecond and read back in UTC. Rows under a stage or session (sessions,
+// participants, events, replicas, revocations) need their stage or session to
+// exist (else ErrNotFound) and are deleted with their stage. Callbacks given
+// to UpdateResource and DeleteResource run inside the write transaction and
+// must not call the Store.
 type Store interface {
 	// CreateResource inserts r and sets r.Seq and r.CreatedAt. When limit > 0
 	// and the owner already has limit resources of r.Kind, it inserts nothing

@@ -1,0 +1,258 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strings"
+	"unicode/utf8"
+)
+
+// AlgES384 is the only JWS algorithm this package signs or accepts: ECDSA on
+// P-384 with SHA-384 (RFC 7518 §3.4), the algorithm IVS documents for
+// self-signed tokens.
+const AlgES384 = "ES384"
+
+// MaxTokenSize bounds the length of a token Parse will look at. IVS caps
+// attributes at 1 KB and user_id at 128 characters, so real tokens stay well
+// under 2 KiB; 16 KiB leaves room while keeping a hostile input cheap.
+const MaxTokenSize = 16 << 10
+
+// es384SigSize is the length of an ES384 JWS signature: r and s, each 48 bytes
+// big-endian, concatenated (RFC 7518 §3.4). Not the DER encoding that
+// crypto/ecdsa's *ASN1 functions and AWS KMS use.
+const es384SigSize = 96
+
+// b64 is the base64url alphabet without padding that RFC 7515 prescribes.
+// Strict rejects encodings whose unused trailing bits are not zero, so each
+// token has exactly one spelling.
+var b64 = base64.RawURLEncoding.Strict()
+
+// Header is the JOSE header of a token.
+type Header struct {
+	Alg string // always "ES384" after a successful Parse
+	Typ string // "JWT", or empty when the signer left it out
+	Kid string // key id: a Rostrum signing key id, or a public-key ARN for self-signed tokens; may be empty
+}
+
+// Parsed is a token split and decoded by Parse. Its Claims are untrusted until
+// Verify succeeds.
+type Parsed struct {
+	Header Header
+	Claims Claims
+
+	signingInput string // "header.payload" as received: the bytes that were signed
+	signature    []byte // raw r||s
+}
+
+// Parse splits and decodes a compact JWS without checking its signature, so
+// the caller can read Header.Kid to find the key for Verify.
+//
+// It is strict, because tokens come from anyone: at most MaxTokenSize bytes;
+// exactly three dot-separated parts of unpadded base64url, with no whitespace;
+// a header and payload that are each one UTF-8 JSON object without duplicate
+// members; alg exactly "ES384" (anything else, including "none", "HS256" and
+// IVS's own "KMS", is ErrUnsupportedAlg); typ absent or "JWT"; no "crit"
+// header, since this package implements no extensions (RFC 7515 §4.1.11); and
+// a 96-byte signature. Header members that point at keys (jwk, jku, x5u, x5c)
+// are ignored: the verification key always comes from Rostrum's own store.
+// Parse never panics.
+func Parse(raw string) (*Parsed, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("%w: empty token", ErrMalformed)
+	}
+	if len(raw) > MaxTokenSize {
+		return nil, fmt.Errorf("%w: token is %d bytes, more than %d", ErrMalformed, len(raw), MaxTokenSize)
+	}
+	// The base64 decoder skips '\r' and '\n', so the alphabet is checked here
+	// first; this also rejects padding, whitespace and the '+' '/' of the
+	// standard alphabet.
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; !isB64URL(c) && c != '.' {
+			return nil, fmt.Errorf("%w: byte %#02x at offset %d is not base64url", ErrMalformed, c, i)
+		}
+	}
+	h, rest, ok1 := strings.Cut(raw, ".")
+	pl, sg, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(sg, ".") {
+		return nil, fmt.Errorf("%w: a token has 3 parts separated by '.', got %d", ErrMalformed, strings.Count(raw, ".")+1)
+	}
+
+	hb, err := decodePart("header", h)
+	if err != nil {
+		return nil, err
+	}
+	header, err := parseHeader(hb)
+	if err != nil {
+		return nil, err
+	}
+	pb, err := decodePart("payload", pl)
+	if err != nil {
+		return nil, err
+	}
+	var claims Claims
+	if err := claims.UnmarshalJSON(pb); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	sig, err := b64.DecodeString(sg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature is not base64url: %v", ErrMalformed, err)
+	}
+	if len(sig) != es384SigSize {
+		return nil, fmt.Errorf("%w: ES384 signature is %d bytes, got %d", ErrBadSignature, es384SigSize, len(sig))
+	}
+	return &Parsed{
+		Header:       header,
+		Claims:       claims,
+		signingInput: raw[:len(h)+1+len(pl)],
+		signature:    sig,
+	}, nil
+}
+
+func isB64URL(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+func decodePart(name, s string) ([]byte, error) {
+	b, err := b64.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not base64url: %v", ErrMalformed, name, err)
+	}
+	if !utf8.Valid(b) {
+		return nil, fmt.Errorf("%w: %s is not UTF-8", ErrMalformed, name)
+	}
+	return b, nil
+}
+
+func parseHeader(b []byte) (Header, error) {
+	var h Header
+	var hasAlg bool
+	err := walkObject(b, func(key string, raw json.RawMessage) error {
+		switch key {
+		case "alg":
+			hasAlg = true
+			return decodeString("header "+key, raw, &h.Alg)
+		case "typ":
+			return decodeString("header "+key, raw, &h.Typ)
+		case "kid":
+			return decodeString("header "+key, raw, &h.Kid)
+		case "crit":
+			return fmt.Errorf("%w: header has crit, and no extension is supported", ErrMalformed)
+		}
+		return nil
+	})
+	if err != nil {
+		return Header{}, fmt.Errorf("header: %w", err)
+	}
+	if !hasAlg {
+		return Header{}, fmt.Errorf("%w: header has no alg", ErrMalformed)
+	}
+	if h.Alg != AlgES384 {
+		return Header{}, fmt.Errorf("%w: %q, only %s is accepted", ErrUnsupportedAlg, clip(h.Alg), AlgES384)
+	}
+	// RFC 7519 §5.1 recommends "JWT" and compares it case-insensitively.
+	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") {
+		return Header{}, fmt.Errorf("%w: typ %q is not JWT", ErrMalformed, clip(h.Typ))
+	}
+	return h, nil
+}
+
+// Verify checks the ES384 signature of p under pub. It returns ErrBadSignature
+// when the signature does not match, and ErrInvalidPublicKey when pub cannot
+// check ES384 at all (nil, another curve, no point).
+//
+// Timing: ECDSA verification involves only public values (the key, the signed
+// bytes and the signature), so unlike an HMAC comparison it leaks nothing an
+// attacker does not already have; crypto/ecdsa's P-384 code is constant-time
+// regardless. There is no early byte-by-byte comparison here.
+//
+// Verify is called once per join, so its cost (see BenchmarkVerify) bounds how
+// fast a server can admit participants.
+func (p *Parsed) Verify(pub *ecdsa.PublicKey) (err error) {
+	if p == nil {
+		return fmt.Errorf("%w: nil token", ErrMalformed)
+	}
+	if err := checkVerifyKey(pub); err != nil {
+		return err
+	}
+	if len(p.signature) != es384SigSize {
+		return fmt.Errorf("%w: ES384 signature is %d bytes, got %d", ErrBadSignature, es384SigSize, len(p.signature))
+	}
+	// crypto/ecdsa dereferences the coordinates of pub without checking them,
+	// and reading them here would mean using the deprecated X and Y fields; a
+	// hand-built PublicKey without a point is turned into an error instead.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: key cannot be used: %v", ErrInvalidPublicKey, r)
+		}
+	}()
+	digest := sha512.Sum384([]byte(p.signingInput))
+	r := new(big.Int).SetBytes(p.signature[:es384SigSize/2])
+	s := new(big.Int).SetBytes(p.signature[es384SigSize/2:])
+	if !ecdsa.Verify(pub, digest[:], r, s) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+func checkVerifyKey(pub *ecdsa.PublicKey) error {
+	if pub == nil {
+		return fmt.Errorf("%w: nil key", ErrInvalidPublicKey)
+	}
+	if pub.Curve != elliptic.P384() {
+		return fmt.Errorf("%w: ES384 needs a P-384 key, got %s", ErrInvalidPublicKey, curveName(pub.Curve))
+	}
+	return nil
+}
+
+// Sign mints a token: a compact JWS with header
+// {"alg":"ES384","typ":"JWT","kid":<k.ID>} and c as payload, shaped as IVS
+// shapes its tokens (see Claims.MarshalJSON).
+//
+// Sign refuses claims that Validate would reject for their shape (bad jti,
+// resource, topic or URLs, exp not after iat), so Rostrum never hands out a
+// token it would itself turn away. It does not look at the clock.
+func (k *SigningKey) Sign(c Claims) (string, error) {
+	if err := k.check(); err != nil {
+		return "", err
+	}
+	if err := c.checkShape(); err != nil {
+		return "", err
+	}
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Typ string `json:"typ"`
+		Kid string `json:"kid"`
+	}{AlgES384, "JWT", k.ID})
+	if err != nil {
+		return "", err
+	}
+	payload, err := c.MarshalJSON()
+	if err != nil {
+		return "", err
+	}
+
+	hLen, pLen := b64.EncodedLen(len(header)), b64.EncodedLen(len(payload))
+	buf := make([]byte, hLen+1+pLen+1+b64.EncodedLen(es384SigSize))
+	b64.Encode(buf, header)
+	buf[hLen] = '.'
+	b64.Encode(buf[hLen+1:], payload)
+	signingInput := buf[:hLen+1+pLen]
+
+	digest := sha512.Sum384(signingInput)
+	r, s, err := ecdsa.Sign(rand.Reader, k.Private, digest[:])
+	if err != nil {
+		return "", fmt.Errorf("token: signing: %w", err)
+	}
+	var sig [es384SigSize]byte
+	r.FillBytes(sig[:es384SigSize/2])
+	s.FillBytes(sig[es384SigSize/2:])
+	buf[len(signingInput)] = '.'
+	b64.Encode(buf[len(signingInput)+1:], sig[:])
+	return string(buf), nil
+}
