@@ -149,4 +149,3 @@ func Endpoints(base string) ivs.Endpoints {
 	ws := "ws" + strings.TrimPrefix(base, "http")
 	return ivs.Endpoints{Events: ws + "/events", WHIP: base + "/whip"}
 }
-

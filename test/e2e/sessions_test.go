@@ -48,7 +48,7 @@ func TestSessionsParticipantsAndEvents(t *testing.T) {
 	joined := time.Now().UTC().Truncate(time.Millisecond)
 	for _, p := range []struct {
 		id, user, state string
-		published bool
+		published       bool
 	}{{"pAlice000001", "alice", "CONNECTED", true}, {"pBob00000002", "bob", "CONNECTED", false}, {"pCarol000003", "carol", "DISCONNECTED", false}} {
 		err := svc.RecordParticipant(bg, stage, sid, &api.Participant{
 			ParticipantId: api.Ptr(p.id), UserId: api.Ptr(p.user), State: api.Ptr(p.state), Published: api.Ptr(p.published),
