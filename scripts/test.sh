@@ -9,6 +9,7 @@ export GOFLAGS="${GOFLAGS:--mod=readonly}"
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3)
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)     # media fixtures for the WebRTC tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

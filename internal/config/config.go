@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/ivs"
 )
@@ -35,6 +36,15 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	Quotas          ivs.Quotas
+
+	// Media plane.
+	RTCUDPPort     int
+	RTCTCPPort     int
+	RTCListenIP    string
+	RTCPublicIPs   string // comma-separated
+	SessionGrace   time.Duration
+	MaxPublishers  int
+	MaxSubscribers int
 }
 
 // flagDefs registers every flag on fs, bound to c, with its default.
@@ -54,6 +64,13 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.IntVar(&c.Quotas.IngestConfigurations, "quota-ingest-configurations", ivs.DefaultQuotas.IngestConfigurations, "ingest configurations per account")
 	fs.IntVar(&c.Quotas.PublicKeys, "quota-public-keys", ivs.DefaultQuotas.PublicKeys, "public keys per account")
 	fs.IntVar(&c.Quotas.TagsPerResource, "quota-tags-per-resource", ivs.DefaultQuotas.TagsPerResource, "tags per resource")
+	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7882, "the one UDP port of all WebRTC media (ICE over UDP); 0 picks a free port")
+	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", 7881, "the one TCP port for WebRTC media over TCP (ICE-TCP) for clients without UDP; 0 picks a free port, -1 disables")
+	fs.StringVar(&c.RTCListenIP, "rtc-listen-ip", "", "address the media ports bind to (default: all interfaces)")
+	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", "", "comma-separated IPs to advertise as media candidates, for hosts behind 1:1 NAT (default: the interface addresses)")
+	fs.DurationVar(&c.SessionGrace, "session-grace", 10*time.Second, "how long a stage session outlives its last participant, so that reconnects stay in one session")
+	fs.IntVar(&c.MaxPublishers, "max-publishers", 12, "publishers per stage (IVS: 12)")
+	fs.IntVar(&c.MaxSubscribers, "max-subscribers", 10000, "subscribing participants per stage (IVS default: 10,000)")
 }
 
 // EnvName is the environment variable of a flag: ROSTRUM_ and the flag name
@@ -123,10 +140,32 @@ func (c *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--log-level %q: must be debug, info, warn or error", c.LogLevel))
 	}
+	for _, ip := range c.PublicIPs() {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("--rtc-public-ip %q: not an IP address", ip))
+		}
+	}
+	if c.RTCListenIP != "" && net.ParseIP(c.RTCListenIP) == nil {
+		errs = append(errs, fmt.Errorf("--rtc-listen-ip %q: not an IP address", c.RTCListenIP))
+	}
+	if c.SessionGrace < 0 {
+		errs = append(errs, fmt.Errorf("--session-grace %v: must not be negative", c.SessionGrace))
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// PublicIPs are the --rtc-public-ip addresses.
+func (c *Config) PublicIPs() []string {
+	var ips []string
+	for _, ip := range strings.Split(c.RTCPublicIPs, ",") {
+		if ip = strings.TrimSpace(ip); ip != "" {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
 }
 
 // BaseURL is the public base URL, derived from the bound address when

@@ -84,6 +84,7 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	region string
+	media  MediaPlane
 }
 
 var _ api.Service = (*Service)(nil)

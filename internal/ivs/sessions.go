@@ -12,17 +12,20 @@ import (
 // The media plane reports what happens on a stage through the Record*
 // methods; the API's session, participant and event operations read it back.
 
-// StartStageSession records a new active session of a stage and returns its
-// id.
+// StartStageSession records a new active session of a stage, starting now,
+// and returns its id.
 func (s *Service) StartStageSession(ctx context.Context, stageARN string) (string, error) {
-	ss := &store.StageSession{StageARN: stageARN, SessionID: NewSessionID(), StartTime: s.nowMillis()}
-	if err := s.store.StartStageSession(ctx, ss); err != nil {
-		return "", err
-	}
-	return ss.SessionID, nil
+	id := NewSessionID()
+	return id, s.RecordStageSessionStart(ctx, stageARN, id, s.nowMillis())
 }
 
-// EndStageSession records the end of a session.
+// RecordStageSessionStart records a session whose id the media plane chose
+// when it started it.
+func (s *Service) RecordStageSessionStart(ctx context.Context, stageARN, sessionID string, at time.Time) error {
+	return s.store.StartStageSession(ctx, &store.StageSession{StageARN: stageARN, SessionID: sessionID, StartTime: at.UTC().Truncate(time.Millisecond)})
+}
+
+// EndStageSession records the end of a session, now.
 func (s *Service) EndStageSession(ctx context.Context, stageARN, sessionID string) error {
 	return s.store.EndStageSession(ctx, stageARN, sessionID, s.nowMillis())
 }

@@ -217,7 +217,11 @@ func (s *Service) DeleteStage(ctx context.Context, in *api.DeleteStageRequest) (
 	if err != nil {
 		return nil, s.storeErr(ctx, err, in.Arn)
 	}
-	// IVS detaches ingest configurations from a deleted stage.
+	// IVS disconnects everyone and detaches ingest configurations from a
+	// deleted stage.
+	if s.media != nil {
+		s.media.StageDeleted(ctx, in.Arn)
+	}
 	s.detachIngestConfigurations(ctx, in.Arn)
 	return &api.DeleteStageResponse{}, nil
 }

@@ -6,16 +6,12 @@ import (
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 )
 
-// These operations need the media plane, server-side composition or
-// participant replication, which Rostrum does not have yet. They answer
+// These operations need server-side composition or participant
+// replication, which Rostrum does not have yet. They answer
 // NotImplementedException (HTTP 501) rather than a success that pretends.
 
 func notYet(op string) error {
 	return api.NotImplementedf("%s is not available yet in this Rostrum server: it needs a capability that has not been built (see the README's list of operations).", op)
-}
-
-func (s *Service) DisconnectParticipant(context.Context, *api.DisconnectParticipantRequest) (*api.DisconnectParticipantResponse, error) {
-	return nil, notYet("DisconnectParticipant")
 }
 
 func (s *Service) StartComposition(context.Context, *api.StartCompositionRequest) (*api.StartCompositionResponse, error) {
