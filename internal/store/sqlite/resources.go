@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -54,14 +55,28 @@ RETURNING seq`,
 
 // GetResource implements store.Store.
 func (s *Store) GetResource(ctx context.Context, arn string) (*store.Resource, error) {
-	var r *store.Resource
-	err := s.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, err = getResource(ctx, tx, arn)
-		return err
-	})
-	return r, err
+	// One statement, so one snapshot without a transaction: the resource
+	// and its references (newline-joined; ARNs hold no newline).
+	var r store.Resource
+	var created int64
+	var refs sql.NullString
+	err := s.getResource.QueryRowContext(ctx, arn).Scan(&r.Seq, &r.ARN, &r.Kind, &r.Owner, &r.State, &r.ActiveSessionID, &r.Doc, &created, &refs)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("resource", arn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get resource: %w", err)
+	}
+	r.CreatedAt = fromMillis(created)
+	if refs.Valid && refs.String != "" {
+		r.Refs = strings.Split(refs.String, "\n")
+	}
+	return &r, nil
 }
+
+const getResourceQuery = `SELECT ` + resourceColumns + `,
+	(SELECT group_concat(ref, char(10) ORDER BY pos) FROM resource_refs WHERE resource_refs.arn = resources.arn)
+FROM resources WHERE arn = ?`
 
 // UpdateResource implements store.Store. fn may change Doc, State and Refs;
 // changes to the other fields are not written and not returned.

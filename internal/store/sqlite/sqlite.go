@@ -77,6 +77,9 @@ const busyTimeout = 10 * time.Second
 type Store struct {
 	w *sql.DB // exactly one connection; every write
 	r *sql.DB // read-only connections
+	// getResource is prepared once: GetResource is on the path of every
+	// GetStage and CreateParticipantToken.
+	getResource *sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
@@ -125,7 +128,13 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
-	return &Store{w: w, r: r}, nil
+	get, err := r.PrepareContext(ctx, getResourceQuery)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
+	return &Store{w: w, r: r, getResource: get}, nil
 }
 
 // dsn is the driver's data source name for the database file at path, for
@@ -170,7 +179,7 @@ func checkWAL(ctx context.Context, db *sql.DB) error {
 func (s *Store) Close() error {
 	// The read pool first, so that the write connection is the last one
 	// and checkpoints the WAL into the database file as it closes.
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.getResource.Close(), s.r.Close(), s.w.Close())
 }
 
 // querier is what *sql.Tx and *sql.DB have in common.
