@@ -12,13 +12,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/awsapi"
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/sfu"
+	"github.com/rostrum-dev/rostrum/internal/signal"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
+	"github.com/rostrum-dev/rostrum/internal/stage"
 	"github.com/rostrum-dev/rostrum/internal/store"
 	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
 )
@@ -30,10 +34,14 @@ type Server struct {
 	listener net.Listener
 	http     *http.Server
 	store    store.Store
+	engine   *sfu.Engine
+	Stages   *stage.Manager
 	Service  *ivs.Service
 	BaseURL  string
 	ready    atomic.Bool
 	done     chan error
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Start opens the store, binds the listener and starts serving.
@@ -64,14 +72,33 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		st.Close()
 		return nil, err
 	}
+	engine, err := sfu.NewEngine(sfu.Config{
+		UDPPort:   cfg.RTCUDPPort,
+		TCPPort:   cfg.RTCTCPPort,
+		ListenIP:  cfg.RTCListenIP,
+		PublicIPs: cfg.PublicIPs(),
+		Logger:    log,
+	})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("media engine: %w", err)
+	}
+	stages := stage.NewManager(stage.Config{
+		SessionGrace:   cfg.SessionGrace,
+		MaxPublishers:  cfg.MaxPublishers,
+		MaxSubscribers: cfg.MaxSubscribers,
+		TokenLeeway:    stage.Defaults.TokenLeeway,
+		Logger:         log,
+	}, svc, engine)
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,
 		Credentials: []sigv4.Credential{{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, AccountID: cfg.AccountID}},
 	}
-	s := &Server{cfg: cfg, log: log, listener: ln, store: st, Service: svc, BaseURL: base, done: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1)}
 	s.http = &http.Server{
-		Handler:           s.routes(awsapi.New(svc, verifier, log)),
+		Handler:           s.routes(awsapi.New(svc, verifier, log), signal.New(stages, log)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -80,7 +107,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	return s, nil
 }
 
-func (s *Server) routes(apiHandler *awsapi.Handler) http.Handler {
+func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -99,6 +126,11 @@ func (s *Server) routes(apiHandler *awsapi.Handler) http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
+	// The media endpoints: WHIP publish, subscribe, their resources and the
+	// stage events websocket.
+	for _, p := range []string{"/whip", "/whip/", "/events", "/events/"} {
+		mux.Handle(p, media)
+	}
 	// Everything else is the AWS API: its 36 RPC paths, /tags/{arn} and the
 	// AWS-shaped answer to anything unknown.
 	mux.Handle("/", apiHandler)
@@ -114,8 +146,18 @@ func (s *Server) Done() <-chan error { return s.done }
 // Shutdown stops accepting requests, drains those in flight and closes the
 // store.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	// Participants are told the server is going before the listener stops.
+	s.Stages.Close()
 	err := s.http.Shutdown(ctx)
+	if cerr := s.engine.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
 	if cerr := s.store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

@@ -41,7 +41,7 @@ func startServer(t testing.TB, dir string, mutate ...func(*config.Config)) *test
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	cfg, err := config.Parse([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, func(string) string { return "" }, io.Discard)
+	cfg, err := config.Parse([]string{"--listen", "127.0.0.1:0", "--data-dir", dir, "--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--rtc-listen-ip", "127.0.0.1", "--session-grace", "500ms"}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

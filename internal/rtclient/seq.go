@@ -1,0 +1,83 @@
+package rtclient
+
+// seqWindow is how many sequence numbers behind the highest one a packet may
+// arrive and still be told apart from a duplicate.
+const seqWindow = 4096
+
+type seqResult int
+
+const (
+	seqNew seqResult = iota
+	seqDuplicate
+	seqTooLate
+)
+
+// seqTracker counts the distinct RTP sequence numbers of a stream, unwrapped
+// to 64 bits, so that lost = expected − received as in RFC 3550 §6.4.1, but
+// with duplicates left out and retransmissions that fill a gap counted.
+type seqTracker struct {
+	started  bool
+	first    int64 // lowest extended sequence number seen
+	highest  int64 // highest extended sequence number seen
+	distinct int64 // distinct sequence numbers seen, in [first, highest]
+	seen     [seqWindow / 64]uint64
+}
+
+func (t *seqTracker) bit(ext int64) (word int, mask uint64) {
+	i := int(uint64(ext) % seqWindow)
+	return i / 64, 1 << (i % 64)
+}
+
+// add records one packet's sequence number. It returns what the packet was,
+// its extended sequence number, and the highest one before it (so that
+// ext > prev+1 tells of a gap).
+func (t *seqTracker) add(seq uint16) (res seqResult, ext, prev int64) {
+	if !t.started {
+		t.started = true
+		t.first, t.highest = int64(seq), int64(seq)
+		w, m := t.bit(int64(seq))
+		t.seen[w] |= m
+		t.distinct = 1
+		return seqNew, int64(seq), int64(seq)
+	}
+	// The extended number closest to the highest one.
+	prev = t.highest
+	ext = t.highest + int64(int16(seq-uint16(t.highest)))
+	switch {
+	case ext > t.highest:
+		if ext-t.highest >= seqWindow {
+			t.seen = [seqWindow / 64]uint64{}
+		} else {
+			for e := t.highest + 1; e <= ext; e++ {
+				w, m := t.bit(e)
+				t.seen[w] &^= m
+			}
+		}
+		t.highest = ext
+	case t.highest-ext >= seqWindow:
+		return seqTooLate, ext, prev
+	case ext < t.first:
+		// Reordered ahead of the first packet: it extends the range; the
+		// bits between are clear (never set) as long as it is in the window.
+		for e := ext + 1; e < t.first; e++ {
+			w, m := t.bit(e)
+			t.seen[w] &^= m
+		}
+		t.first = ext
+	}
+	w, m := t.bit(ext)
+	if t.seen[w]&m != 0 {
+		return seqDuplicate, ext, prev
+	}
+	t.seen[w] |= m
+	t.distinct++
+	return seqNew, ext, prev
+}
+
+// lost is the number of sequence numbers in [first, highest] never seen.
+func (t *seqTracker) lost() int64 {
+	if !t.started {
+		return 0
+	}
+	return t.highest - t.first + 1 - t.distinct
+}

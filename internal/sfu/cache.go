@@ -1,0 +1,52 @@
+package sfu
+
+import "sync"
+
+const (
+	// cacheSlots is how many recent packets each published video encoding
+	// keeps for retransmission: about two seconds of a 2.5 Mbit/s layer,
+	// far longer than a retransmission is still useful.
+	cacheSlots = 512
+	// maxPacket is the largest RTP packet the engine reads or caches; pion's
+	// receive MTU is smaller, so nothing that arrives is ever cut.
+	maxPacket = 1500
+)
+
+// packetCache keeps the last cacheSlots packets of one published encoding,
+// indexed by sequence number, so that subscribers' NACKs are answered from
+// one copy per publisher instead of one per subscriber. Its lock is taken by
+// the encoding's reader once per packet and by subscribers only while they
+// look up a retransmission: it is never shared across published tracks.
+type packetCache struct {
+	mu    sync.Mutex
+	data  []byte // cacheSlots × maxPacket, allocated on first use
+	size  [cacheSlots]uint16
+	seq   [cacheSlots]uint16
+	valid [cacheSlots]bool
+}
+
+func (c *packetCache) put(seq uint16, pkt []byte) {
+	if len(pkt) > maxPacket {
+		return
+	}
+	i := int(seq % cacheSlots)
+	c.mu.Lock()
+	if c.data == nil {
+		c.data = make([]byte, cacheSlots*maxPacket)
+	}
+	copy(c.data[i*maxPacket:], pkt)
+	c.size[i], c.seq[i], c.valid[i] = uint16(len(pkt)), seq, true
+	c.mu.Unlock()
+}
+
+// get copies the packet with sequence number seq into dst and returns its
+// length, or 0 when it is no longer (or never was) cached.
+func (c *packetCache) get(seq uint16, dst []byte) int {
+	i := int(seq % cacheSlots)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.valid[i] || c.seq[i] != seq || int(c.size[i]) > len(dst) {
+		return 0
+	}
+	return copy(dst, c.data[i*maxPacket:i*maxPacket+int(c.size[i])])
+}

@@ -1,0 +1,337 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+var errClosedTrack = errors.New("sfu: down-track closed")
+
+// maxResends bounds how often one packet is retransmitted to a subscriber.
+const maxResends = 4
+
+// downTrack forwards one published track to one subscriber. It is the
+// webrtc.TrackLocal pion binds to the subscriber's sender, and it keeps
+// its own small state: which encoding it forwards, the offsets that turn
+// the publisher's sequence numbers and timestamps into one continuous
+// stream, and the map back from its sequence numbers for NACKs.
+type downTrack struct {
+	sub   *Subscriber
+	up    *upTrack
+	mid   string     // the subscriber's media section
+	codec offerCodec // the subscriber's payload type for the publisher's codec
+	kind  webrtc.RTPCodecType
+
+	sender *webrtc.RTPSender // set while preparing the answer
+
+	// Layer selection. target is where the allocator wants to be, current
+	// what is forwarded now (-1: none). The atomics are written under mu
+	// and read without it by the fan-out, to skip other layers' packets
+	// cheaply.
+	target  atomic.Int32
+	current atomic.Int32
+	pinned  atomic.Int32
+	paused  atomic.Bool
+
+	mu      sync.Mutex // this down-track's state only
+	closed  bool
+	writer  webrtc.TrackLocalWriter // nil until Bind
+	ssrc    uint32
+	pt      uint8
+	rtxSSRC uint32 // 0 unless RTX was negotiated
+	rtxPT   uint8
+	hdr     rtp.Header // reused for every forwarded packet
+	rtxHdr  rtp.Header // reused for every retransmission
+	rtxSeq  uint16
+	hist    *seqHistory // nil when the subscriber did not negotiate NACK
+
+	started     bool
+	seqOffset   uint16 // out = source - offset
+	tsOffset    uint32
+	switchSeq   uint16 // first source sequence number of the current layer
+	lastSrcSeq  uint16
+	lastOutSeq  uint16
+	lastOutTS   uint32
+	lastArrival int64
+	packets     uint32 // for sender reports
+	octets      uint32
+}
+
+func newDownTrack(s *Subscriber, up *upTrack, mid string, codec offerCodec, initial int32) *downTrack {
+	d := &downTrack{sub: s, up: up, mid: mid, codec: codec, kind: webrtc.RTPCodecTypeAudio}
+	if up.info.Kind == Video {
+		d.kind = webrtc.RTPCodecTypeVideo
+		if hasFeedback(codec.feedback, webrtc.TypeRTCPFBNACK, "") {
+			d.hist = &seqHistory{}
+		}
+	}
+	d.hdr.Version, d.rtxHdr.Version = 2, 2
+	d.target.Store(initial)
+	d.current.Store(-1)
+	d.pinned.Store(-1)
+	return d
+}
+
+// ID, StreamID, RID and Kind make downTrack a webrtc.TrackLocal. All of a
+// publisher's tracks share its ID as stream ID, so that browsers put them
+// in one MediaStream and keep its audio and video in sync.
+func (d *downTrack) ID() string                { return d.up.info.Kind.String() + "-" + d.up.info.MID }
+func (d *downTrack) StreamID() string          { return d.up.pub.id }
+func (d *downTrack) RID() string               { return "" }
+func (d *downTrack) Kind() webrtc.RTPCodecType { return d.kind }
+
+func (k Kind) String() string { return string(k) }
+
+// Bind is called by pion once the subscriber's connection is up. The
+// down-track joins the fan-out only now, when it has somewhere to write.
+func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	codecs := ctx.CodecParameters()
+	idx := -1
+	for i, c := range codecs {
+		if uint8(c.PayloadType) == d.codec.pt {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 { // pion renumbered: fall back to the same codec by name
+		for i, c := range codecs {
+			if strings.EqualFold(strings.TrimPrefix(strings.TrimPrefix(c.MimeType, "audio/"), "video/"), d.codec.name) {
+				idx = i
+				break
+			}
+		}
+	}
+	if idx < 0 {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	codec := codecs[idx]
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return webrtc.RTPCodecParameters{}, errClosedTrack
+	}
+	d.writer = ctx.WriteStream()
+	d.ssrc = uint32(ctx.SSRC())
+	d.pt = uint8(codec.PayloadType)
+	if rtx := uint32(ctx.SSRCRetransmission()); rtx != 0 {
+		if pt := rtxPayloadType(codecs, codec.PayloadType); pt != 0 {
+			d.rtxSSRC, d.rtxPT = rtx, pt
+		}
+	}
+	// Attach under mu so that a concurrent close either sees the
+	// down-track attached (and detaches it) or makes Bind fail.
+	d.up.attach(d)
+	if t := d.target.Load(); t >= 0 {
+		d.up.layers[t].requestKeyframe() // a keyframe to start on
+	}
+	return codec, nil
+}
+
+func rtxPayloadType(codecs []webrtc.RTPCodecParameters, apt webrtc.PayloadType) uint8 {
+	want := "apt=" + strconv.Itoa(int(apt))
+	for _, c := range codecs {
+		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && strings.Contains(c.SDPFmtpLine, want) {
+			return uint8(c.PayloadType)
+		}
+	}
+	return 0
+}
+
+// Unbind is called when the sender stops.
+func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.up.detach(d)
+	return nil
+}
+
+// close takes the down-track out of the fan-out for good.
+func (d *downTrack) close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.up.detach(d)
+}
+
+// write forwards one packet of encoding li (HOT PATH, per packet per
+// subscriber): it drops packets of encodings it does not forward, switches
+// encoding at a keyframe of the target, rewrites the header into its own
+// reused rtp.Header and hands header and the shared payload to pion.
+func (d *downTrack) write(li int32, p *rtpPacket) {
+	if li != d.current.Load() && li != d.target.Load() {
+		return
+	}
+	d.mu.Lock()
+	if li != d.current.Load() {
+		// Only the target gets here; start it at a keyframe or not at all.
+		if li != d.target.Load() || !p.keyframe || d.writer == nil {
+			d.mu.Unlock()
+			return
+		}
+		d.switchTo(li, p)
+	} else if int16(p.seq-d.switchSeq) < 0 {
+		// Late packet from before the switch: its number is taken.
+		d.mu.Unlock()
+		return
+	}
+	outSeq := p.seq - d.seqOffset
+	outTS := p.ts - d.tsOffset
+	if seqNewer(p.seq, d.lastSrcSeq) {
+		d.lastSrcSeq, d.lastOutSeq, d.lastOutTS, d.lastArrival = p.seq, outSeq, outTS, p.arrival
+	}
+	h := &d.hdr
+	h.Marker = p.marker
+	h.PayloadType = d.pt
+	h.SequenceNumber = outSeq
+	h.Timestamp = outTS
+	h.SSRC = d.ssrc
+	h.Padding, h.PaddingSize = p.padding > 0, p.padding
+	// The publisher's header extensions are not forwarded (their IDs are
+	// the publisher's); pion's interceptors add the subscriber's own.
+	h.Extension, h.Extensions = false, h.Extensions[:0]
+	if d.hist != nil {
+		d.hist.put(outSeq, p.seq, uint8(li), outTS)
+	}
+	d.packets++
+	d.octets += uint32(p.payloadEnd - p.payloadOff)
+	_, _ = d.writer.WriteRTP(h, p.payload())
+	d.mu.Unlock()
+}
+
+// switchTo makes li the forwarded encoding, starting at packet p: the
+// offsets are chosen so that p follows the last packet sent without a gap
+// in sequence numbers, and its timestamp follows by the time that passed.
+func (d *downTrack) switchTo(li int32, p *rtpPacket) {
+	if d.started {
+		d.seqOffset = p.seq - (d.lastOutSeq + 1)
+		delta := uint32(1)
+		if el := p.arrival - d.lastArrival; el > 0 {
+			delta = max(1, rtpTicks(el, d.up.clock))
+		}
+		d.tsOffset = p.ts - (d.lastOutTS + delta)
+	} else {
+		d.started = true
+		d.seqOffset, d.tsOffset = 0, 0
+	}
+	d.switchSeq = p.seq
+	d.lastSrcSeq = p.seq - 1
+	d.current.Store(li)
+}
+
+// setTarget sets the encoding the allocator wants (-1: none) and asks the
+// publisher for a keyframe to switch at.
+func (d *downTrack) setTarget(li int32) {
+	d.mu.Lock()
+	if d.paused.Load() {
+		li = -1
+	}
+	old := d.target.Swap(li)
+	bound := d.writer != nil
+	d.mu.Unlock()
+	if li != old && li >= 0 && li != d.current.Load() && bound {
+		d.up.layers[li].requestKeyframe()
+	}
+}
+
+// pause stops forwarding until play; resuming continues the sequence.
+func (d *downTrack) pause() {
+	d.mu.Lock()
+	d.paused.Store(true)
+	d.target.Store(-1)
+	d.current.Store(-1)
+	d.mu.Unlock()
+}
+
+func (d *downTrack) play() {
+	d.mu.Lock()
+	d.paused.Store(false)
+	d.mu.Unlock()
+}
+
+// keyframeRequested passes a subscriber's PLI or FIR to the publisher, for
+// the encoding being forwarded (or about to be).
+func (d *downTrack) keyframeRequested() {
+	li := d.current.Load()
+	if li < 0 {
+		li = d.target.Load()
+	}
+	if li >= 0 {
+		d.up.layers[li].requestKeyframe()
+	}
+}
+
+// retransmit answers a NACK for one of the down-track's sequence numbers
+// from the publisher's packet cache, as RTX when negotiated (RFC 4588).
+// buf is the caller's scratch buffer, at least maxPacket long.
+func (d *downTrack) retransmit(outSeq uint16, buf []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hist == nil || d.writer == nil || d.closed {
+		return
+	}
+	e := d.hist.get(outSeq)
+	if e == nil || e.resent >= maxResends {
+		return
+	}
+	n := d.up.layers[e.layer].cache.get(e.src, buf)
+	var p rtpPacket
+	if n == 0 || p.parse(buf[:n]) != nil {
+		return
+	}
+	e.resent++
+	h := &d.rtxHdr
+	h.Marker = p.marker
+	h.Timestamp = e.ts
+	h.Padding, h.PaddingSize = p.padding > 0, p.padding
+	h.Extension, h.Extensions = false, h.Extensions[:0]
+	payload := p.payload()
+	if d.rtxSSRC != 0 {
+		// The original sequence number goes in front of the payload; the
+		// two bytes before it belong to the source header, already parsed.
+		off := p.payloadOff - 2
+		binary.BigEndian.PutUint16(buf[off:], outSeq)
+		payload = buf[off:p.payloadEnd]
+		h.SSRC, h.PayloadType, h.SequenceNumber = d.rtxSSRC, d.rtxPT, d.rtxSeq
+		d.rtxSeq++
+	} else {
+		h.SSRC, h.PayloadType, h.SequenceNumber = d.ssrc, d.pt, outSeq
+	}
+	_, _ = d.writer.WriteRTP(h, payload)
+}
+
+// seqHistory maps a down-track's recent sequence numbers back to the
+// encoding and source sequence number they came from, for NACKs.
+type seqHistory [histSize]histEntry
+
+const histSize = 512
+
+type histEntry struct {
+	out, src uint16
+	ts       uint32
+	layer    uint8
+	resent   uint8
+	valid    bool
+}
+
+func (h *seqHistory) put(out, src uint16, layer uint8, ts uint32) {
+	h[out%histSize] = histEntry{out: out, src: src, ts: ts, layer: layer, valid: true}
+}
+
+func (h *seqHistory) get(out uint16) *histEntry {
+	e := &h[out%histSize]
+	if !e.valid || e.out != out {
+		return nil
+	}
+	return e
+}
+
+// rtpTicks converts nanoseconds to RTP clock ticks.
+func rtpTicks(ns int64, clock uint32) uint32 {
+	return uint32(ns / 1000 * int64(clock) / 1_000_000)
+}

@@ -1,0 +1,269 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/webrtc/v4"
+)
+
+// Engine owns what all routers share: the one webrtc.API (codecs,
+// interceptors, settings) and the one UDP and one TCP socket every peer
+// connection's ICE runs over.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+	api *webrtc.API
+
+	udp    net.PacketConn
+	udpMux ice.UDPMux
+	tcp    net.Listener // nil when TCP is off
+	tcpMux ice.TCPMux
+
+	// Peer connections are created one at a time: pion builds a
+	// connection's interceptors inside NewPeerConnection, and the
+	// role-specific factories below read which role is being built (and
+	// leave the subscriber's estimator) here.
+	pcMu      sync.Mutex
+	building  peerRole
+	buildRate int
+	built     *estimator
+
+	mu      sync.Mutex
+	routers map[*Router]struct{}
+	closed  bool
+}
+
+type peerRole uint8
+
+const (
+	rolePublisher peerRole = iota + 1
+	roleSubscriber
+)
+
+// NewEngine opens the engine's UDP (and TCP) ICE port and builds its API.
+func NewEngine(cfg Config) (*Engine, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{cfg: cfg, log: log, routers: map[*Router]struct{}{}}
+	logs := pionLogs{log: log}
+
+	udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.UDPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("sfu: ICE UDP port: %w", err)
+	}
+	e.udp = udp
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), udp)
+	if cfg.TCPPort >= 0 {
+		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.TCPPort)))
+		if err != nil {
+			_ = e.udpMux.Close()
+			return nil, fmt.Errorf("sfu: ICE TCP port: %w", err)
+		}
+		e.tcp = tcp
+		e.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), tcp, 64)
+	}
+
+	if e.api, err = e.newAPI(logs); err != nil {
+		_ = e.closeSockets()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
+	m, err := newMediaEngine()
+	if err != nil {
+		return nil, err
+	}
+
+	se := webrtc.SettingEngine{LoggerFactory: logs}
+	se.SetICEUDPMux(e.udpMux)
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if e.tcpMux != nil {
+		se.SetICETCPMux(e.tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
+	// A server's candidates must be reachable as they are: no mDNS names.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if len(e.cfg.PublicIPs) > 0 {
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        e.cfg.PublicIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			return nil, fmt.Errorf("sfu: public IPs: %w", err)
+		}
+	} else {
+		se.SetIncludeLoopbackCandidate(true)
+	}
+	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
+
+	// One registry for both roles. Publisher connections only receive and
+	// subscriber connections only send, so each interceptor is built only
+	// for the role it serves (see roleFactory); the other role gets a no-op
+	// and pays neither its goroutines nor its per-packet work.
+	reg := &interceptor.Registry{}
+	add := func(role peerRole, f interceptor.Factory, err error) error {
+		if err != nil {
+			return err
+		}
+		reg.Add(roleFactory{e: e, role: role, inner: f})
+		return nil
+	}
+	nackGen, err := nack.NewGeneratorInterceptor()
+	if err := add(rolePublisher, nackGen, err); err != nil {
+		return nil, err
+	}
+	rr, err := report.NewReceiverInterceptor()
+	if err := add(rolePublisher, rr, err); err != nil {
+		return nil, err
+	}
+	twccFeedback, err := twcc.NewSenderInterceptor()
+	if err := add(rolePublisher, twccFeedback, err); err != nil {
+		return nil, err
+	}
+	// Subscribers: the congestion controller, then the transport-wide
+	// sequence numbers it reads. Registered in this order so that the
+	// header extension is written before the controller sees the packet
+	// (pion wraps later interceptors around earlier ones). NACKs and sender
+	// reports for subscribers are the engine's own (downtrack.go,
+	// report.go): they are answered from the publisher's single packet
+	// cache and derived from the publisher's clock.
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		est, err := newEstimator(e.buildRate)
+		e.built = est
+		return est, err
+	})
+	if err := add(roleSubscriber, ccf, err); err != nil {
+		return nil, err
+	}
+	twccExt, err := twcc.NewHeaderExtensionInterceptor()
+	if err := add(roleSubscriber, twccExt, err); err != nil {
+		return nil, err
+	}
+
+	return webrtc.NewAPI(
+		webrtc.WithMediaEngine(m),
+		webrtc.WithSettingEngine(se),
+		webrtc.WithInterceptorRegistry(reg),
+	), nil
+}
+
+// roleFactory builds its interceptor only for peer connections of one role.
+type roleFactory struct {
+	e     *Engine
+	role  peerRole
+	inner interceptor.Factory
+}
+
+func (f roleFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	if f.e.building != f.role {
+		return &interceptor.NoOp{}, nil
+	}
+	return f.inner.NewInterceptor(id)
+}
+
+// newPeerConnection creates a peer connection for role; subscribers also
+// get their bandwidth estimator, started at initial bits per second.
+func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConnection, *estimator, error) {
+	e.pcMu.Lock()
+	defer e.pcMu.Unlock()
+	e.building, e.buildRate, e.built = role, initial, nil
+	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	est := e.built
+	e.building, e.built = 0, nil
+	if err != nil {
+		return nil, nil, err
+	}
+	return pc, est, nil
+}
+
+// NewRouter returns the router for one stage session. A router made after
+// Close is closed already.
+func (e *Engine) NewRouter(id string) *Router {
+	r := newRouter(e, id)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		r.shutdown()
+		return r
+	}
+	e.routers[r] = struct{}{}
+	return r
+}
+
+func (e *Engine) forget(r *Router) {
+	e.mu.Lock()
+	delete(e.routers, r)
+	e.mu.Unlock()
+}
+
+// UDPAddr is the address of the engine's ICE UDP socket (useful when
+// Config.UDPPort was 0). Added to the contract for the signalling layer and
+// tests.
+func (e *Engine) UDPAddr() net.Addr { return e.udp.LocalAddr() }
+
+// TCPAddr is the address of the ICE TCP listener, or nil when TCP is off.
+func (e *Engine) TCPAddr() net.Addr {
+	if e.tcp == nil {
+		return nil
+	}
+	return e.tcp.Addr()
+}
+
+// Close closes every router (and so every peer connection) and then the
+// engine's sockets. It waits for the engine's goroutines to end, so it must
+// not be called from a callback.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	routers := make([]*Router, 0, len(e.routers))
+	for r := range e.routers {
+		routers = append(routers, r)
+	}
+	e.mu.Unlock()
+
+	for _, r := range routers {
+		_ = r.Close()
+	}
+	return e.closeSockets()
+}
+
+func (e *Engine) closeSockets() error {
+	var errs []error
+	if e.tcpMux != nil {
+		errs = append(errs, e.tcpMux.Close())
+	}
+	if e.udpMux != nil {
+		errs = append(errs, e.udpMux.Close())
+	}
+	// The muxes close their sockets; closing again is harmless and covers
+	// a mux that did not.
+	if e.tcp != nil {
+		_ = e.tcp.Close()
+	}
+	_ = e.udp.Close()
+	return errors.Join(errs...)
+}

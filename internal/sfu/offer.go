@@ -1,0 +1,195 @@
+package sfu
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// The engine reads offers itself, before pion does, because it must decide
+// things pion leaves open: which one codec each section is answered with,
+// which published track each subscriber section carries, and which simulcast
+// rids a publisher announced.
+
+// offerCodec is one payload type of an offered media section.
+type offerCodec struct {
+	pt       uint8
+	name     string // MIME subtype as written in a=rtpmap
+	clock    uint32
+	channels uint16
+	fmtp     string
+	feedback []webrtc.RTCPFeedback
+	rtxPT    uint8 // the RTX payload type whose apt is pt; 0 if none
+}
+
+// offerSection is one m= section of an offer.
+type offerSection struct {
+	mid       string
+	kind      Kind // "" for application and unknown sections
+	direction string
+	rejected  bool // port 0
+	codecs    []offerCodec
+	rids      []string // a=rid:<id> send, in order
+	twcc      bool     // the transport-wide-cc header extension is offered
+}
+
+// sends/receives tell what the offerer does with the section.
+func (s offerSection) sends() bool    { return s.direction == "sendrecv" || s.direction == "sendonly" }
+func (s offerSection) receives() bool { return s.direction == "sendrecv" || s.direction == "recvonly" }
+
+// parseOffer returns the media sections of an SDP offer; errors wrap
+// ErrBadOffer.
+func parseOffer(offer string) ([]offerSection, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(offer); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	sessionDir := "sendrecv"
+	for _, a := range sd.Attributes {
+		if isDirection(a.Key) {
+			sessionDir = a.Key
+		}
+	}
+	sections := make([]offerSection, 0, len(sd.MediaDescriptions))
+	for _, md := range sd.MediaDescriptions {
+		sec := offerSection{direction: sessionDir, rejected: md.MediaName.Port.Value == 0}
+		switch md.MediaName.Media {
+		case "audio":
+			sec.kind = Audio
+		case "video":
+			sec.kind = Video
+		}
+		byPT := map[uint8]*offerCodec{}
+		order := make([]uint8, 0, len(md.MediaName.Formats))
+		for _, f := range md.MediaName.Formats {
+			pt, err := strconv.ParseUint(f, 10, 7)
+			if err != nil {
+				continue // non-RTP formats (application sections)
+			}
+			if _, dup := byPT[uint8(pt)]; !dup {
+				byPT[uint8(pt)] = &offerCodec{pt: uint8(pt)}
+				order = append(order, uint8(pt))
+			}
+		}
+		for _, a := range md.Attributes {
+			switch {
+			case a.Key == "mid":
+				sec.mid = a.Value
+			case isDirection(a.Key):
+				sec.direction = a.Key
+			case a.Key == "rtpmap":
+				pt, rest, ok := ptAttribute(a.Value)
+				c := byPT[pt]
+				if !ok || c == nil {
+					continue
+				}
+				parts := strings.Split(rest, "/")
+				c.name = parts[0]
+				if len(parts) > 1 {
+					clock, _ := strconv.ParseUint(parts[1], 10, 32)
+					c.clock = uint32(clock)
+				}
+				if len(parts) > 2 {
+					ch, _ := strconv.ParseUint(parts[2], 10, 16)
+					c.channels = uint16(ch)
+				}
+			case a.Key == "fmtp":
+				if pt, rest, ok := ptAttribute(a.Value); ok && byPT[pt] != nil {
+					byPT[pt].fmtp = rest
+				}
+			case a.Key == "rtcp-fb":
+				pt, rest, ok := ptAttribute(a.Value)
+				if !ok || byPT[pt] == nil {
+					continue
+				}
+				typ, param, _ := strings.Cut(rest, " ")
+				byPT[pt].feedback = append(byPT[pt].feedback, webrtc.RTCPFeedback{Type: typ, Parameter: param})
+			case a.Key == "rid":
+				id, dir, _ := strings.Cut(a.Value, " ")
+				dir, _, _ = strings.Cut(dir, " ")
+				if dir == "send" && id != "" {
+					sec.rids = append(sec.rids, id)
+				}
+			case a.Key == "extmap":
+				if strings.Contains(a.Value, twccURI) {
+					sec.twcc = true
+				}
+			}
+		}
+		if sec.kind != "" && !sec.rejected {
+			if sec.mid == "" {
+				return nil, fmt.Errorf("%w: media section without a=mid", ErrBadOffer)
+			}
+			for _, pt := range order {
+				c := byPT[pt]
+				if c.name == "" || strings.EqualFold(c.name, "rtx") {
+					continue
+				}
+				c.rtxPT = rtxFor(byPT, pt)
+				sec.codecs = append(sec.codecs, *c)
+			}
+		}
+		sections = append(sections, sec)
+	}
+	return sections, nil
+}
+
+// rtxFor finds the RTX payload type associated (apt=) with pt.
+func rtxFor(byPT map[uint8]*offerCodec, pt uint8) uint8 {
+	want := "apt=" + strconv.Itoa(int(pt))
+	for _, c := range byPT {
+		if strings.EqualFold(c.name, "rtx") {
+			for p := range strings.SplitSeq(c.fmtp, ";") {
+				if strings.TrimSpace(p) == want {
+					return c.pt
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func isDirection(key string) bool {
+	switch key {
+	case "sendrecv", "sendonly", "recvonly", "inactive":
+		return true
+	}
+	return false
+}
+
+// ptAttribute splits "<pt> <rest>" (rtpmap, fmtp, rtcp-fb values).
+func ptAttribute(v string) (uint8, string, bool) {
+	head, rest, ok := strings.Cut(v, " ")
+	if !ok {
+		return 0, "", false
+	}
+	pt, err := strconv.ParseUint(head, 10, 7)
+	if err != nil {
+		return 0, "", false
+	}
+	return uint8(pt), strings.TrimSpace(rest), true
+}
+
+// firstSupported returns the first codec of the section, in the offerer's
+// order of preference, that the engine can forward.
+func (s offerSection) firstSupported() (offerCodec, codecFamily, bool) {
+	for _, c := range s.codecs {
+		if f := supportedFamily(s.kind, c); f != familyNone {
+			return c, f, true
+		}
+	}
+	return offerCodec{}, familyNone, false
+}
+
+// codecFor returns the section's codec that can carry a stream of family f.
+func (s offerSection) codecFor(f codecFamily) (offerCodec, bool) {
+	for _, c := range s.codecs {
+		if supportedFamily(s.kind, c) == f {
+			return c, true
+		}
+	}
+	return offerCodec{}, false
+}

@@ -1,0 +1,300 @@
+package sfu
+
+import (
+	"errors"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// pliInterval is the least time between two keyframe requests the engine
+// sends a publisher for one encoding, however many subscribers ask.
+const pliInterval = 500 * time.Millisecond
+
+var monoStart = time.Now()
+
+// nanotime is a monotonic clock in nanoseconds, cheap enough to read once
+// per received packet.
+func nanotime() int64 { return int64(time.Since(monoStart)) }
+
+// upTrack is one published media section: its encodings (one, or one per
+// simulcast rid) and the down-tracks that forward it to subscribers.
+type upTrack struct {
+	pub    *Publisher
+	info   TrackInfo
+	codec  offerCodec
+	family codecFamily
+	clock  uint32
+	layers []*layer // ascending quality; fixed at Publish
+
+	mu    sync.Mutex                   // serialises changes to downs
+	downs atomic.Pointer[[]*downTrack] // copy-on-write: read lock-free per packet
+}
+
+func newUpTrack(p *Publisher, ps publishSection) *upTrack {
+	t := &upTrack{
+		pub:    p,
+		codec:  ps.codec,
+		family: ps.family,
+		clock:  ps.codec.clock,
+		info: TrackInfo{
+			Kind:      ps.sec.kind,
+			MID:       ps.sec.mid,
+			Codec:     ps.family.String(),
+			Layers:    append([]string(nil), ps.sec.rids...),
+			Simulcast: len(ps.sec.rids) > 1,
+		},
+	}
+	rids := rankRIDs(ps.sec.rids)
+	if len(rids) == 0 {
+		rids = []string{""}
+	}
+	for i, rid := range rids {
+		l := &layer{track: t, rid: rid, index: int32(i)}
+		l.pli.last.Store(math.MinInt64 / 2)
+		if t.family != familyOpus {
+			l.cache = &packetCache{}
+		}
+		t.layers = append(t.layers, l)
+	}
+	return t
+}
+
+// ridRank orders the rid names IVS's SDKs (hi/mid/low) and common browsers
+// (f/h/q) use. Other names keep the offer's order, which clients write from
+// lowest to highest by convention.
+var ridRank = map[string]int{"low": 0, "mid": 1, "hi": 2, "q": 0, "h": 1, "f": 2}
+
+func rankRIDs(rids []string) []string {
+	out := append([]string(nil), rids...)
+	for _, r := range out {
+		if _, ok := ridRank[r]; !ok {
+			return out
+		}
+	}
+	// Insertion sort: at most a handful of layers.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && ridRank[out[j]] < ridRank[out[j-1]]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func (t *upTrack) layerFor(rid string) *layer {
+	if len(t.layers) == 1 && t.layers[0].rid == "" {
+		return t.layers[0]
+	}
+	return t.layerByRID(rid)
+}
+
+func (t *upTrack) layerByRID(rid string) *layer {
+	for _, l := range t.layers {
+		if l.rid == rid {
+			return l
+		}
+	}
+	return nil
+}
+
+func (t *upTrack) attach(d *downTrack) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var next []*downTrack
+	if cur := t.downs.Load(); cur != nil {
+		next = make([]*downTrack, 0, len(*cur)+1)
+		next = append(next, *cur...)
+	}
+	next = append(next, d)
+	t.downs.Store(&next)
+}
+
+func (t *upTrack) detach(d *downTrack) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := t.downs.Load()
+	if cur == nil {
+		return
+	}
+	next := make([]*downTrack, 0, len(*cur))
+	for _, x := range *cur {
+		if x != d {
+			next = append(next, x)
+		}
+	}
+	t.downs.Store(&next)
+}
+
+// layer is one encoding of a published track as it arrives: one SSRC.
+type layer struct {
+	track *upTrack
+	rid   string
+	index int32 // position in track.layers
+	ssrc  atomic.Uint32
+	cache *packetCache // nil for audio: Opus is not retransmitted
+	pli   rateLimiter
+
+	// Counters written by the reader.
+	bytes, packets, frames atomic.Uint64
+	width, height          atomic.Int32
+
+	// Published by sample() for the allocator and the layer report.
+	bitrate atomic.Int64
+	fps     atomic.Uint64 // float64 bits
+	active  atomic.Bool
+
+	window [2]layerSample // sample() only (the router's tick goroutine)
+	slot   int
+
+	srMu sync.Mutex
+	sr   srInfo
+}
+
+type layerSample struct {
+	at                     int64
+	bytes, frames, packets uint64
+}
+
+// srInfo is the last sender report of an encoding: the publisher's NTP
+// time, the RTP time it corresponds to, and when it arrived (nanotime).
+type srInfo struct {
+	ntp uint64
+	rtp uint32
+	at  int64
+	ok  bool
+}
+
+// readRTP reads the encoding until the connection closes. This is the
+// entry of the HOT PATH: everything from here to downTrack.write runs
+// once per packet a publisher sends (and per subscriber, for write), must
+// not allocate, and takes no lock shared between subscribers.
+func (l *layer) readRTP(remote *webrtc.TrackRemote) {
+	buf := make([]byte, maxPacket)
+	var pkt rtpPacket
+	failures := 0
+	for {
+		n, _, err := remote.Read(buf)
+		if err != nil {
+			if errors.Is(err, io.EOF) || l.track.pub.closed.Load() || failures > 1000 {
+				return
+			}
+			failures++ // a malformed packet; pion keeps reading
+			continue
+		}
+		failures = 0
+		if pkt.parse(buf[:n]) != nil {
+			continue
+		}
+		l.forward(&pkt, nanotime())
+	}
+}
+
+// forward caches one received packet and fans it out to every down-track
+// of the track. It is the hot path the benchmarks measure.
+func (l *layer) forward(p *rtpPacket, now int64) {
+	t := l.track
+	p.arrival = now
+	if !t.pub.media.Load() {
+		t.pub.gotMedia()
+	}
+	l.packets.Add(1)
+	l.bytes.Add(uint64(len(p.raw)))
+	switch t.family {
+	case familyOpus:
+		p.keyframe = true // any audio packet is a place to start
+	default:
+		var w, h int
+		if t.family == familyVP8 {
+			p.keyframe, w, h = vp8Keyframe(p.payload())
+		} else {
+			p.keyframe, w, h = h264Keyframe(p.payload())
+		}
+		if w > 0 && h > 0 {
+			l.width.Store(int32(w))
+			l.height.Store(int32(h))
+		}
+		if p.marker {
+			l.frames.Add(1)
+		}
+		l.cache.put(p.seq, p.raw)
+	}
+	downs := t.downs.Load()
+	if downs == nil {
+		return
+	}
+	for _, d := range *downs {
+		d.write(l.index, p)
+	}
+}
+
+// readRTCP reads the encoding's RTCP: pion's receiver-side interceptors
+// only run while someone reads, and the sender reports give each
+// subscriber's reports the publisher's clock.
+func (l *layer) readRTCP(recv *webrtc.RTPReceiver, rid string) {
+	failures := 0
+	for {
+		pkts, _, err := recv.ReadSimulcastRTCP(rid)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || l.track.pub.closed.Load() || failures > 1000 {
+				return
+			}
+			failures++
+			continue
+		}
+		failures = 0
+		for _, pkt := range pkts {
+			if sr, ok := pkt.(*rtcp.SenderReport); ok && sr.SSRC == l.ssrc.Load() {
+				l.srMu.Lock()
+				l.sr = srInfo{ntp: sr.NTPTime, rtp: sr.RTPTime, at: nanotime(), ok: true}
+				l.srMu.Unlock()
+			}
+		}
+	}
+}
+
+func (l *layer) lastSR() srInfo {
+	l.srMu.Lock()
+	defer l.srMu.Unlock()
+	return l.sr
+}
+
+// requestKeyframe asks the publisher for a keyframe on this encoding, at
+// most once per pliInterval.
+func (l *layer) requestKeyframe() {
+	if l.pli.allow(nanotime()) {
+		l.track.pub.pli(l.ssrc.Load())
+	}
+}
+
+// sample updates the layer's measured bitrate and frame rate over the last
+// two ticks (about a second) and whether packets still arrive.
+func (l *layer) sample(now int64) {
+	cur := layerSample{at: now, bytes: l.bytes.Load(), frames: l.frames.Load(), packets: l.packets.Load()}
+	old := l.window[l.slot]
+	if old.at > 0 && now > old.at {
+		dt := float64(now - old.at)
+		l.bitrate.Store(int64(float64(cur.bytes-old.bytes) * 8e9 / dt))
+		l.fps.Store(math.Float64bits(float64(cur.frames-old.frames) * 1e9 / dt))
+		l.active.Store(cur.packets != old.packets)
+	} else {
+		l.active.Store(cur.packets > 0)
+	}
+	l.window[l.slot] = cur
+	l.slot ^= 1
+}
+
+// rateLimiter lets one event through per pliInterval, without a lock.
+type rateLimiter struct{ last atomic.Int64 }
+
+func (r *rateLimiter) allow(now int64) bool {
+	last := r.last.Load()
+	if now-last < int64(pliInterval) {
+		return false
+	}
+	return r.last.CompareAndSwap(last, now)
+}

@@ -1,0 +1,252 @@
+package signal
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/rostrum-dev/rostrum/internal/stage"
+)
+
+// Link relations of IVS's WHIP/WHEP resources.
+const (
+	relSessionDelete = "urn:ietf:params:whip:ivs-stages:session-delete"
+	relPlayback      = "urn:ietf:params:whep:core:playback-controls"
+	relLayer         = "urn:ietf:params:whep:ext:core:layer"
+)
+
+// publish is WHIP: POST {whip_url}/publish/{participantId} from IVS's
+// clients, or POST {whip_url} from OBS and other WHIP clients, whose
+// participant is the token's.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if pid := r.PathValue("participant"); pid != "" && pid != id.Claims.ParticipantID {
+		writeError(w, http.StatusForbidden, 2003, fmt.Sprintf("the token is for participant %s, not %s", id.Claims.ParticipantID, pid))
+		return
+	}
+	offer, ok := readOffer(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := negotiationContext(r)
+	defer cancel()
+	res, answer, err := h.stages.Publish(ctx, id, clientInfo(r), offer)
+	if err != nil {
+		writeJoinError(w, err)
+		return
+	}
+	h.created(w, res, answer, relSessionDelete)
+}
+
+// subscribe is the WHEP-shaped POST {whip_url}/subscribe/{publisherId}.
+func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	offer, ok := readOffer(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := negotiationContext(r)
+	defer cancel()
+	res, answer, err := h.stages.Subscribe(ctx, id, clientInfo(r), r.PathValue("publisher"), offer, r.Header.Get("X-Stages-Initial-Layer-Pref"))
+	if err != nil {
+		writeJoinError(w, err)
+		return
+	}
+	h.created(w, res, answer, relSessionDelete, relPlayback, relLayer)
+}
+
+// created answers 201 with the resource's Location, its links and the SDP.
+func (h *Handler) created(w http.ResponseWriter, res *stage.Resource, answer string, rels ...string) {
+	base := "/whip/resources/" + res.ID
+	hd := w.Header()
+	hd.Set("Location", base)
+	hd.Set("ETag", `"`+res.ID+`"`)
+	hd.Set("Content-Type", "application/sdp")
+	for _, rel := range rels {
+		path := map[string]string{relSessionDelete: "/session-delete", relPlayback: "/playback", relLayer: "/layers"}[rel]
+		hd.Add("Link", fmt.Sprintf(`<%s%s>; rel="%s"`, base, path, rel))
+	}
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, answer)
+}
+
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*stage.Identity, bool) {
+	id, err := h.stages.Authenticate(r.Context(), bearer(r))
+	if err != nil {
+		writeJoinError(w, err)
+		return nil, false
+	}
+	return id, true
+}
+
+// resource finds the resource of the path and checks that the caller holds
+// its participant's token.
+func (h *Handler) resource(w http.ResponseWriter, r *http.Request, tok string) (*stage.Resource, bool) {
+	res := h.stages.Resource(r.PathValue("id"))
+	if res == nil {
+		writeError(w, http.StatusNotFound, 2004, "no such resource")
+		return nil, false
+	}
+	if tok == "" {
+		writeError(w, http.StatusUnauthorized, 2001, "a participant token is required")
+		return nil, false
+	}
+	if tok != res.Token {
+		// Another token of the same participant may end its sessions too.
+		id, err := h.stages.Authenticate(r.Context(), tok)
+		if err != nil || id.Claims.ParticipantID != res.ParticipantID || id.Claims.Resource != res.StageARN {
+			writeError(w, http.StatusForbidden, 2003, "the token does not own this resource")
+			return nil, false
+		}
+	}
+	return res, true
+}
+
+func (h *Handler) deleteResource(w http.ResponseWriter, r *http.Request) {
+	res, ok := h.resource(w, r, bearer(r))
+	if !ok {
+		return
+	}
+	res.Close()
+	w.WriteHeader(http.StatusOK)
+}
+
+// patchResource: trickle ICE and ICE restarts are not supported; the answer
+// carries every candidate (RFC 9725 lets a server answer 405).
+func (h *Handler) patchResource(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "DELETE")
+	writeError(w, http.StatusMethodNotAllowed, 2001, "trickle ICE is not supported: the answer carries all candidates")
+}
+
+// sessionDelete is the beacon IVS's web client sends on page unload:
+// navigator.sendBeacon(link, JSON.stringify({authorization: token})).
+func (h *Handler) sessionDelete(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Authorization string `json:"authorization"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, 2001, "the body must be {\"authorization\": token}")
+		return
+	}
+	tok := body.Authorization
+	if len(tok) > 7 && (tok[:7] == "Bearer " || tok[:7] == "bearer ") {
+		tok = tok[7:]
+	}
+	res, ok := h.resource(w, r, tok)
+	if !ok {
+		return
+	}
+	res.Close()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *Handler) subscriberOf(w http.ResponseWriter, r *http.Request) (*stage.Resource, bool) {
+	res, ok := h.resource(w, r, bearer(r))
+	if !ok {
+		return nil, false
+	}
+	if res.Subscriber() == nil {
+		writeError(w, http.StatusNotFound, 2004, "this resource is not a subscription")
+		return nil, false
+	}
+	return res, true
+}
+
+// getLayers is the WHEP layer extension: the simulcast encodings of each
+// video section and which one is selected.
+func (h *Handler) getLayers(w http.ResponseWriter, r *http.Request) {
+	res, ok := h.subscriberOf(w, r)
+	if !ok {
+		return
+	}
+	type layers struct {
+		MediaID string `json:"mediaId"`
+		Layers  any    `json:"layers"`
+	}
+	var out struct {
+		Layers []any    `json:"layers"`
+		Media  []layers `json:"media"`
+	}
+	out.Layers = []any{}
+	for mid, ls := range res.Subscriber().Layers() {
+		out.Media = append(out.Media, layers{MediaID: mid, Layers: ls})
+		for _, l := range ls {
+			out.Layers = append(out.Layers, l)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+// setLayer pins a layer ({"mediaId": mid, "encodingId": "hi"}) or, with an
+// empty body object, returns to automatic selection.
+func (h *Handler) setLayer(w http.ResponseWriter, r *http.Request) {
+	res, ok := h.subscriberOf(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		MediaID    string `json:"mediaId"`
+		EncodingID string `json:"encodingId"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&body); err != nil && err != io.EOF {
+		writeError(w, http.StatusBadRequest, 2001, "the body must be JSON")
+		return
+	}
+	sub := res.Subscriber()
+	var err error
+	if body.EncodingID == "" {
+		for mid := range sub.Layers() {
+			if body.MediaID == "" || body.MediaID == mid {
+				if err = sub.UnpinLayer(mid); err != nil {
+					break
+				}
+			}
+		}
+	} else {
+		err = sub.PinLayer(body.MediaID, body.EncodingID)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, 2001, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// playback is the WHEP playback-control link: {"pause": [mid…]} or
+// {"play": [mid…]}.
+func (h *Handler) playback(w http.ResponseWriter, r *http.Request) {
+	res, ok := h.subscriberOf(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Pause []string `json:"pause"`
+		Play  []string `json:"play"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, 2001, "the body must be {\"pause\": [mid]} or {\"play\": [mid]}")
+		return
+	}
+	sub := res.Subscriber()
+	if len(body.Pause) > 0 {
+		if err := sub.Pause(body.Pause); err != nil {
+			writeError(w, http.StatusBadRequest, 2001, err.Error())
+			return
+		}
+	}
+	if len(body.Play) > 0 {
+		if err := sub.Play(body.Play); err != nil {
+			writeError(w, http.StatusBadRequest, 2001, err.Error())
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

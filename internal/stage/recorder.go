@@ -1,0 +1,67 @@
+package stage
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// recorder writes what happens on a stage to the store in the order it
+// happened, without holding the stage's lock during the writes (each is an
+// fsync). A worker goroutine runs only while there is work.
+type recorder struct {
+	mu      sync.Mutex
+	queue   []func(context.Context)
+	running bool
+	idle    *sync.Cond
+	onErr   func(error)
+}
+
+func newRecorder(onErr func(error)) *recorder {
+	r := &recorder{onErr: onErr}
+	r.idle = sync.NewCond(&r.mu)
+	return r
+}
+
+// add queues a write; it never blocks.
+func (r *recorder) add(f func(context.Context) error) {
+	r.mu.Lock()
+	r.queue = append(r.queue, func(ctx context.Context) {
+		if err := f(ctx); err != nil {
+			r.onErr(err)
+		}
+	})
+	if !r.running {
+		r.running = true
+		go r.run()
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) run() {
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.running = false
+			r.idle.Broadcast()
+			r.mu.Unlock()
+			return
+		}
+		f := r.queue[0]
+		r.queue[0] = nil
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		f(ctx)
+		cancel()
+	}
+}
+
+// flush waits until everything queued so far is written.
+func (r *recorder) flush() {
+	r.mu.Lock()
+	for r.running {
+		r.idle.Wait()
+	}
+	r.mu.Unlock()
+}
