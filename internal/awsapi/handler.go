@@ -95,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	status, err := h.serve(w, r, op, label)
 	level := slog.LevelDebug
-	if status >= 500 {
+	if status == http.StatusInternalServerError {
 		level = slog.LevelError
 	}
 	attrs := []any{"op", name, "status", status, "request_id", reqID, "duration", time.Since(start)}

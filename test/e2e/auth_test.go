@@ -95,8 +95,8 @@ func TestOperationsNotYetAvailableSaySo(t *testing.T) {
 	c := ts.client()
 	st, _ := c.CreateStage(bg, &ivsrealtime.CreateStageInput{})
 	calls := map[string]func() error{
-		"DisconnectParticipant": func() error {
-			_, err := c.DisconnectParticipant(bg, &ivsrealtime.DisconnectParticipantInput{StageArn: st.Stage.Arn, ParticipantId: aws.String("p1")})
+		"StartParticipantReplication": func() error {
+			_, err := c.StartParticipantReplication(bg, &ivsrealtime.StartParticipantReplicationInput{SourceStageArn: st.Stage.Arn, DestinationStageArn: st.Stage.Arn, ParticipantId: aws.String("p1")})
 			return err
 		},
 		"ListCompositions": func() error {
