@@ -1,5 +1,11 @@
 package sfu
 
+import (
+	"math"
+
+	"github.com/pion/webrtc/v4"
+)
+
 // Layer allocation: which simulcast encoding a subscriber's video section
 // gets. The rules, in order:
 //
@@ -67,4 +73,61 @@ func nearestActive(layers []layerStat, want int32) int32 {
 		}
 	}
 	return want
+}
+
+// estimate is the bandwidth the subscriber can take, in bits per second.
+func (s *Subscriber) estimate() int64 {
+	if s.twcc && s.est != nil {
+		return int64(s.est.GetTargetBitrate())
+	}
+	if r := s.remb.Load(); r > 0 {
+		return r
+	}
+	return math.MaxInt64
+}
+
+// allocate chooses every down-track's target encoding: audio first, then
+// video sections in order, each the best its share of the estimate allows.
+func (s *Subscriber) allocate() {
+	s.allocMu.Lock()
+	defer s.allocMu.Unlock()
+	if s.closed.Load() {
+		return
+	}
+	budget := s.estimate()
+	for _, d := range s.downs {
+		if d.kind == webrtc.RTPCodecTypeAudio && !d.paused.Load() {
+			d.setTarget(0)
+			budget -= d.up.layers[0].bitrate.Load()
+		}
+	}
+	var stats [8]layerStat
+	for _, d := range s.downs {
+		if d.kind != webrtc.RTPCodecTypeVideo || d.paused.Load() {
+			continue
+		}
+		n := min(len(d.up.layers), len(stats))
+		for i := range n {
+			l := d.up.layers[i]
+			stats[i] = layerStat{bitrate: l.bitrate.Load(), active: l.active.Load()}
+		}
+		li := chooseLayer(stats[:n], budget, d.target.Load(), d.pinned.Load())
+		if li >= 0 {
+			budget -= stats[li].bitrate
+		}
+		d.setTarget(li)
+	}
+}
+
+// retryKeyframes repeats keyframe requests for switches still waiting
+// (the publisher may have missed one; the request is rate-limited).
+func (s *Subscriber) retryKeyframes() {
+	for _, d := range s.downs {
+		if d.kind != webrtc.RTPCodecTypeVideo {
+			continue
+		}
+		if t := d.target.Load(); t >= 0 && t != d.current.Load() {
+			d.up.layers[t].requestKeyframe()
+		}
+	}
 }

@@ -26,29 +26,28 @@ var (
 	audioFeedback = []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}
 )
 
-// registeredCodecs returns the engine's codecs with their default payload
-// types (answers always use the offerer's payload types instead).
-func registeredCodecs() []struct {
+// engineCodec is one codec the engine registers, for one media kind.
+type engineCodec struct {
 	kind  webrtc.RTPCodecType
 	codec webrtc.RTPCodecParameters
-} {
-	type entry = struct {
-		kind  webrtc.RTPCodecType
-		codec webrtc.RTPCodecParameters
-	}
-	video := func(pt uint8, mime, fmtp string) entry {
-		return entry{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
+}
+
+// registeredCodecs returns the engine's codecs with their default payload
+// types (answers always use the offerer's payload types instead).
+func registeredCodecs() []engineCodec {
+	video := func(pt uint8, mime, fmtp string) engineCodec {
+		return engineCodec{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000, SDPFmtpLine: fmtp, RTCPFeedback: videoFeedback},
 			PayloadType:        webrtc.PayloadType(pt),
 		}}
 	}
-	rtx := func(pt, apt uint8) entry {
-		return entry{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
+	rtx := func(pt, apt uint8) engineCodec {
+		return engineCodec{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecParameters{
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", apt)},
 			PayloadType:        webrtc.PayloadType(pt),
 		}}
 	}
-	return []entry{
+	return []engineCodec{
 		{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecParameters{
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: audioFeedback},
 			PayloadType:        111,
@@ -148,7 +147,7 @@ func h264Acceptable(fmtp string) bool {
 	return plid[:2] == "42" && (plid[2:4] == "e0" || plid[2:4] == "00")
 }
 
-// codecParameters turns an offered codec back into the form pion's
+// parameters turns an offered codec back into the form pion's
 // SetCodecPreferences takes, keeping the offerer's payload type.
 func (c offerCodec) parameters(kind Kind) webrtc.RTPCodecParameters {
 	prefix := "video/"

@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -13,9 +12,6 @@ import (
 )
 
 var errClosedTrack = errors.New("sfu: down-track closed")
-
-// maxResends bounds how often one packet is retransmitted to a subscriber.
-const maxResends = 4
 
 // downTrack forwards one published track to one subscriber. It is the
 // webrtc.TrackLocal pion binds to the subscriber's sender, and it keeps
@@ -129,8 +125,11 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	// Attach under mu so that a concurrent close either sees the
 	// down-track attached (and detaches it) or makes Bind fail.
 	d.up.attach(d)
-	if t := d.target.Load(); t >= 0 {
-		d.up.layers[t].requestKeyframe() // a keyframe to start on
+	// pion binds an answerer's tracks when the answer is set, before the
+	// connection is up; the keyframe to start on is requested once it is
+	// (Subscriber.connected), or now if that already happened.
+	if d.sub.connected.Load() {
+		d.keyframeRequested()
 	}
 	return codec, nil
 }
@@ -168,12 +167,14 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 		return
 	}
 	d.mu.Lock()
+	first := false
 	if li != d.current.Load() {
 		// Only the target gets here; start it at a keyframe or not at all.
 		if li != d.target.Load() || !p.keyframe || d.writer == nil {
 			d.mu.Unlock()
 			return
 		}
+		first = !d.started
 		d.switchTo(li, p)
 	} else if int16(p.seq-d.switchSeq) < 0 {
 		// Late packet from before the switch: its number is taken.
@@ -200,7 +201,12 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 	}
 	d.packets++
 	d.octets += uint32(p.payloadEnd - p.payloadOff)
-	_, _ = d.writer.WriteRTP(h, p.payload())
+	if n, err := d.writer.WriteRTP(h, p.payload()); n == 0 && err == nil && first {
+		// pion drops packets without an error until the connection's SRTP
+		// is up: a stream must not start with a keyframe nobody got.
+		d.started, d.packets, d.octets = false, 0, 0
+		d.current.Store(-1)
+	}
 	d.mu.Unlock()
 }
 
@@ -264,71 +270,6 @@ func (d *downTrack) keyframeRequested() {
 	if li >= 0 {
 		d.up.layers[li].requestKeyframe()
 	}
-}
-
-// retransmit answers a NACK for one of the down-track's sequence numbers
-// from the publisher's packet cache, as RTX when negotiated (RFC 4588).
-// buf is the caller's scratch buffer, at least maxPacket long.
-func (d *downTrack) retransmit(outSeq uint16, buf []byte) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.hist == nil || d.writer == nil || d.closed {
-		return
-	}
-	e := d.hist.get(outSeq)
-	if e == nil || e.resent >= maxResends {
-		return
-	}
-	n := d.up.layers[e.layer].cache.get(e.src, buf)
-	var p rtpPacket
-	if n == 0 || p.parse(buf[:n]) != nil {
-		return
-	}
-	e.resent++
-	h := &d.rtxHdr
-	h.Marker = p.marker
-	h.Timestamp = e.ts
-	h.Padding, h.PaddingSize = p.padding > 0, p.padding
-	h.Extension, h.Extensions = false, h.Extensions[:0]
-	payload := p.payload()
-	if d.rtxSSRC != 0 {
-		// The original sequence number goes in front of the payload; the
-		// two bytes before it belong to the source header, already parsed.
-		off := p.payloadOff - 2
-		binary.BigEndian.PutUint16(buf[off:], outSeq)
-		payload = buf[off:p.payloadEnd]
-		h.SSRC, h.PayloadType, h.SequenceNumber = d.rtxSSRC, d.rtxPT, d.rtxSeq
-		d.rtxSeq++
-	} else {
-		h.SSRC, h.PayloadType, h.SequenceNumber = d.ssrc, d.pt, outSeq
-	}
-	_, _ = d.writer.WriteRTP(h, payload)
-}
-
-// seqHistory maps a down-track's recent sequence numbers back to the
-// encoding and source sequence number they came from, for NACKs.
-type seqHistory [histSize]histEntry
-
-const histSize = 512
-
-type histEntry struct {
-	out, src uint16
-	ts       uint32
-	layer    uint8
-	resent   uint8
-	valid    bool
-}
-
-func (h *seqHistory) put(out, src uint16, layer uint8, ts uint32) {
-	h[out%histSize] = histEntry{out: out, src: src, ts: ts, layer: layer, valid: true}
-}
-
-func (h *seqHistory) get(out uint16) *histEntry {
-	e := &h[out%histSize]
-	if !e.valid || e.out != out {
-		return nil
-	}
-	return e
 }
 
 // rtpTicks converts nanoseconds to RTP clock ticks.

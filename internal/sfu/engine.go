@@ -98,8 +98,11 @@ func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
 		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
 	}
 	se.SetNetworkTypes(networks)
-	// A server's candidates must be reachable as they are: no mDNS names.
+	// A server's candidates must be reachable as they are: no mDNS names,
+	// loopback included (local clients, tests), and behind 1:1 NAT the
+	// public addresses instead of the interfaces'.
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
 	if len(e.cfg.PublicIPs) > 0 {
 		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
 			External:        e.cfg.PublicIPs,
@@ -108,8 +111,6 @@ func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("sfu: public IPs: %w", err)
 		}
-	} else {
-		se.SetIncludeLoopbackCandidate(true)
 	}
 	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
 
@@ -141,7 +142,7 @@ func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
 	// sequence numbers it reads. Registered in this order so that the
 	// header extension is written before the controller sees the packet
 	// (pion wraps later interceptors around earlier ones). NACKs and sender
-	// reports for subscribers are the engine's own (downtrack.go,
+	// reports for subscribers are the engine's own (feedback.go,
 	// report.go): they are answered from the publisher's single packet
 	// cache and derived from the publisher's clock.
 	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {

@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -58,6 +57,9 @@ func checkStream(t *testing.T, pkts []received, video bool, slack int) {
 		}
 	}
 	if video && !uniq[0].p.keyStart {
+		for i, p := range pkts[:min(12, len(pkts))] {
+			t.Logf("arrival %d: seq %d layer %d frame %d/%d key %v", i, p.seq, p.id.layer, p.id.frame, p.id.index, p.keyStart)
+		}
 		t.Fatalf("video starts with a non-keyframe packet (frame %d packet %d)", uniq[0].p.id.frame, uniq[0].p.id.index)
 	}
 	for i := 1; i < len(uniq); i++ {
@@ -126,11 +128,11 @@ func TestForwardOpusAndVideo(t *testing.T) {
 			waitFor(t, ctx, "layer statistics", func() bool {
 				layers = ts.sub.Layers()
 				for _, ls := range layers {
-					return len(ls) == 1 && ls[0].Bitrate > 0 && ls[0].Width == 640
+					return len(ls) == 1 && ls[0].Bitrate > 0 && ls[0].Width == 320 && ls[0].Height == 180 && ls[0].Selected
 				}
 				return false
 			})
-			fmt.Printf("%s layers: %+v\n", codec, layers)
+			t.Logf("%s layers: %+v", codec, layers)
 		})
 	}
 }
@@ -153,6 +155,17 @@ func TestSenderReportsUsePublisherClock(t *testing.T) {
 		defer ts.mu.Unlock()
 		return len(ts.srs) >= 4
 	})
+	ssrcs := map[uint32]bool{}
+	for _, d := range ts.sub.downs {
+		ssrcs[d.boundSSRC()] = true
+	}
+	ts.mu.Lock()
+	for _, sr := range ts.srs {
+		if !ssrcs[sr.SSRC] {
+			t.Errorf("sender report for SSRC %d, not a down-track's", sr.SSRC)
+		}
+	}
+	ts.mu.Unlock()
 	for _, d := range ts.sub.downs {
 		l := d.up.layers[0]
 		src := l.lastSR()

@@ -133,7 +133,12 @@ func (h264Frames) frame(layer uint8, n uint32, key bool, width, height int) [][]
 		stap = binary.BigEndian.AppendUint16(stap, uint16(len(nal)))
 		stap = append(stap, nal...)
 	}
-	out = append(out, synthPayload(stap, len(stap)+40, packetID{layer: layer, frame: n, count: count, keyframe: true}))
+	// The content travels as a third aggregated NAL unit (SEI, type 6),
+	// so that the STAP-A stays well-formed.
+	const bodyLen = 41
+	stap = binary.BigEndian.AppendUint16(stap, bodyLen)
+	stap = append(stap, 0x06)
+	out = append(out, synthPayload(stap, len(stap)+bodyLen-1, packetID{layer: layer, frame: n, count: count, keyframe: true}))
 	for i := range fragments {
 		fu := byte(nalIDR)
 		switch i {
@@ -150,16 +155,38 @@ func (h264Frames) frame(layer uint8, n uint32, key bool, width, height int) [][]
 
 // testSPS encodes a baseline-profile SPS for width×height (multiples of 2),
 // with frame cropping when the size is not a multiple of 16.
-func testSPS(width, height int) []byte {
+func testSPS(width, height int) []byte { return testSPSProfile(66, width, height) }
+
+// testSPSProfile writes profile 66 (baseline) or 100 (high, 4:2:0, with a
+// scaling matrix, to exercise the parser's longer path).
+func testSPSProfile(profile uint32, width, height int) []byte {
 	var w bitWriter
-	w.bits(66, 8)   // profile_idc: baseline
-	w.bits(0xe0, 8) // constraint_set0..2: constrained baseline
+	w.bits(profile, 8)
+	w.bits(0xe0, 8) // constraint flags
 	w.bits(31, 8)   // level 3.1
 	w.ue(0)         // seq_parameter_set_id
-	w.ue(0)         // log2_max_frame_num_minus4
-	w.ue(2)         // pic_order_cnt_type
-	w.ue(1)         // max_num_ref_frames
-	w.bits(0, 1)    // gaps_in_frame_num_value_allowed_flag
+	if profile == 100 {
+		w.ue(1)      // chroma_format_idc 4:2:0
+		w.ue(0)      // bit_depth_luma_minus8
+		w.ue(0)      // bit_depth_chroma_minus8
+		w.bits(0, 1) // qpprime_y_zero_transform_bypass_flag
+		w.bits(1, 1) // seq_scaling_matrix_present_flag
+		for i := range 8 {
+			if i == 0 {
+				w.bits(1, 1) // one explicit 4x4 list: all deltas 0 but the first
+				w.se(5)
+				for range 15 {
+					w.se(0)
+				}
+			} else {
+				w.bits(0, 1)
+			}
+		}
+	}
+	w.ue(0)      // log2_max_frame_num_minus4
+	w.ue(2)      // pic_order_cnt_type
+	w.ue(1)      // max_num_ref_frames
+	w.bits(0, 1) // gaps_in_frame_num_value_allowed_flag
 	mbW, mbH := (width+15)/16, (height+15)/16
 	w.ue(uint32(mbW - 1))
 	w.ue(uint32(mbH - 1))
@@ -205,6 +232,14 @@ func (w *bitWriter) ue(v uint32) {
 	}
 	w.bits(0, n)
 	w.bits(v, n+1)
+}
+
+func (w *bitWriter) se(v int32) {
+	if v > 0 {
+		w.ue(uint32(2*v - 1))
+	} else {
+		w.ue(uint32(-2 * v))
+	}
 }
 
 func (w *bitWriter) bytes() []byte { return w.buf }

@@ -35,21 +35,25 @@ func ntpAdd(ntp uint64, ns int64) uint64 {
 }
 
 // senderReport builds the down-track's report, or returns false when it
-// has sent nothing yet.
+// is not sending.
 func (d *downTrack) senderReport(now time.Time, mono int64) (rtcp.SenderReport, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.started || d.writer == nil {
 		return rtcp.SenderReport{}, false
 	}
+	cur := d.current.Load()
+	if cur < 0 {
+		// Paused: no media, and no report that could contradict the
+		// publisher-clock ones before and after.
+		return rtcp.SenderReport{}, false
+	}
 	sr := rtcp.SenderReport{SSRC: d.ssrc, PacketCount: d.packets, OctetCount: d.octets}
-	if cur := d.current.Load(); cur >= 0 {
-		if src := d.up.layers[cur].lastSR(); src.ok {
-			el := mono - src.at
-			sr.NTPTime = ntpAdd(src.ntp, el)
-			sr.RTPTime = src.rtp + rtpTicks(max(el, 0), d.up.clock) - d.tsOffset
-			return sr, true
-		}
+	if src := d.up.layers[cur].lastSR(); src.ok {
+		el := mono - src.at
+		sr.NTPTime = ntpAdd(src.ntp, el)
+		sr.RTPTime = src.rtp + rtpTicks(max(el, 0), d.up.clock) - d.tsOffset
+		return sr, true
 	}
 	sr.NTPTime = ntpTime(now)
 	sr.RTPTime = d.lastOutTS + rtpTicks(max(mono-d.lastArrival, 0), d.up.clock)

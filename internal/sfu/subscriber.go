@@ -1,15 +1,12 @@
 package sfu
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -75,9 +72,10 @@ type Subscriber struct {
 	twcc  bool         // transport-wide-cc negotiated: trust est
 	remb  atomic.Int64 // the subscriber's last REMB, bits per second
 
-	allocMu sync.Mutex // serialises allocate
-	closed  atomic.Bool
-	silent  atomic.Bool // closed before Subscribe returned: no OnClosed
+	allocMu   sync.Mutex  // serialises allocate
+	connected atomic.Bool // ICE and DTLS are up: media can flow
+	closed    atomic.Bool
+	silent    atomic.Bool // closed before Subscribe returned: no OnClosed
 }
 
 func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnection, est *estimator, plan []subscribeSection, opts SubscribeOptions) *Subscriber {
@@ -97,6 +95,14 @@ func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnecti
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			// Ask for the keyframes to start on only now: one that came
+			// earlier could not have been sent.
+			if !s.connected.Swap(true) {
+				for _, d := range s.downs {
+					d.keyframeRequested()
+				}
+			}
 		case webrtc.PeerConnectionStateFailed:
 			s.close(ErrConnectionFailed, false)
 		case webrtc.PeerConnectionStateClosed:
@@ -297,114 +303,6 @@ func (s *Subscriber) sections(mids []string) ([]*downTrack, error) {
 		out = append(out, d)
 	}
 	return out, nil
-}
-
-// estimate is the bandwidth the subscriber can take, in bits per second.
-func (s *Subscriber) estimate() int64 {
-	if s.twcc && s.est != nil {
-		return int64(s.est.GetTargetBitrate())
-	}
-	if r := s.remb.Load(); r > 0 {
-		return r
-	}
-	return math.MaxInt64
-}
-
-// allocate chooses every down-track's target encoding: audio first, then
-// video sections in order, each the best its share of the estimate allows.
-func (s *Subscriber) allocate() {
-	s.allocMu.Lock()
-	defer s.allocMu.Unlock()
-	if s.closed.Load() {
-		return
-	}
-	budget := s.estimate()
-	for _, d := range s.downs {
-		if d.kind == webrtc.RTPCodecTypeAudio && !d.paused.Load() {
-			d.setTarget(0)
-			budget -= d.up.layers[0].bitrate.Load()
-		}
-	}
-	var stats [8]layerStat
-	for _, d := range s.downs {
-		if d.kind != webrtc.RTPCodecTypeVideo || d.paused.Load() {
-			continue
-		}
-		n := min(len(d.up.layers), len(stats))
-		for i := range n {
-			l := d.up.layers[i]
-			stats[i] = layerStat{bitrate: l.bitrate.Load(), active: l.active.Load()}
-		}
-		li := chooseLayer(stats[:n], budget, d.target.Load(), d.pinned.Load())
-		if li >= 0 {
-			budget -= stats[li].bitrate
-		}
-		d.setTarget(li)
-	}
-}
-
-// retryKeyframes repeats keyframe requests for switches still waiting
-// (the publisher may have missed one; the request is rate-limited).
-func (s *Subscriber) retryKeyframes() {
-	for _, d := range s.downs {
-		if d.kind != webrtc.RTPCodecTypeVideo {
-			continue
-		}
-		if t := d.target.Load(); t >= 0 && t != d.current.Load() {
-			d.up.layers[t].requestKeyframe()
-		}
-	}
-}
-
-// readRTCP reads what the subscriber sends about one down-track: NACKs are
-// answered from the publisher's cache, PLI/FIR go to the publisher, REMB
-// feeds the allocator. (Transport-wide feedback reaches the estimator in
-// pion's interceptor chain, which runs only while this reads.)
-func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
-	buf := make([]byte, maxPacket)
-	failures := 0
-	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || d.sub.closed.Load() || failures > 1000 {
-				return
-			}
-			failures++
-			continue
-		}
-		failures = 0
-		ssrc := d.boundSSRC()
-		for _, pkt := range pkts {
-			switch pkt := pkt.(type) {
-			case *rtcp.TransportLayerNack:
-				if pkt.MediaSSRC != ssrc {
-					continue
-				}
-				for i := range pkt.Nacks {
-					pkt.Nacks[i].Range(func(seq uint16) bool {
-						d.retransmit(seq, buf)
-						return true
-					})
-				}
-			case *rtcp.PictureLossIndication:
-				if pkt.MediaSSRC == ssrc {
-					d.keyframeRequested()
-				}
-			case *rtcp.FullIntraRequest:
-				if pkt.MediaSSRC == ssrc {
-					d.keyframeRequested()
-				}
-			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				d.sub.remb.Store(int64(pkt.Bitrate))
-			}
-		}
-	}
-}
-
-func (d *downTrack) boundSSRC() uint32 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.ssrc
 }
 
 // Close closes the subscriber's connection; OnClosed(nil) follows.

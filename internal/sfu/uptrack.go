@@ -264,9 +264,9 @@ func (l *layer) lastSR() srInfo {
 }
 
 // requestKeyframe asks the publisher for a keyframe on this encoding, at
-// most once per pliInterval.
+// most once per pliInterval. Audio has no keyframes to ask for.
 func (l *layer) requestKeyframe() {
-	if l.pli.allow(nanotime()) {
+	if l.track.family != familyOpus && l.pli.allow(nanotime()) {
 		l.track.pub.pli(l.ssrc.Load())
 	}
 }

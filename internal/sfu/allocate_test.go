@@ -1,0 +1,49 @@
+package sfu
+
+import "testing"
+
+func TestChooseLayer(t *testing.T) {
+	ladder := []layerStat{{200e3, true}, {700e3, true}, {2500e3, true}}
+	for _, c := range []struct {
+		name           string
+		layers         []layerStat
+		budget         int64
+		target, pinned int32
+		want           int32
+	}{
+		{"all fits", ladder, 10e6, 0, -1, 2},
+		{"mid fits", ladder, 1e6, 0, -1, 1},
+		{"nothing fits: lowest", ladder, 50e3, 2, -1, 0},
+		{"stay at hi just under headroom", ladder, 2600e3, 2, -1, 2},
+		{"no move up without headroom", ladder, 2600e3, 1, -1, 1},
+		{"pinned wins", ladder, 50e3, 0, 2, 2},
+		{"pinned not sending: nearest lower", []layerStat{{200e3, true}, {700e3, true}, {0, false}}, 10e6, 0, 2, 1},
+		{"pinned lowest not sending: next up", []layerStat{{0, false}, {700e3, true}, {2500e3, true}}, 10e6, 0, 0, 1},
+		{"top not sending", []layerStat{{200e3, true}, {700e3, true}, {0, false}}, 10e6, 2, -1, 1},
+		{"nothing sending: keep", []layerStat{{}, {}, {}}, 10e6, 2, -1, 2},
+		{"single layer", []layerStat{{1e6, true}}, 10e3, 0, -1, 0},
+	} {
+		if got := chooseLayer(c.layers, c.budget, c.target, c.pinned); got != c.want {
+			t.Errorf("%s: got %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestRankRIDs(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{[]string{"hi", "mid", "low"}, []string{"low", "mid", "hi"}},
+		{[]string{"f", "q", "h"}, []string{"q", "h", "f"}},
+		{[]string{"r0", "r1", "r2"}, []string{"r0", "r1", "r2"}},
+		{nil, nil},
+	} {
+		got := rankRIDs(c.in)
+		if len(got) != len(c.want) {
+			t.Fatalf("%v: got %v", c.in, got)
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Fatalf("%v: got %v, want %v", c.in, got, c.want)
+			}
+		}
+	}
+}

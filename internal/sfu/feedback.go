@@ -1,0 +1,134 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// What subscribers send back about a down-track: NACKs, answered from the
+// publisher's packet cache (as RTX where negotiated, RFC 4588); PLI and FIR,
+// passed on to the publisher (rate-limited per encoding); REMB, for the
+// allocator when transport-wide feedback is not negotiated.
+
+// maxResends bounds how often one packet is retransmitted to a subscriber.
+const maxResends = 4
+
+// readRTCP reads what the subscriber sends about one down-track: NACKs are
+// answered from the publisher's cache, PLI/FIR go to the publisher, REMB
+// feeds the allocator. (Transport-wide feedback reaches the estimator in
+// pion's interceptor chain, which runs only while this reads.)
+func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, maxPacket)
+	failures := 0
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || d.sub.closed.Load() || failures > 1000 {
+				return
+			}
+			failures++
+			continue
+		}
+		failures = 0
+		ssrc := d.boundSSRC()
+		for _, pkt := range pkts {
+			switch pkt := pkt.(type) {
+			case *rtcp.TransportLayerNack:
+				if pkt.MediaSSRC != ssrc {
+					continue
+				}
+				for i := range pkt.Nacks {
+					pkt.Nacks[i].Range(func(seq uint16) bool {
+						d.retransmit(seq, buf)
+						return true
+					})
+				}
+			case *rtcp.PictureLossIndication:
+				if pkt.MediaSSRC == ssrc {
+					d.keyframeRequested()
+				}
+			case *rtcp.FullIntraRequest:
+				if pkt.MediaSSRC == ssrc {
+					d.keyframeRequested()
+				}
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				d.sub.remb.Store(int64(pkt.Bitrate))
+			}
+		}
+	}
+}
+
+func (d *downTrack) boundSSRC() uint32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ssrc
+}
+
+// retransmit answers a NACK for one of the down-track's sequence numbers
+// from the publisher's packet cache, as RTX when negotiated (RFC 4588).
+// buf is the caller's scratch buffer, at least maxPacket long.
+func (d *downTrack) retransmit(outSeq uint16, buf []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hist == nil || d.writer == nil || d.closed {
+		return
+	}
+	e := d.hist.get(outSeq)
+	if e == nil || e.resent >= maxResends {
+		return
+	}
+	n := d.up.layers[e.layer].cache.get(e.src, buf)
+	var p rtpPacket
+	if n == 0 || p.parse(buf[:n]) != nil {
+		return
+	}
+	e.resent++
+	h := &d.rtxHdr
+	h.Marker = p.marker
+	h.Timestamp = e.ts
+	h.Padding, h.PaddingSize = p.padding > 0, p.padding
+	h.Extension, h.Extensions = false, h.Extensions[:0]
+	payload := p.payload()
+	if d.rtxSSRC != 0 {
+		// The original sequence number goes in front of the payload; the
+		// two bytes before it belong to the source header, already parsed.
+		off := p.payloadOff - 2
+		binary.BigEndian.PutUint16(buf[off:], outSeq)
+		payload = buf[off:p.payloadEnd]
+		h.SSRC, h.PayloadType, h.SequenceNumber = d.rtxSSRC, d.rtxPT, d.rtxSeq
+		d.rtxSeq++
+	} else {
+		h.SSRC, h.PayloadType, h.SequenceNumber = d.ssrc, d.pt, outSeq
+	}
+	_, _ = d.writer.WriteRTP(h, payload)
+}
+
+// seqHistory maps a down-track's recent sequence numbers back to the
+// encoding and source sequence number they came from, for NACKs.
+type seqHistory [histSize]histEntry
+
+const histSize = 512
+
+type histEntry struct {
+	out, src uint16
+	ts       uint32
+	layer    uint8
+	resent   uint8
+	valid    bool
+}
+
+func (h *seqHistory) put(out, src uint16, layer uint8, ts uint32) {
+	h[out%histSize] = histEntry{out: out, src: src, ts: ts, layer: layer, valid: true}
+}
+
+func (h *seqHistory) get(out uint16) *histEntry {
+	e := &h[out%histSize]
+	if !e.valid || e.out != out {
+		return nil
+	}
+	return e
+}
