@@ -69,6 +69,10 @@ type Subscriber struct {
 	log  *slog.Logger
 
 	downs []*downTrack // in section order; fixed at Subscribe
+	// idle are the mids of sections with nothing to send (answered
+	// inactive); pausing or playing them is a no-op, not an error, since
+	// clients pause every section they have.
+	idle map[string]bool
 	twcc  bool         // transport-wide-cc negotiated: trust est
 	remb  atomic.Int64 // the subscriber's last REMB, bits per second
 
@@ -82,6 +86,10 @@ func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnecti
 	s := &Subscriber{id: id, r: r, pub: pub, pc: pc, est: est, opts: opts, log: r.log.With("subscriber", id, "publisher", pub.id)}
 	for _, ps := range plan {
 		if ps.track == nil {
+			if s.idle == nil {
+				s.idle = map[string]bool{}
+			}
+			s.idle[ps.sec.mid] = true
 			continue
 		}
 		initial := int32(0)
@@ -297,6 +305,9 @@ func (s *Subscriber) sections(mids []string) ([]*downTrack, error) {
 	out := make([]*downTrack, 0, len(mids))
 	for _, mid := range mids {
 		d := s.down(mid)
+		if d == nil && s.idle[mid] {
+			continue
+		}
 		if d == nil {
 			return nil, fmt.Errorf("%w: no section %q", ErrUnknownMedia, mid)
 		}
