@@ -150,7 +150,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver
 		p.log.Warn("track for an unannounced rid", "mid", mid, "rid", remote.RID())
 		return
 	}
-	l.ssrc.Store(uint32(remote.SSRC()))
+	l.setSSRC(uint32(remote.SSRC()))
 	p.r.goTracked(func() { l.readRTP(remote) })
 	p.r.goTracked(func() { l.readRTCP(recv, remote.RID()) })
 }

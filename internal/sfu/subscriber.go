@@ -73,8 +73,8 @@ type Subscriber struct {
 	// inactive); pausing or playing them is a no-op, not an error, since
 	// clients pause every section they have.
 	idle map[string]bool
-	twcc  bool         // transport-wide-cc negotiated: trust est
-	remb  atomic.Int64 // the subscriber's last REMB, bits per second
+	twcc bool         // transport-wide-cc negotiated: trust est
+	remb atomic.Int64 // the subscriber's last REMB, bits per second
 
 	allocMu   sync.Mutex  // serialises allocate
 	connected atomic.Bool // ICE and DTLS are up: media can flow

@@ -138,6 +138,10 @@ type layer struct {
 	ssrc  atomic.Uint32
 	cache *packetCache // nil for audio: Opus is not retransmitted
 	pli   rateLimiter
+	// pliPending is a keyframe asked for before the encoding's SSRC was
+	// known (a subscriber connected before the publisher's first packet);
+	// it is sent when the SSRC arrives.
+	pliPending atomic.Bool
 
 	// Counters written by the reader.
 	bytes, packets, frames atomic.Uint64
@@ -266,8 +270,25 @@ func (l *layer) lastSR() srInfo {
 // requestKeyframe asks the publisher for a keyframe on this encoding, at
 // most once per pliInterval. Audio has no keyframes to ask for.
 func (l *layer) requestKeyframe() {
-	if l.track.family != familyOpus && l.pli.allow(nanotime()) {
-		l.track.pub.pli(l.ssrc.Load())
+	if l.track.family == familyOpus {
+		return
+	}
+	ssrc := l.ssrc.Load()
+	if ssrc == 0 {
+		l.pliPending.Store(true)
+		return
+	}
+	if l.pli.allow(nanotime()) {
+		l.track.pub.pli(ssrc)
+	}
+}
+
+// setSSRC records the encoding's SSRC and sends a keyframe request that
+// was waiting for it.
+func (l *layer) setSSRC(ssrc uint32) {
+	l.ssrc.Store(ssrc)
+	if l.pliPending.Swap(false) {
+		l.requestKeyframe()
 	}
 }
 
