@@ -45,6 +45,13 @@ type Config struct {
 	SessionGrace   time.Duration
 	MaxPublishers  int
 	MaxSubscribers int
+
+	// Event sinks: webhooks, EventBridge, the live stream (events.go).
+	Events Events
+
+	// DevTokenEndpoint serves /dev/stages and /dev/tokens, which create
+	// stages and participant tokens without credentials, for the demo page.
+	DevTokenEndpoint bool
 }
 
 // flagDefs registers every flag on fs, bound to c, with its default.
@@ -71,6 +78,8 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionGrace, "session-grace", 10*time.Second, "how long a stage session outlives its last participant, so that reconnects stay in one session")
 	fs.IntVar(&c.MaxPublishers, "max-publishers", 12, "publishers per stage (IVS: 12)")
 	fs.IntVar(&c.MaxSubscribers, "max-subscribers", 10000, "subscribing participants per stage (IVS default: 10,000)")
+	c.eventFlagDefs(fs)
+	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
 
 // EnvName is the environment variable of a flag: ROSTRUM_ and the flag name
@@ -101,6 +110,7 @@ func Parse(args []string, getenv func(string) string, usage io.Writer) (*Config,
 	if envErr != nil {
 		return nil, envErr
 	}
+	markEnvironment(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -153,6 +163,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
+	}
+	if err := c.validateEvents(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

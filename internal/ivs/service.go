@@ -17,6 +17,7 @@ import (
 	"time"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
+	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/store"
 	"github.com/rostrum-dev/rostrum/internal/token"
 )
@@ -72,8 +73,11 @@ type Config struct {
 	Endpoints Endpoints
 	Quotas    Quotas
 	Store     store.Store
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Events, if set, is the bus the service publishes EventBridge-shaped
+	// events to, written to its outbox with the facts they report.
+	Events *events.Bus
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Service implements every operation of the ivs-realtime API.
@@ -85,6 +89,7 @@ type Service struct {
 	now    func() time.Time
 	region string
 	media  MediaPlane
+	events *events.Bus
 }
 
 var _ api.Service = (*Service)(nil)
@@ -95,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Region == "" || cfg.AccountID == "" || cfg.Store == nil {
 		return nil, errors.New("ivs: Region, AccountID and Store are required")
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, region: cfg.Region}
+	s := &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, region: cfg.Region, events: cfg.Events}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
+	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/store"
 )
 
@@ -20,14 +21,24 @@ func (s *Service) StartStageSession(ctx context.Context, stageARN string) (strin
 }
 
 // RecordStageSessionStart records a session whose id the media plane chose
-// when it started it.
+// when it started it. Like the other Record* methods and EndStageSession,
+// it writes the event the fact makes (Rostrum Stage Activity: Session
+// Started) to the event outbox in the same store transaction.
 func (s *Service) RecordStageSessionStart(ctx context.Context, stageARN, sessionID string, at time.Time) error {
-	return s.store.StartStageSession(ctx, &store.StageSession{StageARN: stageARN, SessionID: sessionID, StartTime: at.UTC().Truncate(time.Millisecond)})
+	at = at.UTC().Truncate(time.Millisecond)
+	p := s.prepare(events.NewSessionEvent(stageARN, sessionID, at, true))
+	err := s.store.StartStageSession(ctx, &store.StageSession{StageARN: stageARN, SessionID: sessionID, StartTime: at}, p.Entries()...)
+	p.Done(err)
+	return err
 }
 
 // EndStageSession records the end of a session, now.
 func (s *Service) EndStageSession(ctx context.Context, stageARN, sessionID string) error {
-	return s.store.EndStageSession(ctx, stageARN, sessionID, s.nowMillis())
+	at := s.nowMillis()
+	p := s.prepare(events.NewSessionEvent(stageARN, sessionID, at, false))
+	err := s.store.EndStageSession(ctx, stageARN, sessionID, at, p.Entries()...)
+	p.Done(err)
+	return err
 }
 
 // RecordParticipant inserts or replaces a participant of a session.
@@ -50,7 +61,11 @@ func (s *Service) RecordParticipant(ctx context.Context, stageARN, sessionID str
 }
 
 // RecordParticipantEvent appends an event (JOINED, PUBLISH_STARTED, …) to a
-// participant's history; EventTime defaults to now.
+// participant's history; EventTime defaults to now. It is the one place the
+// media plane's participant events enter: the EventBridge-shaped event it
+// makes (IVS Stage Update or Rostrum Stage Activity) is written to the
+// outbox in the same transaction, so ListParticipantEvents and the
+// delivered events tell the same story.
 func (s *Service) RecordParticipantEvent(ctx context.Context, stageARN, sessionID string, e *api.Event) error {
 	if e.ParticipantId == nil || e.Name == nil {
 		return errors.New("ivs: event without participant id or name")
@@ -58,9 +73,15 @@ func (s *Service) RecordParticipantEvent(ctx context.Context, stageARN, sessionI
 	if e.EventTime == nil {
 		e.EventTime = api.Ptr(s.nowMillis())
 	}
-	return s.store.AddParticipantEvent(ctx, &store.ParticipantEvent{
+	var p *events.Prepared
+	if s.events != nil {
+		p = s.prepare(events.FromParticipantEvent(stageARN, sessionID, s.userID(ctx, stageARN, sessionID, *e.ParticipantId), e))
+	}
+	err := s.store.AddParticipantEvent(ctx, &store.ParticipantEvent{
 		StageARN: stageARN, SessionID: sessionID, ParticipantID: *e.ParticipantId, EventTime: *e.EventTime, Doc: mustJSON(e),
-	})
+	}, p.Entries()...)
+	p.Done(err)
+	return err
 }
 
 // RecordParticipantReplica inserts or replaces a replication record.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rostrum-dev/rostrum/internal/awsapi"
 	"github.com/rostrum-dev/rostrum/internal/config"
+	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/signal"
@@ -25,6 +26,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/stage"
 	"github.com/rostrum-dev/rostrum/internal/store"
 	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
+	"github.com/rostrum-dev/rostrum/web"
 )
 
 // Server is a running Rostrum.
@@ -37,11 +39,14 @@ type Server struct {
 	engine   *sfu.Engine
 	Stages   *stage.Manager
 	Service  *ivs.Service
+	Events   *events.Bus
 	BaseURL  string
 	ready    atomic.Bool
 	done     chan error
 	stopOnce sync.Once
 	stopErr  error
+
+	eventStream http.Handler
 }
 
 // Start opens the store, binds the listener and starts serving.
@@ -59,15 +64,23 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	base := cfg.BaseURL(ln.Addr())
+	bus, err := startEventBus(ctx, cfg, st, log)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	svc, err := ivs.New(ctx, ivs.Config{
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
 		Endpoints: config.Endpoints(base),
 		Quotas:    cfg.Quotas,
 		Store:     st,
+		Events:    bus,
 		Logger:    log,
 	})
 	if err != nil {
+		bus.Close()
 		ln.Close()
 		st.Close()
 		return nil, err
@@ -80,6 +93,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Logger:    log,
 	})
 	if err != nil {
+		bus.Close()
 		ln.Close()
 		st.Close()
 		return nil, fmt.Errorf("media engine: %w", err)
@@ -97,6 +111,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Credentials: []sigv4.Credential{{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, AccountID: cfg.AccountID}},
 	}
 	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1)}
+	s.Events = bus
+	s.eventStream = bus.StreamHandler(events.StreamAuth{Verifier: verifier, Token: cfg.Events.StreamToken})
 	s.http = &http.Server{
 		Handler:           s.routes(awsapi.New(svc, verifier, log), signal.New(stages, log)),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -131,6 +147,19 @@ func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.
 	for _, p := range []string{"/whip", "/whip/", "/events", "/events/"} {
 		mux.Handle(p, media)
 	}
+	// The live event stream (server-sent events) and the bus's metrics.
+	mux.Handle("/v1/events", s.eventStream)
+	mux.Handle("GET /metrics", s.Events.MetricsHandler())
+	// The browser library (/sdk/), the demo page (/demo/) and, only with
+	// --dev-token-endpoint, the development token endpoint (/dev/).
+	webOpts := web.Options{Logger: s.log}
+	if s.cfg.DevTokenEndpoint {
+		webOpts.DevTokens = s.Service
+	}
+	webHandler := web.New(webOpts)
+	for _, p := range web.Paths {
+		mux.Handle(p, webHandler)
+	}
 	// Everything else is the AWS API: its 36 RPC paths, /tags/{arn} and the
 	// AWS-shaped answer to anything unknown.
 	mux.Handle("/", apiHandler)
@@ -154,6 +183,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
+	// Then the event bus: what the media plane recorded while closing is
+	// in the outbox; live streams end so that the listener can drain.
+	s.Events.Close()
 	err := s.http.Shutdown(ctx)
 	if cerr := s.engine.Close(); cerr != nil {
 		err = errors.Join(err, cerr)

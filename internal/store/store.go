@@ -119,6 +119,22 @@ type ParticipantReplica struct {
 	Doc                 []byte
 }
 
+// OutboxEntry is one event waiting in the outbox for delivery to one sink.
+// Entries of one sink and Partition (a stage) are delivered in Seq order.
+type OutboxEntry struct {
+	Seq       int64 // assigned on insert; increasing
+	Sink      string
+	Partition string
+	EventID   string
+	Doc       []byte // the event document, as delivered
+	// Attempts is how many deliveries failed so far; NextAttempt is when
+	// the next may start; LastError says why the last one failed.
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+	CreatedAt   time.Time
+}
+
 // Store is everything the IVS service persists. Every method that returns
 // without error has made its write durable. Times are kept to the
 // millisecond and read back in UTC. Rows under a stage or session (sessions,
@@ -146,8 +162,11 @@ type Store interface {
 	// StartStageSession records a new active session of a stage and sets the
 	// stage's ActiveSessionID; EndStageSession sets its end time and clears
 	// the stage's ActiveSessionID if it is still this session.
-	StartStageSession(ctx context.Context, s *StageSession) error
-	EndStageSession(ctx context.Context, stageARN, sessionID string, end time.Time) error
+	//
+	// Both, like AddParticipantEvent, insert the outbox entries they are
+	// given in the same transaction as their own write: all or none.
+	StartStageSession(ctx context.Context, s *StageSession, outbox ...*OutboxEntry) error
+	EndStageSession(ctx context.Context, stageARN, sessionID string, end time.Time, outbox ...*OutboxEntry) error
 	GetStageSession(ctx context.Context, stageARN, sessionID string) (*StageSession, error)
 	// ListStageSessions returns a stage's sessions newest first: Page.After
 	// is the Seq of the last session of the previous page.
@@ -159,7 +178,7 @@ type Store interface {
 	GetParticipant(ctx context.Context, stageARN, sessionID, participantID string) (*Participant, error)
 	ListParticipants(ctx context.Context, q ParticipantQuery) ([]*Participant, error)
 
-	AddParticipantEvent(ctx context.Context, e *ParticipantEvent) error
+	AddParticipantEvent(ctx context.Context, e *ParticipantEvent, outbox ...*OutboxEntry) error
 	// ListParticipantEvents returns one participant's events in order.
 	ListParticipantEvents(ctx context.Context, stageARN, sessionID, participantID string, p Page) ([]*ParticipantEvent, error)
 
@@ -170,6 +189,27 @@ type Store interface {
 	// good: its token can never join again.
 	RevokeParticipant(ctx context.Context, stageARN, participantID string, at time.Time) error
 	IsParticipantRevoked(ctx context.Context, stageARN, participantID string) (bool, error)
+
+	// The event outbox: events accepted for delivery, one entry per sink,
+	// kept until delivered. Entries do not belong to a stage: they outlive
+	// its deletion.
+	//
+	// EnqueueEvents inserts entries (setting Seq), atomically.
+	EnqueueEvents(ctx context.Context, entries ...*OutboxEntry) error
+	// PendingEvents returns the entries of a sink that may be delivered
+	// now: the oldest entry of each partition, if its NextAttempt is not
+	// after now; in Seq order, at most limit (<= 0: no limit). next is the
+	// earliest NextAttempt of the other partitions' oldest entries (zero
+	// when there are none): when to look again.
+	PendingEvents(ctx context.Context, sink string, now time.Time, limit int) (ready []*OutboxEntry, next time.Time, err error)
+	// DeleteEvents deletes a sink's entries by Seq (delivered or given up);
+	// missing ones are ignored.
+	DeleteEvents(ctx context.Context, sink string, seqs ...int64) error
+	// DeferEvent records a failed delivery: Attempts grows by one,
+	// NextAttempt and LastError are set. ErrNotFound if the entry is gone.
+	DeferEvent(ctx context.Context, sink string, seq int64, next time.Time, lastErr string) error
+	// CountEvents returns how many entries wait, per sink.
+	CountEvents(ctx context.Context) (map[string]int, error)
 
 	// Settings hold server state such as the token signing key.
 	// PutSettingIfAbsent stores value unless key exists, and returns the

@@ -111,6 +111,23 @@ CREATE TABLE settings (
 	value BLOB NOT NULL
 );
 `,
+	// 2: the event outbox (store.OutboxEntry). No foreign keys: events
+	// outlive their stage.
+	`
+CREATE TABLE event_outbox (
+	seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+	sink          TEXT    NOT NULL,
+	partition_key TEXT    NOT NULL,
+	event_id      TEXT    NOT NULL,
+	doc           BLOB    NOT NULL,
+	attempts      INTEGER NOT NULL DEFAULT 0,
+	next_attempt  INTEGER NOT NULL,
+	last_error    TEXT    NOT NULL DEFAULT '',
+	created_at    INTEGER NOT NULL
+);
+-- PendingEvents (each partition's oldest entry of a sink) and CountEvents.
+CREATE INDEX event_outbox_sink_partition_seq ON event_outbox (sink, partition_key, seq);
+`,
 }
 
 // schemaVersion is the version this build migrates databases to.

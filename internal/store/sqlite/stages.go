@@ -25,7 +25,7 @@ func sessionExists(ctx context.Context, q querier, stageARN, sessionID string) (
 
 // StartStageSession implements store.Store. It returns ErrNotFound if the
 // stage does not exist and ErrAlreadyExists if the session does.
-func (s *Store) StartStageSession(ctx context.Context, ss *store.StageSession) error {
+func (s *Store) StartStageSession(ctx context.Context, ss *store.StageSession, outbox ...*store.OutboxEntry) error {
 	var seq int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		ok, err := stageExists(ctx, tx, ss.StageARN)
@@ -57,7 +57,8 @@ RETURNING seq`,
 			`UPDATE resources SET active_session_id = ? WHERE arn = ?`, ss.SessionID, ss.StageARN); err != nil {
 			return fmt.Errorf("sqlite: set active session: %w", err)
 		}
-		return nil
+		_, err = insertOutbox(ctx, tx, outbox)
+		return err
 	})
 	if err != nil {
 		return err
@@ -67,7 +68,7 @@ RETURNING seq`,
 }
 
 // EndStageSession implements store.Store.
-func (s *Store) EndStageSession(ctx context.Context, stageARN, sessionID string, end time.Time) error {
+func (s *Store) EndStageSession(ctx context.Context, stageARN, sessionID string, end time.Time, outbox ...*store.OutboxEntry) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
 			`UPDATE stage_sessions SET end_time = ? WHERE stage_arn = ? AND session_id = ?`,
@@ -85,7 +86,8 @@ func (s *Store) EndStageSession(ctx context.Context, stageARN, sessionID string,
 			stageARN, sessionID); err != nil {
 			return fmt.Errorf("sqlite: clear active session: %w", err)
 		}
-		return nil
+		_, err = insertOutbox(ctx, tx, outbox)
+		return err
 	})
 }
 
@@ -256,7 +258,7 @@ func queryParticipants(ctx context.Context, q querier, query string, args ...any
 
 // AddParticipantEvent implements store.Store. It returns ErrNotFound if the
 // session does not exist.
-func (s *Store) AddParticipantEvent(ctx context.Context, e *store.ParticipantEvent) error {
+func (s *Store) AddParticipantEvent(ctx context.Context, e *store.ParticipantEvent, outbox ...*store.OutboxEntry) error {
 	var seq int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		ok, err := sessionExists(ctx, tx, e.StageARN, e.SessionID)
@@ -273,7 +275,8 @@ RETURNING seq`,
 			e.StageARN, e.SessionID, e.ParticipantID, toMillis(e.EventTime), blob(e.Doc)).Scan(&seq); err != nil {
 			return fmt.Errorf("sqlite: add participant event: %w", err)
 		}
-		return nil
+		_, err = insertOutbox(ctx, tx, outbox)
+		return err
 	})
 	if err != nil {
 		return err
