@@ -84,6 +84,9 @@ func (m *Manager) enter(info *ivs.StageInfo) (*Stage, error) {
 			return st, nil
 		}
 		st.mu.Unlock()
+		// The ended session's records (its end among them) are written
+		// before the next session's start.
+		st.rec.flush()
 		m.forget(st)
 	}
 }
@@ -161,6 +164,7 @@ func (st *Stage) endIfEmpty() {
 	if router != nil {
 		router.Close()
 	}
+	st.rec.flush()
 	st.m.forget(st)
 }
 
