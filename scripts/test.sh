@@ -17,6 +17,11 @@ fi
 # The aws CLI and boto3 with the ivs-realtime model come with the project's
 # machines; on others the client smoke tests skip (and fail under CI=true).
 
+# The browser tests (test/e2e/browser_test.go): Debian's Chromium, the
+# harness's npm packages and, at test time only, the official IVS Web
+# Broadcast SDK for the interoperability test.
+bash test/browser/install.sh
+
 echo "== go mod download"
 go mod download
 

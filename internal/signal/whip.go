@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/stage"
 )
 
@@ -167,22 +168,40 @@ func (h *Handler) getLayers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type layers struct {
-		MediaID string `json:"mediaId"`
-		Layers  any    `json:"layers"`
+		MediaID string      `json:"mediaId"`
+		Layers  []layerJSON `json:"layers"`
 	}
 	var out struct {
-		Layers []any    `json:"layers"`
-		Media  []layers `json:"media"`
+		Layers []layerJSON `json:"layers"`
+		Media  []layers    `json:"media"`
 	}
-	out.Layers = []any{}
+	out.Layers = []layerJSON{}
 	for mid, ls := range res.Subscriber().Layers() {
-		out.Media = append(out.Media, layers{MediaID: mid, Layers: ls})
+		m := layers{MediaID: mid, Layers: []layerJSON{}}
 		for _, l := range ls {
-			out.Layers = append(out.Layers, l)
+			m.Layers = append(m.Layers, newLayerJSON(l))
 		}
+		out.Media = append(out.Media, m)
+		out.Layers = append(out.Layers, m.Layers...)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(out)
+}
+
+// layerJSON is one layer as IVS's clients read it: bitrate in kbps (IVS's
+// web client multiplies it by 1000 to get its bitrateBps).
+type layerJSON struct {
+	EncodingID      string  `json:"encodingId"`
+	Bitrate         int     `json:"bitrate"`
+	Width           int     `json:"width,omitempty"`
+	Height          int     `json:"height,omitempty"`
+	FramesPerSecond float64 `json:"framesPerSecond,omitempty"`
+	Selected        bool    `json:"selected"`
+}
+
+func newLayerJSON(l sfu.LayerInfo) layerJSON {
+	return layerJSON{EncodingID: l.EncodingID, Bitrate: (l.Bitrate + 500) / 1000, Width: l.Width, Height: l.Height,
+		FramesPerSecond: l.FramesPerSecond, Selected: l.Selected}
 }
 
 // setLayer pins a layer ({"mediaId": mid, "encodingId": "hi"}) or, with an
