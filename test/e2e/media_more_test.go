@@ -102,7 +102,7 @@ func TestSelfSignedTokensJoinAndExchange(t *testing.T) {
 		p, ok := s.Participant("customer-chosen-1")
 		return ok && p.Attributes["role"] == "host"
 	})
-	sid := aws.ToString(mustStage(t, c, stage).ActiveSessionId)
+	sid := activeSession(t, c, stage)
 	eventually(t, "TOKEN_EXCHANGED recorded", func() bool {
 		return hasEvent(c, stage, sid, "customer-chosen-1", types.EventName("TOKEN_EXCHANGED"), "")
 	})
@@ -203,7 +203,7 @@ func TestOBSStyleWHIPPublish(t *testing.T) {
 	if err := sub.WaitFrames(ctx, "video", 10); err != nil {
 		t.Fatal(err)
 	}
-	sid := aws.ToString(mustStage(t, c, stage).ActiveSessionId)
+	sid := activeSession(t, c, stage)
 	eventually(t, "the OBS participant CONNECTED and published", func() bool {
 		p, err := c.GetParticipant(bg, &ivsrealtime.GetParticipantInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(pid)})
 		return err == nil && p.Participant.State == types.ParticipantStateConnected && p.Participant.Published
@@ -249,7 +249,7 @@ func TestSetStateAndPublisherQuota(t *testing.T) {
 	if !errors.As(err, &he) || he.Code != 2005 {
 		t.Fatalf("second publisher with a quota of 1: %v", err)
 	}
-	sid := aws.ToString(mustStage(t, c, stage).ActiveSessionId)
+	sid := activeSession(t, c, stage)
 	eventually(t, "PUBLISH_ERROR QUOTA_EXCEEDED", func() bool {
 		out, _ := c.ListParticipantEvents(bg, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(bID)})
 		for _, e := range out.Events {

@@ -106,6 +106,22 @@ func isContiguousRun(got, sent [][32]byte) bool {
 	return false
 }
 
+// activeSession waits for the stage's active session: the media plane
+// records it moments after the first participant joins.
+func activeSession(t *testing.T, c *ivsrealtime.Client, stage string) string {
+	t.Helper()
+	var sid string
+	eventually(t, "an active session", func() bool {
+		g, err := c.GetStage(bg, &ivsrealtime.GetStageInput{Arn: aws.String(stage)})
+		if err != nil {
+			return false
+		}
+		sid = aws.ToString(g.Stage.ActiveSessionId)
+		return sid != ""
+	})
+	return sid
+}
+
 // eventually polls cond until it holds or the test's patience ends.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -173,12 +189,7 @@ func TestPublishSubscribeAndWhatTheAPIShows(t *testing.T) {
 			}
 
 			// The API shows what happened.
-			var sid string
-			eventually(t, "an active session", func() bool {
-				g, err := c.GetStage(bg, &ivsrealtime.GetStageInput{Arn: aws.String(stage)})
-				sid = aws.ToString(g.Stage.ActiveSessionId)
-				return err == nil && sid != ""
-			})
+			sid := activeSession(t, c, stage)
 			eventually(t, "both participants CONNECTED, alice published", func() bool {
 				out, err := c.ListParticipants(bg, &ivsrealtime.ListParticipantsInput{StageArn: aws.String(stage), SessionId: aws.String(sid)})
 				if err != nil || len(out.Participants) != 2 {
@@ -320,8 +331,7 @@ func TestDisconnectParticipantKicksForGood(t *testing.T) {
 	if !errors.As(err, &he) || he.Status != http.StatusForbidden || he.Code != 2003 {
 		t.Errorf("publishing with a revoked token: %v", err)
 	}
-	g, _ := c.GetStage(bg, &ivsrealtime.GetStageInput{Arn: aws.String(stage)})
-	sid := aws.ToString(g.Stage.ActiveSessionId)
+	sid := activeSession(t, c, stage)
 	eventually(t, "alice's LEFT", func() bool { return hasEvent(c, stage, sid, pubID, types.EventNameLeft, "") })
 	// A missing stage is ResourceNotFound.
 	_, err = c.DisconnectParticipant(bg, &ivsrealtime.DisconnectParticipantInput{StageArn: aws.String(stage + "x"), ParticipantId: aws.String(pubID)})
@@ -382,8 +392,7 @@ func TestMediaEndpointRefusals(t *testing.T) {
 	if s, cd := code(err); s != 404 || cd != 2004 {
 		t.Errorf("subscribe to someone not publishing: %d %d", s, cd)
 	}
-	g, _ := c.GetStage(bg, &ivsrealtime.GetStageInput{Arn: aws.String(stage)})
-	sid := aws.ToString(g.Stage.ActiveSessionId)
+	sid := activeSession(t, c, stage)
 	eventually(t, "PUBLISH_ERROR and SUBSCRIBE_ERROR events", func() bool {
 		out, err := c.ListParticipantEvents(bg, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(subOnlyID)})
 		if err != nil {
