@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/config"
+	"github.com/rostrum-dev/rostrum/internal/loadtest"
 	"github.com/rostrum-dev/rostrum/internal/server"
 )
 
@@ -34,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "loadtest":
+		return loadtest.Main(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "rostrum", buildVersion())
 		return 0
@@ -51,6 +54,8 @@ func usage(w io.Writer) {
 
 Commands:
   serve     run the server (rostrum serve --help lists its flags)
+  loadtest  put a server under media or API load and report what it sustains
+            (rostrum loadtest --help)
   version   print the version
 `)
 }

@@ -22,6 +22,10 @@
 //     sample builder and records the SHA-256 of every frame (ReceivedFrames),
 //     so a test can check that what arrived is what was sent (FrameHash
 //     defines the hash both sides use).
+//   - For load generation: SyntheticOptions.Timestamps writes each frame's
+//     send time into it, SubscribeOptions.OnPacket sees every packet, and
+//     SyntheticPacketSent reads the send time back out of one, so that
+//     forwarding latency is measured per packet (internal/loadtest).
 //   - ConnectEvents joins the events websocket.
 //   - GenerateFixtures makes small test media files with ffmpeg.
 //

@@ -62,6 +62,13 @@ type SubscribeOptions struct {
 	// run. A pion sample builder holds 1 MiB of state per track; load
 	// generation with many subscribers wants this.
 	NoFrames bool
+	// OnPacket, if set, is called with each RTP packet read (after Drop and
+	// NACK handling, retransmissions included), decrypted, with the time it
+	// was read. packet is valid only during the call. It runs on the track's
+	// read goroutine, once per packet, so it must be cheap and safe for
+	// concurrent use by the audio and video goroutines. A load generator
+	// reads SyntheticPacketSent from it.
+	OnPacket func(kind string, packet []byte, arrival time.Time)
 }
 
 // Subscriber is one subscribe session. Its methods are safe for concurrent use.
@@ -72,6 +79,7 @@ type Subscriber struct {
 	sig      *signaller
 	tap      *receiveTap
 	noFrames bool
+	onPacket func(kind string, packet []byte, arrival time.Time)
 
 	tracks map[string]*subTrack // by kind: "audio", "video"
 	mids   map[string]string    // kind → mid
@@ -162,7 +170,7 @@ func Subscribe(ctx context.Context, token string, opts SubscribeOptions) (*Subsc
 		return nil, err
 	}
 	s := &Subscriber{
-		info: info, pc: pc, cs: watchConnection(pc), tap: tap, noFrames: opts.NoFrames,
+		info: info, pc: pc, cs: watchConnection(pc), tap: tap, noFrames: opts.NoFrames, onPacket: opts.OnPacket,
 		sig:      newSignaller(opts.HTTPClient, token, opts.Header),
 		tracks:   map[string]*subTrack{},
 		mids:     map[string]string{},
@@ -297,6 +305,9 @@ func (s *Subscriber) readTrack(track *webrtc.TrackRemote) {
 		now := time.Now()
 		if st.onPacket(binary.BigEndian.Uint16(buf[2:4]), n, now) {
 			s.kickNACK()
+		}
+		if s.onPacket != nil {
+			s.onPacket(kind, buf[:n], now)
 		}
 		if sb == nil {
 			continue

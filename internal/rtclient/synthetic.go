@@ -32,6 +32,14 @@ type SyntheticOptions struct {
 	Width, Height int
 	// Frames, if positive, ends the source (io.EOF) after that many frames.
 	Frames int
+	// Timestamps writes the wall-clock time at which each frame is made
+	// (that is, sent: the Publisher asks for a frame when it is due) into
+	// the frame's numbered payload, "rtclient frame N @T " with T in Unix
+	// nanoseconds. Every RTP packet of the frame that carries a whole copy
+	// of that text (any packet of more than about 100 payload bytes) then
+	// tells a receiver when it was sent: see SyntheticPacketSent. A load
+	// generator measures forwarding latency with it.
+	Timestamps bool
 }
 
 // SyntheticSource is a MediaSource that makes numbered frames without an
@@ -123,7 +131,11 @@ func (s *SyntheticSource) NextFrame() (Frame, error) {
 	default:
 		return Frame{}, fmt.Errorf("rtclient: synthetic %s frames are not supported", s.opts.Codec.MimeType)
 	}
-	b = fillNumbered(b, n, size)
+	var sent int64
+	if s.opts.Timestamps {
+		sent = time.Now().UnixNano()
+	}
+	b = fillNumbered(b, n, sent, size)
 	s.buf = b
 	return Frame{Data: b, Duration: s.opts.FrameDuration, Keyframe: key}, nil
 }
@@ -168,13 +180,18 @@ func h264Header(b []byte, key bool) []byte {
 	return append(b, 0x41, 0x9a) // non-IDR slice
 }
 
-// fillNumbered pads b to size with "rtclient frame N " repeated (at least
-// once, even past size).
-func fillNumbered(b []byte, n, size int) []byte {
-	var word [32]byte
+// fillNumbered pads b to size with "rtclient frame N " (or, with a send
+// time, "rtclient frame N @T ") repeated, at least once, even past size.
+func fillNumbered(b []byte, n int, sent int64, size int) []byte {
+	var word [64]byte
 	w := append(word[:0], syntheticMark...)
 	w = strconv.AppendInt(w, int64(n), 10)
 	w = append(w, ' ')
+	if sent != 0 {
+		w = append(w, '@')
+		w = strconv.AppendInt(w, sent, 10)
+		w = append(w, ' ')
+	}
 	b = append(b, w...)
 	for len(b) < size {
 		k := size - len(b)
@@ -208,4 +225,37 @@ func SyntheticFrameNumber(frame []byte) (n int, ok bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// SyntheticPacketSent finds, in b (an RTP packet or payload, or a rebuilt
+// frame), the first whole "rtclient frame N @T " that a SyntheticSource with
+// Timestamps wrote, and returns N and T (Unix nanoseconds). ok is false when
+// b holds no whole copy: other data, a frame made without Timestamps, or a
+// packet too short to carry one. It does not allocate.
+//
+// Hot path of a load generator: once per packet received.
+func SyntheticPacketSent(b []byte) (n int, sentUnixNano int64, ok bool) {
+	for {
+		i := bytes.Index(b, syntheticMark)
+		if i < 0 {
+			return 0, 0, false
+		}
+		b = b[i+len(syntheticMark):]
+		num, rest, ok1 := leadingInt(b)
+		if ok1 && len(rest) > 2 && rest[0] == ' ' && rest[1] == '@' {
+			if t, rest2, ok2 := leadingInt(rest[2:]); ok2 && len(rest2) > 0 && rest2[0] == ' ' {
+				return int(num), t, true
+			}
+		}
+		// A copy cut at the packet's edge, or no time: try the next one.
+	}
+}
+
+// leadingInt parses the decimal digits at the start of b (at most 19).
+func leadingInt(b []byte) (v int64, rest []byte, ok bool) {
+	i := 0
+	for ; i < len(b) && i < 19 && b[i] >= '0' && b[i] <= '9'; i++ {
+		v = v*10 + int64(b[i]-'0')
+	}
+	return v, b[i:], i > 0
 }

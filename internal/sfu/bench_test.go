@@ -48,18 +48,23 @@ func BenchmarkFanout(b *testing.B) {
 }
 
 // BenchmarkForwardPion is the same fan-out with pion's write path behind
-// it: real subscribers over loopback, so each write goes through the TWCC
-// and congestion-control interceptors, SRTP and a UDP send.
+// it: real subscribers over loopback, so each write goes through SRTP and a
+// UDP send. A publisher with one encoding per track gives its subscribers
+// nothing to choose, so they have no congestion controller; the simulcast
+// cases measure the transport-wide sequence numbers and pion's GCC on top.
 func BenchmarkForwardPion(b *testing.B) {
 	for _, n := range []int{1, 10} {
-		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) { benchPion(b, n) })
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) { benchPion(b, n, nil) })
+	}
+	for _, n := range []int{1, 10} {
+		b.Run(fmt.Sprintf("simulcast/subscribers=%d", n), func(b *testing.B) { benchPion(b, n, []string{"low", "mid", "hi"}) })
 	}
 }
 
-func benchPion(b *testing.B, n int) {
+func benchPion(b *testing.B, n int, rids []string) {
 	ctx := testContext(b)
 	r := newTestEngine(b).NewRouter("bench")
-	tp := startPublisher(b, ctx, r, "pub", pubOpts{noAudio: true, silent: true})
+	tp := startPublisher(b, ctx, r, "pub", pubOpts{noAudio: true, silent: true, rids: rids})
 	for i := range n {
 		if _, err := subscribe(b, ctx, r, fmt.Sprintf("s%d", i), "pub", subOpts{client: clientOpts{noAudio: true}, noRead: true}); err != nil {
 			b.Fatal(err)

@@ -117,7 +117,13 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 	if opts.InitialLayer == "highest" {
 		initial = initialBitrateHighest
 	}
-	pc, est, err := r.e.newPeerConnection(roleSubscriber, initial)
+	role := roleFixedSubscriber
+	for _, ps := range plan {
+		if ps.track != nil && len(ps.track.layers) > 1 {
+			role = roleSubscriber
+		}
+	}
+	pc, est, err := r.e.newPeerConnection(role, initial)
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
 	}

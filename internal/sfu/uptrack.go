@@ -142,6 +142,11 @@ type layer struct {
 	// known (a subscriber connected before the publisher's first packet);
 	// it is sent when the SSRC arrives.
 	pliPending atomic.Bool
+	// pliDeferred is a keyframe asked for while the rate limit held
+	// requests back (subscribers joining within pliInterval of each
+	// other): the reader sends it with the first packet after the interval
+	// has passed, unless a keyframe came first.
+	pliDeferred atomic.Bool
 
 	// Counters written by the reader.
 	bytes, packets, frames atomic.Uint64
@@ -226,6 +231,13 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 			l.frames.Add(1)
 		}
 		l.cache.put(p.seq, p.raw)
+		if l.pliDeferred.Load() {
+			if p.keyframe {
+				l.pliDeferred.Store(false)
+			} else if now-l.pli.last.Load() >= int64(pliInterval) {
+				l.requestKeyframe()
+			}
+		}
 	}
 	downs := t.downs.Load()
 	if downs == nil {
@@ -279,7 +291,10 @@ func (l *layer) requestKeyframe() {
 		return
 	}
 	if l.pli.allow(nanotime()) {
+		l.pliDeferred.Store(false)
 		l.track.pub.pli(ssrc)
+	} else {
+		l.pliDeferred.Store(true)
 	}
 }
 

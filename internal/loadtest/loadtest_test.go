@@ -1,0 +1,221 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rostrum-dev/rostrum/internal/config"
+	"github.com/rostrum-dev/rostrum/internal/server"
+)
+
+// TestMain doubles as `rostrum serve` for TestSpawn: the test binary
+// re-executed with LOADTEST_TEST_SERVE=1 runs a server with the flags it
+// is given.
+func TestMain(m *testing.M) {
+	if os.Getenv("LOADTEST_TEST_SERVE") == "1" {
+		os.Exit(serveForTest(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func serveForTest(args []string) int {
+	cfg, err := config.Parse(args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return 1
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return 0
+}
+
+// startServer runs a server in this process on free loopback ports.
+func startServer(t *testing.T) Target {
+	t.Helper()
+	cfg, err := config.Parse([]string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--rtc-udp-port", "0",
+		"--rtc-tcp-port", "-1", "--rtc-listen-ip", "127.0.0.1", "--session-grace", "200ms"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return Target{Endpoint: srv.BaseURL, Region: cfg.Region, AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey,
+		ServerPID: os.Getpid(), ServerDescription: "in-process (test)"}
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// The smoke run: a few seconds of one publisher and two subscribers, with
+// simulcast and audio. Media must have flowed to every subscription, and
+// the report must be complete and survive JSON.
+func TestMediaSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and runs media for a few seconds")
+	}
+	tgt := startServer(t)
+	var lines []string
+	rep, err := RunMedia(testContext(t), tgt, MediaOptions{
+		Subscribers: 2, Simulcast: true, VideoBitrate: 600_000, Width: 640, Height: 360,
+		Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, JoinRate: 50, LoopbackOnly: true,
+	}, func(s string) { lines = append(lines, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Joins.OK != 2 || rep.Joins.Failed != 0 || rep.Joins.NoMedia != 0 {
+		t.Fatalf("joins: %+v", rep.Joins)
+	}
+	if rep.StreamsForwarded != 4 || rep.VideoStreams != 2 || rep.AudioStreams != 2 {
+		t.Fatalf("streams: %d (%d video, %d audio), want 4 (2, 2)", rep.StreamsForwarded, rep.VideoStreams, rep.AudioStreams)
+	}
+	if rep.Video.PacketsPerSecond <= 0 || rep.Audio.PacketsPerSecond <= 0 || rep.Total.BitsPerSecond <= 0 {
+		t.Fatalf("rates: video %+v audio %+v total %+v", rep.Video, rep.Audio, rep.Total)
+	}
+	if rep.Latency.Count == 0 || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.Latency.P99 > rep.Latency.Max {
+		t.Fatalf("latency: %+v", rep.Latency)
+	}
+	if rep.Joins.ToFirstFrame.Count != 2 || rep.Joins.Connect.Count != 2 {
+		t.Fatalf("join times: %+v", rep.Joins)
+	}
+	if rep.Loss.Expected == 0 {
+		t.Fatalf("loss: nothing expected: %+v", rep.Loss)
+	}
+	if !rep.Server.Measured || rep.Server.RSSBytes == 0 {
+		t.Fatalf("server stats: %+v", rep.Server)
+	}
+	if rep.Errors.Count != 0 {
+		t.Fatalf("errors: %+v", rep.Errors)
+	}
+	if len(lines) == 0 {
+		t.Error("no progress reported")
+	}
+
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"streams forwarded", "join → first frame", "latency, send → receive", "server memory", "errors"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := WriteJSON(&js, rep); err != nil {
+		t.Fatal(err)
+	}
+	var back MediaReport
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.StreamsForwarded != rep.StreamsForwarded || back.Latency != rep.Latency || back.Mode != "media" {
+		t.Fatalf("JSON round trip changed the report:\n%s", js.String())
+	}
+	var generic map[string]any
+	if err := json.Unmarshal(js.Bytes(), &generic); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"streamsForwarded", "joins", "perSubscriberVideo", "loss", "jitterMs", "latency", "serverStats", "errors"} {
+		if _, ok := generic[k]; !ok {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+}
+
+// The control-plane mode through the command line, as a user runs it
+// against a server of theirs.
+func TestAPISmokeCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	tgt := startServer(t)
+	var out, errs bytes.Buffer
+	code := Main([]string{"api", "--endpoint", tgt.Endpoint, "--ops", strings.Join(APIOperations, ","), "--concurrency", "2",
+		"--duration", "300ms", "--warmup", "0s", "--server-pid", "0", "--json", "-", "--quiet"}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	var rep APIReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if len(rep.Operations) != len(APIOperations) {
+		t.Fatalf("operations: %+v", rep.Operations)
+	}
+	for _, op := range rep.Operations {
+		if op.Requests == 0 || op.Errors != 0 || op.PerSecond <= 0 || op.Latency.P50 <= 0 {
+			t.Errorf("%s: %+v", op.Operation, op)
+		}
+	}
+}
+
+// Spawn starts a server process (here this test binary, standing in for
+// rostrum serve), pinned to one CPU, and stops it.
+func TestSpawn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOADTEST_TEST_SERVE", "1")
+	srv, err := Spawn(testContext(t), SpawnOptions{Command: []string{exe}, CPUs: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	ps, err := readProc(srv.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.rss == 0 || ps.threads == 0 {
+		t.Fatalf("/proc of the server: %+v", ps)
+	}
+	m, err := getAffinity(srv.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *m != *maskOf([]int{0}) {
+		t.Errorf("server affinity %x, want CPU 0 only", m[0])
+	}
+	rep, err := RunAPI(testContext(t), Target{Endpoint: srv.Endpoint, Region: "us-east-1", AccessKeyID: devAccessKeyID,
+		SecretAccessKey: devSecretAccessKey, ServerPID: srv.PID}, APIOptions{Operations: []string{"GetStage"}, Concurrency: 2, Duration: 300 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := rep.Operations[0]; op.Requests == 0 || op.Errors != 0 {
+		t.Fatalf("GetStage against the spawned server: %+v", op)
+	}
+	srv.Stop()
+	select {
+	case <-srv.exited:
+	default:
+		t.Fatal("the server still runs after Stop")
+	}
+}

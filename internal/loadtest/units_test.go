@@ -1,0 +1,124 @@
+package loadtest
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h histogram
+	for i := 1; i <= 10000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 5 * time.Millisecond}, {0.95, 9500 * time.Microsecond}, {0.99, 9900 * time.Microsecond}} {
+		got := h.quantile(c.q)
+		if rel := math.Abs(float64(got-c.want)) / float64(c.want); rel > 0.03 {
+			t.Errorf("q%.2f = %v, want %v ±3%%", c.q, got, c.want)
+		}
+	}
+	if h.count() != 10000 || time.Duration(h.max.Load()) != 10*time.Millisecond {
+		t.Errorf("count %d max %v", h.count(), time.Duration(h.max.Load()))
+	}
+	if m := h.mean(); m < 5*time.Millisecond-time.Microsecond || m > 5*time.Millisecond+time.Microsecond {
+		t.Errorf("mean %v", m)
+	}
+	var empty histogram
+	if p := empty.percentiles(); p != (Percentiles{}) {
+		t.Errorf("empty: %+v", p)
+	}
+}
+
+func TestHistogramBuckets(t *testing.T) {
+	// Every value falls in the bucket whose bounds hold it.
+	for _, v := range []int64{0, 1, 31, 32, 33, 63, 64, 65, 1000, 123456789, 1 << 40} {
+		i := histIndex(v)
+		if v < histLow(i) || v >= histHigh(i) {
+			t.Errorf("%d: bucket %d is [%d, %d)", v, i, histLow(i), histHigh(i))
+		}
+	}
+	if histIndex(math.MaxInt64) >= histBuckets {
+		t.Error("the largest value has no bucket")
+	}
+}
+
+func TestJitter(t *testing.T) {
+	// Packets 20 ms apart in RTP time arriving exactly 20 ms apart: no
+	// jitter; arriving alternately 5 ms early and late: some.
+	j := jitter{clock: 48000}
+	at := time.Unix(1000, 0)
+	for i := range 100 {
+		j.add(uint32(i*960), at.Add(time.Duration(i)*20*time.Millisecond))
+	}
+	if j.ms() > 0.001 {
+		t.Errorf("steady stream: jitter %.3f ms", j.ms())
+	}
+	k := jitter{clock: 48000}
+	for i := range 200 {
+		skew := 5 * time.Millisecond
+		if i%2 == 0 {
+			skew = -skew
+		}
+		k.add(uint32(i*960), at.Add(time.Duration(i)*20*time.Millisecond+skew))
+	}
+	if got := k.ms(); got < 8 || got > 10.5 {
+		t.Errorf("±5 ms stream: jitter %.2f ms, want about 10", got)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	for in, want := range map[string]int{"1.5M": 1_500_000, "1500k": 1_500_000, "800000": 800_000} {
+		if got, err := parseBitrate(in); err != nil || got != want {
+			t.Errorf("parseBitrate(%q) = %d, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "fast", "1k", "1G"} {
+		if _, err := parseBitrate(bad); err == nil {
+			t.Errorf("parseBitrate(%q) accepted", bad)
+		}
+	}
+	if w, h, err := parseResolution("1280x720"); err != nil || w != 1280 || h != 720 {
+		t.Errorf("parseResolution = %d, %d, %v", w, h, err)
+	}
+	if _, _, err := parseResolution("720p"); err == nil {
+		t.Error("parseResolution(720p) accepted")
+	}
+	cpus, err := parseCPUList("0,2-4")
+	if err != nil || len(cpus) != 4 || cpus[0] != 0 || cpus[3] != 4 {
+		t.Errorf("parseCPUList = %v, %v", cpus, err)
+	}
+	for _, bad := range []string{"", "a", "3-1", "2000"} {
+		if _, err := parseCPUList(bad); err == nil {
+			t.Errorf("parseCPUList(%q) accepted", bad)
+		}
+	}
+	if !isLoopback("http://127.0.0.1:8080") || !isLoopback("http://localhost") || isLoopback("http://10.0.0.1:8080") {
+		t.Error("isLoopback")
+	}
+	if thousands(1234567.4) != "1,234,567" || thousands(12) != "12" {
+		t.Errorf("thousands: %s %s", thousands(1234567.4), thousands(12))
+	}
+}
+
+func TestMainRefusesBadInput(t *testing.T) {
+	var out, errs discard
+	if code := Main([]string{"nonsense"}, &out, &errs); code != 2 {
+		t.Errorf("unknown mode: exit %d", code)
+	}
+	if code := Main([]string{"--video-bitrate", "fast"}, &out, &errs); code != 1 {
+		t.Errorf("bad bitrate: exit %d", code)
+	}
+	if code := Main([]string{"api", "--endpoint", "http://127.0.0.1:1", "--server-cpus", "0"}, &out, &errs); code != 1 {
+		t.Errorf("--server-cpus with --endpoint: exit %d", code)
+	}
+	if code := Main([]string{"--help"}, &out, &errs); code != 0 {
+		t.Errorf("--help: exit %d", code)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
