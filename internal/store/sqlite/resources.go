@@ -153,18 +153,12 @@ func (s *Store) ListResources(ctx context.Context, q store.ResourceQuery) ([]*st
 		b.WriteString(` AND arn IN (SELECT arn FROM resource_refs WHERE ref = ?)`)
 		args = append(args, q.Ref)
 	}
-	if q.After > 0 {
-		b.WriteString(` AND seq > ?`)
-		args = append(args, q.After)
-	}
-	b.WriteString(` ORDER BY seq`)
-	limit, args := pageClause(q.Page, args)
-	b.WriteString(limit)
+	query, args := paged(b.String(), args, q.Page, false)
 
 	var rs []*store.Resource
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		var err error
-		rs, err = queryResources(ctx, tx, b.String(), args...)
+		rs, err = queryResources(ctx, tx, query, args...)
 		return err
 	})
 	return rs, err

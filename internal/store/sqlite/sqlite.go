@@ -245,13 +245,50 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// pageClause returns the LIMIT clause of a page: Limit+1 rows, so that the
-// caller can tell whether another page follows; none when Limit <= 0.
-func pageClause(p store.Page, args []any) (string, []any) {
-	if p.Limit <= 0 {
-		return "", args
+// paged finishes a list query over rows ordered by seq: those after the
+// page's cursor (seq > After ascending, seq < After descending) and
+// Limit+1 of them, so that the caller can tell whether another page
+// follows (all when Limit <= 0).
+func paged(query string, args []any, p store.Page, descending bool) (string, []any) {
+	if p.After > 0 {
+		if descending {
+			query += ` AND seq < ?`
+		} else {
+			query += ` AND seq > ?`
+		}
+		args = append(args, p.After)
 	}
-	return " LIMIT ?", append(args, p.Limit+1)
+	if descending {
+		query += ` ORDER BY seq DESC`
+	} else {
+		query += ` ORDER BY seq`
+	}
+	if p.Limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, p.Limit+1)
+	}
+	return query, args
+}
+
+// collect runs a query and scans each row into a new T.
+func collect[T any](ctx context.Context, q querier, what, query string, args []any, scan func(*sql.Rows, *T) error) ([]*T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []*T
+	for rows.Next() {
+		v := new(T)
+		if err := scan(rows, v); err != nil {
+			return nil, fmt.Errorf("sqlite: scan %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	}
+	return out, nil
 }
 
 func notFound(what string, key ...string) error {

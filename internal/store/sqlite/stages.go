@@ -110,14 +110,8 @@ WHERE stage_arn = ? AND session_id = ?`, stageARN, sessionID)
 // Seq of the last session of the previous page (the next page's are smaller).
 func (s *Store) ListStageSessions(ctx context.Context, stageARN string, p store.Page) ([]*store.StageSession, error) {
 	query := `SELECT ` + sessionColumns + ` FROM stage_sessions WHERE stage_arn = ?`
-	args := []any{stageARN}
-	if p.After > 0 {
-		query += ` AND seq < ?`
-		args = append(args, p.After)
-	}
-	query += ` ORDER BY seq DESC`
-	limit, args := pageClause(p, args)
-	return querySessions(ctx, s.r, query+limit, args...)
+	query, args := paged(query, []any{stageARN}, p, true)
+	return querySessions(ctx, s.r, query, args...)
 }
 
 func querySessions(ctx context.Context, q querier, query string, args ...any) ([]*store.StageSession, error) {
@@ -222,14 +216,8 @@ func (s *Store) ListParticipants(ctx context.Context, q store.ParticipantQuery) 
 		b.WriteString(` AND recording_state = ?`)
 		args = append(args, *q.RecordingState)
 	}
-	if q.After > 0 {
-		b.WriteString(` AND seq > ?`)
-		args = append(args, q.After)
-	}
-	b.WriteString(` ORDER BY seq`)
-	limit, args := pageClause(q.Page, args)
-	b.WriteString(limit)
-	return queryParticipants(ctx, s.r, b.String(), args...)
+	query, args := paged(b.String(), args, q.Page, false)
+	return queryParticipants(ctx, s.r, query, args...)
 }
 
 func queryParticipants(ctx context.Context, q querier, query string, args ...any) ([]*store.Participant, error) {
@@ -287,34 +275,14 @@ RETURNING seq`,
 
 // ListParticipantEvents implements store.Store.
 func (s *Store) ListParticipantEvents(ctx context.Context, stageARN, sessionID, participantID string, p store.Page) ([]*store.ParticipantEvent, error) {
-	query := `SELECT seq, stage_arn, session_id, participant_id, event_time, doc FROM participant_events
-WHERE stage_arn = ? AND session_id = ? AND participant_id = ?`
-	args := []any{stageARN, sessionID, participantID}
-	if p.After > 0 {
-		query += ` AND seq > ?`
-		args = append(args, p.After)
-	}
-	query += ` ORDER BY seq`
-	limit, args := pageClause(p, args)
-	rows, err := s.r.QueryContext(ctx, query+limit, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list participant events: %w", err)
-	}
-	defer rows.Close()
-	var es []*store.ParticipantEvent
-	for rows.Next() {
-		var e store.ParticipantEvent
+	query, args := paged(`SELECT seq, stage_arn, session_id, participant_id, event_time, doc FROM participant_events
+WHERE stage_arn = ? AND session_id = ? AND participant_id = ?`, []any{stageARN, sessionID, participantID}, p, false)
+	return collect(ctx, s.r, "participant events", query, args, func(rows *sql.Rows, e *store.ParticipantEvent) error {
 		var at int64
-		if err := rows.Scan(&e.Seq, &e.StageARN, &e.SessionID, &e.ParticipantID, &at, &e.Doc); err != nil {
-			return nil, fmt.Errorf("sqlite: scan participant event: %w", err)
-		}
+		err := rows.Scan(&e.Seq, &e.StageARN, &e.SessionID, &e.ParticipantID, &at, &e.Doc)
 		e.EventTime = fromMillis(at)
-		es = append(es, &e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list participant events: %w", err)
-	}
-	return es, nil
+		return err
+	})
 }
 
 // PutParticipantReplica implements store.Store: an upsert keyed by source
@@ -351,32 +319,11 @@ RETURNING seq`,
 
 // ListParticipantReplicas implements store.Store, in Seq order.
 func (s *Store) ListParticipantReplicas(ctx context.Context, sourceStageARN, participantID string, p store.Page) ([]*store.ParticipantReplica, error) {
-	query := `SELECT seq, source_stage_arn, participant_id, destination_stage_arn, state, doc
-FROM participant_replicas WHERE source_stage_arn = ? AND participant_id = ?`
-	args := []any{sourceStageARN, participantID}
-	if p.After > 0 {
-		query += ` AND seq > ?`
-		args = append(args, p.After)
-	}
-	query += ` ORDER BY seq`
-	limit, args := pageClause(p, args)
-	rows, err := s.r.QueryContext(ctx, query+limit, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list participant replicas: %w", err)
-	}
-	defer rows.Close()
-	var rs []*store.ParticipantReplica
-	for rows.Next() {
-		var r store.ParticipantReplica
-		if err := rows.Scan(&r.Seq, &r.SourceStageARN, &r.ParticipantID, &r.DestinationStageARN, &r.State, &r.Doc); err != nil {
-			return nil, fmt.Errorf("sqlite: scan participant replica: %w", err)
-		}
-		rs = append(rs, &r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list participant replicas: %w", err)
-	}
-	return rs, nil
+	query, args := paged(`SELECT seq, source_stage_arn, participant_id, destination_stage_arn, state, doc
+FROM participant_replicas WHERE source_stage_arn = ? AND participant_id = ?`, []any{sourceStageARN, participantID}, p, false)
+	return collect(ctx, s.r, "participant replicas", query, args, func(rows *sql.Rows, r *store.ParticipantReplica) error {
+		return rows.Scan(&r.Seq, &r.SourceStageARN, &r.ParticipantID, &r.DestinationStageARN, &r.State, &r.Doc)
+	})
 }
 
 // RevokeParticipant implements store.Store. Revoking again is a no-op (the
