@@ -126,16 +126,26 @@ func (m *Manager) OpenEvents(id *Identity, client ClientInfo, sink EventsSink) (
 	return c, nil
 }
 
+// participant is the channel's participant while the channel is open, else
+// nil. Called with st.mu held.
+func (c *EventsConn) participant() *Participant {
+	p := c.st.participants[c.pid]
+	if p == nil {
+		return nil
+	}
+	if _, ok := p.events[c]; !ok {
+		return nil
+	}
+	return p
+}
+
 // SetState records the client's mute state (SET_STATE) and tells everyone.
 func (c *EventsConn) SetState(audioMuted, videoStopped bool) {
 	st := c.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	p := st.participants[c.pid]
+	p := c.participant()
 	if p == nil {
-		return
-	}
-	if _, ok := p.events[c]; !ok {
 		return
 	}
 	if p.audioMuted != audioMuted || p.videoStopped != videoStopped {
@@ -149,11 +159,8 @@ func (c *EventsConn) Closed() {
 	st := c.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	p := st.participants[c.pid]
+	p := c.participant()
 	if p == nil {
-		return
-	}
-	if _, ok := p.events[c]; !ok {
 		return
 	}
 	delete(p.events, c)
