@@ -40,15 +40,19 @@ func TestPlaybackControlSessionDeleteBeaconAndPing(t *testing.T) {
 	}
 	eventually(t, "a PONG", func() bool { return !ev.LastPong().IsZero() })
 
-	// Paused: no packets flow; played: they flow again.
+	// Paused: nothing flows but, at most, a late retransmission; played: the
+	// stream flows again.
+	flowing := sub.Stats("video").Packets
+	time.Sleep(500 * time.Millisecond)
+	flowing = sub.Stats("video").Packets - flowing
 	if err := sub.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // let packets in flight arrive
 	paused := sub.Stats("video").Packets
 	time.Sleep(500 * time.Millisecond)
-	if got := sub.Stats("video").Packets; got != paused {
-		t.Errorf("%d packets arrived while paused", got-paused)
+	if got := sub.Stats("video").Packets - paused; got > 2 || flowing < 10 {
+		t.Errorf("%d packets arrived in 500 ms while paused, %d in 500 ms before", got, flowing)
 	}
 	if err := sub.Play(ctx); err != nil {
 		t.Fatal(err)
