@@ -199,31 +199,15 @@ func TestWebhooksGetAStageLifeInOrder(t *testing.T) {
 	}
 
 	// Join: alice, then bob.
-	aliceEvents, err := rtclient.ConnectEvents(ctx, aliceTok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aliceEvents.Close()
+	aliceEvents := joinEvents(t, ctx, aliceTok)
 	waitState(t, ctx, aliceEvents, present(alice))
-	bobEvents, err := rtclient.ConnectEvents(ctx, bobTok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bobEvents.Close()
+	bobEvents := joinEvents(t, ctx, bobTok)
 	waitState(t, ctx, bobEvents, present(alice, bob))
 	// Publish.
-	pub, err := rtclient.Publish(ctx, aliceTok, rtclient.PublishOptions{Audio: source(t, f.Opus), Video: source(t, f.VP8), LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(ctx)
+	pub := publish(t, ctx, aliceTok, rtclient.PublishOptions{Audio: source(t, f.Opus), Video: source(t, f.VP8)})
 	waitState(t, ctx, bobEvents, func(s rtclient.StageState) bool { p, ok := s.Participant(alice); return ok && p.IsPublishing })
 	// Subscribe, and media flows.
-	sub, err := rtclient.Subscribe(ctx, bobTok, rtclient.SubscribeOptions{PublisherID: alice, LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close(ctx)
+	sub := subscribe(t, ctx, bobTok, rtclient.SubscribeOptions{PublisherID: alice})
 	if err := sub.WaitFrames(ctx, "video", 5); err != nil {
 		t.Fatal(err)
 	}

@@ -25,16 +25,8 @@ func TestPlaybackControlSessionDeleteBeaconAndPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ev.Close()
-	pub, err := rtclient.Publish(ctx, pubTok, rtclient.PublishOptions{Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{}), LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(ctx)
-	sub, err := rtclient.Subscribe(ctx, subTok, rtclient.SubscribeOptions{PublisherID: pubID, LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close(ctx)
+	pub := publish(t, ctx, pubTok, rtclient.PublishOptions{Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{})})
+	sub := subscribe(t, ctx, subTok, rtclient.SubscribeOptions{PublisherID: pubID})
 	if err := sub.WaitFrames(ctx, "video", 5); err != nil {
 		t.Fatal(err)
 	}

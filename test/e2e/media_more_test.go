@@ -85,11 +85,7 @@ func TestSelfSignedTokensJoinAndExchange(t *testing.T) {
 		return signES384(t, key, *pk.PublicKey.Arn, claims)
 	}
 	first := mint(map[string]string{"role": "guest"})
-	ev, err := rtclient.ConnectEvents(ctx, first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ev.Close()
+	ev := joinEvents(t, ctx, first)
 	waitState(t, ctx, ev, func(s rtclient.StageState) bool {
 		p, ok := s.Participant("customer-chosen-1")
 		return ok && p.Attributes["role"] == "guest"
@@ -154,16 +150,8 @@ func TestDeleteStageDisconnectsEveryone(t *testing.T) {
 	ctx := testContext(t)
 	stage := newStage(t, c)
 	tok, _ := newToken(t, c, stage, "a")
-	ev, err := rtclient.ConnectEvents(ctx, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ev.Close()
-	pub, err := rtclient.Publish(ctx, tok, rtclient.PublishOptions{Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{}), LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(ctx)
+	ev := joinEvents(t, ctx, tok)
+	pub := publish(t, ctx, tok, rtclient.PublishOptions{Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{})})
 	if _, err := c.DeleteStage(bg, &ivsrealtime.DeleteStageInput{Arn: aws.String(stage)}); err != nil {
 		t.Fatal(err)
 	}
@@ -196,11 +184,7 @@ func TestOBSStyleWHIPPublish(t *testing.T) {
 	if pub.Links()[rtclient.RelSessionDelete] == "" {
 		t.Errorf("no session-delete link: %v", pub.Links())
 	}
-	sub, err := rtclient.Subscribe(ctx, viewer, rtclient.SubscribeOptions{PublisherID: pid, LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close(ctx)
+	sub := subscribe(t, ctx, viewer, rtclient.SubscribeOptions{PublisherID: pid})
 	if err := sub.WaitFrames(ctx, "video", 10); err != nil {
 		t.Fatal(err)
 	}
@@ -223,16 +207,8 @@ func TestSetStateAndPublisherQuota(t *testing.T) {
 	stage := newStage(t, c)
 	aTok, aID := newToken(t, c, stage, "a")
 	bTok, bID := newToken(t, c, stage, "b")
-	aEv, err := rtclient.ConnectEvents(ctx, aTok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aEv.Close()
-	bEv, err := rtclient.ConnectEvents(ctx, bTok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bEv.Close()
+	aEv := joinEvents(t, ctx, aTok)
+	bEv := joinEvents(t, ctx, bTok)
 	if err := aEv.SetState(ctx, true, false); err != nil {
 		t.Fatal(err)
 	}
@@ -240,12 +216,8 @@ func TestSetStateAndPublisherQuota(t *testing.T) {
 		p, ok := s.Participant(aID)
 		return ok && p.AudioMuted && !p.VideoStopped
 	})
-	pub, err := rtclient.Publish(ctx, aTok, rtclient.PublishOptions{Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{}), LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(ctx)
-	_, err = rtclient.Publish(ctx, bTok, rtclient.PublishOptions{Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{}), LoopbackOnly: true})
+	publish(t, ctx, aTok, rtclient.PublishOptions{Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{})})
+	_, err := rtclient.Publish(ctx, bTok, rtclient.PublishOptions{Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{}), LoopbackOnly: true})
 	var he *rtclient.HTTPError
 	if !errors.As(err, &he) || he.Code != 2005 {
 		t.Fatalf("second publisher with a quota of 1: %v", err)
@@ -277,11 +249,7 @@ func TestSimulcastNACKAndPLIThroughTheServer(t *testing.T) {
 	for _, p := range f.SimulcastVP8 {
 		layers = append(layers, source(t, p))
 	}
-	pub, err := rtclient.Publish(ctx, pubTok, rtclient.PublishOptions{Simulcast: layers, LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(ctx)
+	pub := publish(t, ctx, pubTok, rtclient.PublishOptions{Simulcast: layers})
 	// Drop ten video packets on purpose before the layer switch below; the
 	// server must retransmit every one of them.
 	var dropped atomic.Int32
@@ -343,11 +311,7 @@ func TestSimulcastNACKAndPLIThroughTheServer(t *testing.T) {
 
 	// A client that can only use TCP.
 	tcpTok, _ := newToken(t, c, stage, "tcp")
-	tcpSub, err := rtclient.Subscribe(ctx, tcpTok, rtclient.SubscribeOptions{PublisherID: pubID, LoopbackOnly: true, ICETransport: "tcp"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcpSub.Close(ctx)
+	tcpSub := subscribe(t, ctx, tcpTok, rtclient.SubscribeOptions{PublisherID: pubID, ICETransport: "tcp"})
 	if err := tcpSub.WaitFrames(ctx, "video", 10); err != nil {
 		t.Fatalf("over ICE-TCP: %v", err)
 	}

@@ -106,6 +106,43 @@ func isContiguousRun(got, sent [][32]byte) bool {
 	return false
 }
 
+// joinEvents opens a participant's events channel for the rest of the test.
+func joinEvents(t *testing.T, ctx context.Context, tok string) *rtclient.Events {
+	t.Helper()
+	ev, err := rtclient.ConnectEvents(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ev.Close() })
+	return ev
+}
+
+// publish publishes over loopback for the rest of the test (or until the
+// test closes it).
+func publish(t *testing.T, ctx context.Context, tok string, opts rtclient.PublishOptions) *rtclient.Publisher {
+	t.Helper()
+	opts.LoopbackOnly = true
+	p, err := rtclient.Publish(ctx, tok, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+// subscribe subscribes over loopback for the rest of the test (or until the
+// test closes it).
+func subscribe(t *testing.T, ctx context.Context, tok string, opts rtclient.SubscribeOptions) *rtclient.Subscriber {
+	t.Helper()
+	opts.LoopbackOnly = true
+	s, err := rtclient.Subscribe(ctx, tok, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
 // activeSession waits for the stage's active session: the media plane
 // records it moments after the first participant joins.
 func activeSession(t *testing.T, c *ivsrealtime.Client, stage string) string {
@@ -145,26 +182,14 @@ func TestPublishSubscribeAndWhatTheAPIShows(t *testing.T) {
 			pubTok, pubID := newToken(t, c, stage, "alice")
 			subTok, subID := newToken(t, c, stage, "bob", types.ParticipantTokenCapabilitySubscribe)
 
-			aliceEvents, err := rtclient.ConnectEvents(ctx, pubTok)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer aliceEvents.Close()
-			bobEvents, err := rtclient.ConnectEvents(ctx, subTok)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer bobEvents.Close()
+			aliceEvents := joinEvents(t, ctx, pubTok)
+			bobEvents := joinEvents(t, ctx, subTok)
 
 			videoFile := f.VP8
 			if video == "H264" {
 				videoFile = f.H264
 			}
-			pub, err := rtclient.Publish(ctx, pubTok, rtclient.PublishOptions{Audio: source(t, f.Opus), Video: source(t, videoFile), LoopbackOnly: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pub.Close(ctx)
+			pub := publish(t, ctx, pubTok, rtclient.PublishOptions{Audio: source(t, f.Opus), Video: source(t, videoFile)})
 			// Bob sees Alice publishing in a STAGE_STATE snapshot.
 			waitState(t, ctx, bobEvents, func(s rtclient.StageState) bool {
 				for _, p := range s.Participants {
@@ -174,11 +199,7 @@ func TestPublishSubscribeAndWhatTheAPIShows(t *testing.T) {
 				}
 				return false
 			})
-			sub, err := rtclient.Subscribe(ctx, subTok, rtclient.SubscribeOptions{PublisherID: pubID, LoopbackOnly: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Close(ctx)
+			sub := subscribe(t, ctx, subTok, rtclient.SubscribeOptions{PublisherID: pubID})
 			for _, kind := range []string{"audio", "video"} {
 				if err := sub.WaitFrames(ctx, kind, 30); err != nil {
 					t.Fatalf("%s frames: %v", kind, err)
@@ -282,26 +303,10 @@ func TestDisconnectParticipantKicksForGood(t *testing.T) {
 	stage := newStage(t, c)
 	pubTok, pubID := newToken(t, c, stage, "alice")
 	subTok, _ := newToken(t, c, stage, "bob")
-	aliceEvents, err := rtclient.ConnectEvents(ctx, pubTok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer aliceEvents.Close()
-	bobEvents, err := rtclient.ConnectEvents(ctx, subTok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bobEvents.Close()
-	pub, err := rtclient.Publish(ctx, pubTok, rtclient.PublishOptions{Audio: source(t, f.Opus), Video: source(t, f.VP8), LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(ctx)
-	sub, err := rtclient.Subscribe(ctx, subTok, rtclient.SubscribeOptions{PublisherID: pubID, LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close(ctx)
+	aliceEvents := joinEvents(t, ctx, pubTok)
+	bobEvents := joinEvents(t, ctx, subTok)
+	pub := publish(t, ctx, pubTok, rtclient.PublishOptions{Audio: source(t, f.Opus), Video: source(t, f.VP8)})
+	sub := subscribe(t, ctx, subTok, rtclient.SubscribeOptions{PublisherID: pubID})
 	if err := sub.WaitFrames(ctx, "video", 5); err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +331,7 @@ func TestDisconnectParticipantKicksForGood(t *testing.T) {
 		return false
 	})
 	// Her token is revoked for good.
-	_, err = rtclient.Publish(ctx, pubTok, rtclient.PublishOptions{Video: source(t, f.VP8), LoopbackOnly: true})
+	_, err := rtclient.Publish(ctx, pubTok, rtclient.PublishOptions{Video: source(t, f.VP8), LoopbackOnly: true})
 	var he *rtclient.HTTPError
 	if !errors.As(err, &he) || he.Status != http.StatusForbidden || he.Code != 2003 {
 		t.Errorf("publishing with a revoked token: %v", err)
@@ -367,11 +372,7 @@ func TestMediaEndpointRefusals(t *testing.T) {
 	subOnly, subOnlyID := newToken(t, c, stage, "viewer", types.ParticipantTokenCapabilitySubscribe)
 	pubOnly, pubOnlyID := newToken(t, c, stage, "host", types.ParticipantTokenCapabilityPublish)
 	// Keep the session open so refusals are recorded in it.
-	ev, err := rtclient.ConnectEvents(ctx, subOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ev.Close()
+	joinEvents(t, ctx, subOnly)
 
 	code := func(err error) (int, int) {
 		var he *rtclient.HTTPError
@@ -380,7 +381,7 @@ func TestMediaEndpointRefusals(t *testing.T) {
 		}
 		return he.Status, he.Code
 	}
-	_, err = rtclient.Publish(ctx, subOnly, rtclient.PublishOptions{Video: source(t, f.VP8), LoopbackOnly: true})
+	_, err := rtclient.Publish(ctx, subOnly, rtclient.PublishOptions{Video: source(t, f.VP8), LoopbackOnly: true})
 	if s, cd := code(err); s != 403 || cd != 2003 {
 		t.Errorf("publish without PUBLISH: %d %d", s, cd)
 	}
