@@ -214,14 +214,7 @@ func (r *Router) Close() error {
 		return nil
 	}
 	r.closed = true
-	pubs := make([]*Publisher, 0, len(r.publishers))
-	for _, p := range r.publishers {
-		pubs = append(pubs, p)
-	}
-	subs := make([]*Subscriber, 0, len(r.subscribers))
-	for s := range r.subscribers {
-		subs = append(subs, s)
-	}
+	pubs, subs := r.peersLocked()
 	r.mu.Unlock()
 
 	for _, s := range subs {
@@ -234,6 +227,20 @@ func (r *Router) Close() error {
 	r.wg.Wait()
 	r.e.forget(r)
 	return nil
+}
+
+// peersLocked copies the router's publishers and subscribers, so that they
+// can be worked on without r.mu. Called with r.mu held (read or write).
+func (r *Router) peersLocked() ([]*Publisher, []*Subscriber) {
+	pubs := make([]*Publisher, 0, len(r.publishers))
+	for _, p := range r.publishers {
+		pubs = append(pubs, p)
+	}
+	subs := make([]*Subscriber, 0, len(r.subscribers))
+	for s := range r.subscribers {
+		subs = append(subs, s)
+	}
+	return pubs, subs
 }
 
 // shutdown stops the housekeeping goroutine.
@@ -264,14 +271,7 @@ func (r *Router) run() {
 // per-layer sampling state it keeps needs no lock.
 func (r *Router) tick(now time.Time, reports bool) {
 	r.mu.RLock()
-	pubs := make([]*Publisher, 0, len(r.publishers))
-	for _, p := range r.publishers {
-		pubs = append(pubs, p)
-	}
-	subs := make([]*Subscriber, 0, len(r.subscribers))
-	for s := range r.subscribers {
-		subs = append(subs, s)
-	}
+	pubs, subs := r.peersLocked()
 	r.mu.RUnlock()
 
 	mono := nanotime()
