@@ -224,7 +224,10 @@ func TestSetStateAndPublisherQuota(t *testing.T) {
 	}
 	sid := activeSession(t, c, stage)
 	eventually(t, "PUBLISH_ERROR QUOTA_EXCEEDED", func() bool {
-		out, _ := c.ListParticipantEvents(bg, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(bID)})
+		out, err := c.ListParticipantEvents(bg, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(bID)})
+		if err != nil {
+			return false
+		}
 		for _, e := range out.Events {
 			if e.Name == types.EventNamePublishError && e.ErrorCode == types.EventErrorCodeQuotaExceeded {
 				return true
@@ -372,4 +375,35 @@ func TestNoGoroutinesLeakAfterAMediaSession(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+func TestSubscriberQuota(t *testing.T) {
+	ts := startServer(t, "", func(c *configT) { c.MaxSubscribers = 1 })
+	c := ts.client()
+	ctx := testContext(t)
+	stage := newStage(t, c)
+	pubTok, pubID := newToken(t, c, stage, "pub")
+	aTok, _ := newToken(t, c, stage, "a", types.ParticipantTokenCapabilitySubscribe)
+	bTok, bID := newToken(t, c, stage, "b", types.ParticipantTokenCapabilitySubscribe)
+	publish(t, ctx, pubTok, rtclient.PublishOptions{Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{})})
+	joinEvents(t, ctx, bTok)
+	subscribe(t, ctx, aTok, rtclient.SubscribeOptions{PublisherID: pubID})
+	_, err := rtclient.Subscribe(ctx, bTok, rtclient.SubscribeOptions{PublisherID: pubID, LoopbackOnly: true})
+	var he *rtclient.HTTPError
+	if !errors.As(err, &he) || he.Status != 403 || he.Code != 2005 {
+		t.Fatalf("second subscribing participant with a quota of 1: %v", err)
+	}
+	sid := activeSession(t, c, stage)
+	eventually(t, "SUBSCRIBE_ERROR QUOTA_EXCEEDED", func() bool {
+		out, err := c.ListParticipantEvents(bg, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(bID)})
+		if err != nil {
+			return false
+		}
+		for _, e := range out.Events {
+			if e.Name == types.EventNameSubscribeError && e.ErrorCode == types.EventErrorCodeQuotaExceeded && aws.ToString(e.RemoteParticipantId) == pubID {
+				return true
+			}
+		}
+		return false
+	})
 }
