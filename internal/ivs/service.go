@@ -296,9 +296,9 @@ func pageOf[T any](list string, rows []T, limit int, seq func(T) int64) ([]T, *s
 }
 
 func decodeDoc[T any](r *store.Resource) (*T, error) {
-	v := new(T)
-	if err := json.Unmarshal(r.Doc, v); err != nil {
-		return nil, fmt.Errorf("ivs: decode %s: %w", r.ARN, err)
+	v, err := decodeRow[T](r.Doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, r.ARN)
 	}
 	return v, nil
 }
