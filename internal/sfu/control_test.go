@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strconv"
@@ -11,16 +12,23 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// A subscriber's PLI reaches the publisher, rate-limited per encoding.
-func TestPLIReachesPublisherRateLimited(t *testing.T) {
+// aliceToBob starts an engine where alice publishes and bob subscribes to
+// her, and returns once bob has received video; nothing may leak after.
+func aliceToBob(t *testing.T, opts pubOpts) (context.Context, *Router, *testPublisher, *testSubscriber) {
+	t.Helper()
 	checkLeaks(t)
 	ctx := testContext(t)
-	e := newTestEngine(t)
-	r := e.NewRouter("stage")
-	tp := startPublisher(t, ctx, r, "alice", pubOpts{})
+	r := newTestEngine(t).NewRouter("stage")
+	tp := startPublisher(t, ctx, r, "alice", opts)
 	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{})
 	must(t, err)
 	waitFor(t, ctx, "video", func() bool { return ts.count(webrtc.RTPCodecTypeVideo) >= 10 })
+	return ctx, r, tp, ts
+}
+
+// A subscriber's PLI reaches the publisher, rate-limited per encoding.
+func TestPLIReachesPublisherRateLimited(t *testing.T) {
+	ctx, _, tp, ts := aliceToBob(t, pubOpts{})
 	// Joining asks for a keyframe (the PLI may trail the first packets).
 	waitFor(t, ctx, "a PLI when the subscriber joined", func() bool { return tp.plis[0].Load() > 0 })
 	ssrc := uint32(ts.track(webrtc.RTPCodecTypeVideo).SSRC())
@@ -104,14 +112,7 @@ func TestPauseAndPlay(t *testing.T) {
 // Closing a publisher closes its subscribers (OnClosed with
 // ErrPublisherClosed); the publisher's own OnClosed gets nil.
 func TestPublisherCloseClosesSubscribers(t *testing.T) {
-	checkLeaks(t)
-	ctx := testContext(t)
-	e := newTestEngine(t)
-	r := e.NewRouter("stage")
-	tp := startPublisher(t, ctx, r, "alice", pubOpts{})
-	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{})
-	must(t, err)
-	waitFor(t, ctx, "video", func() bool { return ts.count(webrtc.RTPCodecTypeVideo) >= 10 })
+	ctx, r, tp, ts := aliceToBob(t, pubOpts{})
 	must(t, tp.pub.Close())
 	select {
 	case err := <-ts.closed:
@@ -139,14 +140,7 @@ func TestPublisherCloseClosesSubscribers(t *testing.T) {
 
 // A publisher whose client goes away is closed with ErrConnectionClosed.
 func TestRemotePublisherCloseDetected(t *testing.T) {
-	checkLeaks(t)
-	ctx := testContext(t)
-	e := newTestEngine(t)
-	r := e.NewRouter("stage")
-	tp := startPublisher(t, ctx, r, "alice", pubOpts{})
-	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{})
-	must(t, err)
-	waitFor(t, ctx, "video", func() bool { return ts.count(webrtc.RTPCodecTypeVideo) >= 10 })
+	ctx, _, tp, ts := aliceToBob(t, pubOpts{})
 	tp.halt()
 	select {
 	case err := <-tp.closed:
@@ -167,14 +161,7 @@ func TestRemotePublisherCloseDetected(t *testing.T) {
 }
 
 func TestSubscriberClose(t *testing.T) {
-	checkLeaks(t)
-	ctx := testContext(t)
-	e := newTestEngine(t)
-	r := e.NewRouter("stage")
-	tp := startPublisher(t, ctx, r, "alice", pubOpts{})
-	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{})
-	must(t, err)
-	waitFor(t, ctx, "video", func() bool { return ts.count(webrtc.RTPCodecTypeVideo) >= 10 })
+	ctx, _, tp, ts := aliceToBob(t, pubOpts{})
 	must(t, ts.sub.Close())
 	select {
 	case err := <-ts.closed:
@@ -197,14 +184,7 @@ func TestSubscriberClose(t *testing.T) {
 // A subscriber section with nothing to send (the publisher has no audio)
 // is answered inactive.
 func TestSectionWithoutTrackIsInactive(t *testing.T) {
-	checkLeaks(t)
-	ctx := testContext(t)
-	e := newTestEngine(t)
-	r := e.NewRouter("stage")
-	startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true})
-	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{})
-	must(t, err)
-	waitFor(t, ctx, "video", func() bool { return ts.count(webrtc.RTPCodecTypeVideo) >= 10 })
+	_, _, _, ts := aliceToBob(t, pubOpts{noAudio: true})
 	answer := ts.pc.RemoteDescription().SDP
 	audio := answer[strings.Index(answer, "m=audio"):strings.Index(answer, "m=video")]
 	if !strings.Contains(audio, "a=inactive") || strings.Contains(audio, "a=ssrc") {

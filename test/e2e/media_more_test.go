@@ -224,16 +224,7 @@ func TestSetStateAndPublisherQuota(t *testing.T) {
 	}
 	sid := activeSession(t, c, stage)
 	eventually(t, "PUBLISH_ERROR QUOTA_EXCEEDED", func() bool {
-		out, err := c.ListParticipantEvents(bg, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(bID)})
-		if err != nil {
-			return false
-		}
-		for _, e := range out.Events {
-			if e.Name == types.EventNamePublishError && e.ErrorCode == types.EventErrorCodeQuotaExceeded {
-				return true
-			}
-		}
-		return false
+		return hasEvent(c, stage, sid, bID, types.EventNamePublishError, "", types.EventErrorCodeQuotaExceeded)
 	})
 }
 
@@ -395,15 +386,6 @@ func TestSubscriberQuota(t *testing.T) {
 	}
 	sid := activeSession(t, c, stage)
 	eventually(t, "SUBSCRIBE_ERROR QUOTA_EXCEEDED", func() bool {
-		out, err := c.ListParticipantEvents(bg, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(bID)})
-		if err != nil {
-			return false
-		}
-		for _, e := range out.Events {
-			if e.Name == types.EventNameSubscribeError && e.ErrorCode == types.EventErrorCodeQuotaExceeded && aws.ToString(e.RemoteParticipantId) == pubID {
-				return true
-			}
-		}
-		return false
+		return hasEvent(c, stage, sid, bID, types.EventNameSubscribeError, pubID, types.EventErrorCodeQuotaExceeded)
 	})
 }

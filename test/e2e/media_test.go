@@ -265,13 +265,15 @@ func TestPublishSubscribeAndWhatTheAPIShows(t *testing.T) {
 	}
 }
 
-func hasEvent(c *ivsrealtime.Client, stage, sid, pid string, name types.EventName, remote string) bool {
+// hasEvent reports whether the participant has an event of that name (and,
+// when given, that remote participant and error code).
+func hasEvent(c *ivsrealtime.Client, stage, sid, pid string, name types.EventName, remote string, code ...types.EventErrorCode) bool {
 	out, err := c.ListParticipantEvents(bg, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(pid)})
 	if err != nil {
 		return false
 	}
 	for _, e := range out.Events {
-		if e.Name == name && (remote == "" || aws.ToString(e.RemoteParticipantId) == remote) {
+		if e.Name == name && (remote == "" || aws.ToString(e.RemoteParticipantId) == remote) && (len(code) == 0 || e.ErrorCode == code[0]) {
 			return true
 		}
 	}
@@ -395,16 +397,8 @@ func TestMediaEndpointRefusals(t *testing.T) {
 	}
 	sid := activeSession(t, c, stage)
 	eventually(t, "PUBLISH_ERROR and SUBSCRIBE_ERROR events", func() bool {
-		out, err := c.ListParticipantEvents(bg, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(subOnlyID)})
-		if err != nil {
-			return false
-		}
-		var pubErr, subErr bool
-		for _, e := range out.Events {
-			pubErr = pubErr || (e.Name == types.EventNamePublishError && e.ErrorCode == types.EventErrorCodeInsufficientCapabilities)
-			subErr = subErr || (e.Name == types.EventNameSubscribeError && e.ErrorCode == types.EventErrorCodePublisherNotFound)
-		}
-		return pubErr && subErr
+		return hasEvent(c, stage, sid, subOnlyID, types.EventNamePublishError, "", types.EventErrorCodeInsufficientCapabilities) &&
+			hasEvent(c, stage, sid, subOnlyID, types.EventNameSubscribeError, "", types.EventErrorCodePublisherNotFound)
 	})
 
 	post := func(path, tok, ctype, body string) (int, string) {
