@@ -281,6 +281,9 @@ func (r *Router) tick(now time.Time, reports bool) {
 				l.sample(mono)
 			}
 		}
+		for _, t := range p.liveTaps() {
+			t.tick()
+		}
 	}
 	for _, s := range subs {
 		s.allocate()
