@@ -10,7 +10,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
 	"github.com/rostrum-dev/rostrum/internal/token"
@@ -386,7 +385,9 @@ func TestAuthenticate(t *testing.T) {
 		{"garbage", "a.b.c", nil, ErrTokenInvalid},
 		{"too large", strings.Repeat("a", MaxTokenBytes+1), nil, ErrTokenInvalid},
 		{"another key", foreign, nil, ErrTokenSignature},
-		{"expired", sign(func(c *token.Claims) { c.IssuedAt, c.ExpiresAt = now.Add(-3*time.Hour).Unix(), now.Add(-2*time.Hour).Unix() }), nil, ErrTokenExpired},
+		{"expired", sign(func(c *token.Claims) {
+			c.IssuedAt, c.ExpiresAt = now.Add(-3*time.Hour).Unix(), now.Add(-2*time.Hour).Unix()
+		}), nil, ErrTokenExpired},
 		{"revoked", sign(nil), func() { r.svc.revoked[testStageARN+"/alice"] = true }, ErrDisconnected},
 		{"store failure", sign(nil), func() { r.svc.admitErr = errStore }, ErrInternal},
 		{"stage gone", sign(nil), func() { r.svc.admitErr = nil; delete(r.svc.stages, testStageARN) }, ErrStageDeleted},
@@ -401,4 +402,3 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-var _ = ivs.ErrUnknownKey
