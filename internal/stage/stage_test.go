@@ -401,4 +401,3 @@ func TestAuthenticate(t *testing.T) {
 		}
 	}
 }
-
