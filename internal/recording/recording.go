@@ -1,10 +1,12 @@
 package recording
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -23,9 +25,13 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 )
 
-// Storage is what a recording writes to: object storage, by bucket and key.
+// Storage is what a recording writes to: object storage, by bucket and
+// key (objstore.Storage).
 type Storage interface {
-	Put(ctx context.Context, bucket, key string, body []byte, contentType string) error
+	// CheckBucket verifies that the bucket exists (the local folder makes
+	// it) and accepts writes.
+	CheckBucket(ctx context.Context, bucket string) error
+	Put(ctx context.Context, bucket, key string, body io.Reader, contentType string) error
 }
 
 // Source taps a publisher of a stage session (sfu.Router).
@@ -322,7 +328,11 @@ func (r *Recording) connect(src Source) {
 	if first {
 		r.change(Starting, NoEvent, "")
 		doc := eventDoc(r.p, r.s, statusStarted, "", r.started, time.Time{}, nil)
-		if err := r.put(ctx, keyStarted, doc, "application/json"); err != nil {
+		err := r.m.cfg.Storage.CheckBucket(ctx, r.s.Bucket)
+		if err == nil {
+			err = r.put(ctx, keyStarted, doc, "application/json")
+		}
+		if err != nil {
 			r.fail(StartFailed, fmt.Sprintf("writing %s to bucket %s: %v", keyStarted, r.s.Bucket, err), false)
 			return
 		}
@@ -572,7 +582,7 @@ func (r *Recording) fail(out Outcome, reason string, writeFile bool) {
 }
 
 func (r *Recording) put(ctx context.Context, key string, body []byte, contentType string) error {
-	return r.m.cfg.Storage.Put(ctx, r.s.Bucket, path.Join(r.prefix, key), body, contentType)
+	return r.m.cfg.Storage.Put(ctx, r.s.Bucket, path.Join(r.prefix, key), bytes.NewReader(body), contentType)
 }
 
 func (r *Recording) startSync() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,9 +36,20 @@ type dirStorage struct {
 
 var errNoBucket = errors.New("no such bucket")
 
-func (d *dirStorage) Put(_ context.Context, bucket, key string, body []byte, _ string) error {
+func (d *dirStorage) CheckBucket(_ context.Context, bucket string) error {
 	if _, err := os.Stat(filepath.Join(d.dir, bucket)); err != nil {
-		return errNoBucket
+		return fmt.Errorf("%w: %s", errNoBucket, bucket)
+	}
+	return nil
+}
+
+func (d *dirStorage) Put(ctx context.Context, bucket, key string, r io.Reader, _ string) error {
+	if err := d.CheckBucket(ctx, bucket); err != nil {
+		return err
+	}
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return err
 	}
 	p := filepath.Join(d.dir, bucket, key)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

@@ -85,6 +85,10 @@ func (s *fakeService) RecordEvent(ctx context.Context, arn, sid string, e ivs.Pa
 	return s.write(arn, line)
 }
 
+func (s *fakeService) RecordRecordingChange(ctx context.Context, arn, sid string, c ivs.RecordingChange, patch bool) error {
+	return s.write(arn, c.ParticipantID+" recording "+c.State+" "+c.Event)
+}
+
 func (s *fakeService) deleteStage(arn string) {
 	s.mu.Lock()
 	s.deleted[arn] = true
@@ -157,6 +161,10 @@ func (r *fakeRouter) Subscribe(ctx context.Context, sid, pid, offer string, opts
 		return nil, "", err
 	}
 	return c, "answer", nil
+}
+
+func (r *fakeRouter) Tap(string, sfu.TapOptions) (*sfu.Tap, error) {
+	return nil, sfu.ErrPublisherNotFound
 }
 
 func (r *fakeRouter) Close() error {

@@ -60,10 +60,11 @@ const deletedMemory = time.Minute
 
 // Manager holds the live stages of this node.
 type Manager struct {
-	cfg    Config
-	svc    Service
-	engine Engine
-	log    *slog.Logger
+	cfg      Config
+	svc      Service
+	engine   Engine
+	recorder Recorder // nil: nothing is recorded
+	log      *slog.Logger
 	now    func() time.Time
 	limit  *connectLimiter
 
@@ -89,6 +90,10 @@ func NewManager(cfg Config, svc Service, engine Engine) *Manager {
 		limit:  newConnectLimiter(cfg.ConnectRate, cfg.ConnectBurst),
 		stages: map[string]*Stage{}, deleted: map[string]time.Time{}, resources: map[string]*Resource{}}
 }
+
+// SetRecorder makes the manager record the publishers of stages that
+// record their participants. Call it before the manager is used.
+func (m *Manager) SetRecorder(r Recorder) { m.recorder = r }
 
 // Identity is an authenticated participant token.
 type Identity struct {
