@@ -65,8 +65,8 @@ type Manager struct {
 	engine   Engine
 	recorder Recorder // nil: nothing is recorded
 	log      *slog.Logger
-	now    func() time.Time
-	limit  *connectLimiter
+	now      func() time.Time
+	limit    *connectLimiter
 
 	mu        sync.Mutex
 	stages    map[string]*Stage // by stage ARN
