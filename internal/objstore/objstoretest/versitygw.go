@@ -164,4 +164,3 @@ func (g *VersityGW) start(t testing.TB, bin string) error {
 	})
 	return nil
 }
-

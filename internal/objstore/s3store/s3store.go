@@ -142,17 +142,16 @@ func (s *Store) CreateBucket(ctx context.Context, bucket string) error {
 	return s3Error(op, bucket, "", err)
 }
 
-// CheckBucket asks HeadBucket whether the bucket is there for us, then puts
-// and deletes a probe object, as only a write proves that writes are allowed.
-// A failed delete is ignored: a policy may allow only s3:PutObject, which is
-// all a recording needs.
+// CheckBucket puts and deletes a probe object: only a write proves that
+// writes are allowed, and a PutObject is all the permission a recording
+// needs (HeadBucket would need s3:ListBucket too, and its answers have no
+// body to tell a missing bucket from unknown credentials). A failed delete
+// is ignored: a policy may allow only s3:PutObject, and then the zero-byte
+// probe stays under objstore.WriteCheckPrefix.
 func (s *Store) CheckBucket(ctx context.Context, bucket string) error {
 	const op = "check bucket"
 	if err := validateBucket(op, bucket); err != nil {
 		return err
-	}
-	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		return s3Error(op, bucket, "", bucketNotFound(err))
 	}
 	var id [8]byte
 	rand.Read(id[:])
@@ -331,7 +330,7 @@ func (s *Store) Get(ctx context.Context, bucket, key string) (io.ReadCloser, obj
 }
 
 // Stat is HeadObject. A HEAD answer has no body to tell a missing bucket
-// from a missing key, so a 404 asks HeadBucket which one it is.
+// from a missing key, so a 404 is explained by notFound.
 func (s *Store) Stat(ctx context.Context, bucket, key string) (objstore.ObjectInfo, error) {
 	const op = "stat"
 	if err := validate(op, bucket, key); err != nil {
@@ -340,9 +339,7 @@ func (s *Store) Stat(ctx context.Context, bucket, key string) (objstore.ObjectIn
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
 		if httpStatus(err) == http.StatusNotFound {
-			if _, berr := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); httpStatus(berr) == http.StatusNotFound {
-				return objstore.ObjectInfo{}, s3Error(op, bucket, key, bucketNotFound(berr))
-			}
+			return objstore.ObjectInfo{}, s.notFound(ctx, op, bucket, key, err)
 		}
 		return objstore.ObjectInfo{}, s3Error(op, bucket, key, err)
 	}
@@ -352,6 +349,18 @@ func (s *Store) Stat(ctx context.Context, bucket, key string) (objstore.ObjectIn
 		ContentType:  aws.ToString(out.ContentType),
 		LastModified: aws.ToTime(out.LastModified).UTC(),
 	}, nil
+}
+
+// notFound explains a 404 without a body: a listing of the key (a GET,
+// whose error has a body) tells a missing bucket, or credentials the service
+// does not know, from a missing key.
+func (s *Store) notFound(ctx context.Context, op, bucket, key string, headErr error) error {
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(key), MaxKeys: aws.Int32(1)})
+	var ae smithy.APIError
+	if err != nil && errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchBucket" || credentialCodes[ae.ErrorCode()]) {
+		return s3Error(op, bucket, key, err)
+	}
+	return &objstore.Error{Op: op, Bucket: bucket, Key: key, Kind: objstore.ErrNotFound, Err: headErr}
 }
 
 // List is ListObjectsV2; its continuation token is the page token.
@@ -411,15 +420,12 @@ type bodyError struct{ err error }
 func (e bodyError) Error() string { return "reading the body: " + e.err.Error() }
 func (e bodyError) Unwrap() error { return e.err }
 
-// errBucketNotFound marks a 404 of HeadBucket, whose answer has no body
-// to say NoSuchBucket.
-var errBucketNotFound = errors.New("the bucket does not exist (HTTP 404)")
-
-func bucketNotFound(err error) error {
-	if httpStatus(err) == http.StatusNotFound {
-		return fmt.Errorf("%w: %w", errBucketNotFound, err)
-	}
-	return err
+// credentialCodes are the error codes of credentials the service refuses.
+// XAdminUserNotFound is versitygw's answer (HTTP 404) to an access key it
+// does not know, where S3 answers InvalidAccessKeyId (403).
+var credentialCodes = map[string]bool{
+	"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "InvalidToken": true,
+	"ExpiredToken": true, "InvalidSecurity": true, "XAdminUserNotFound": true,
 }
 
 func httpStatus(err error) int {
@@ -442,13 +448,12 @@ func s3Error(op, bucket, key string, err error) error {
 	var be bodyError
 	switch {
 	case errors.As(err, &be):
-	case errors.Is(err, errBucketNotFound), code == "NoSuchBucket":
+	case code == "NoSuchBucket":
 		kind = objstore.ErrNoSuchBucket
 	case code == "NoSuchKey":
 		kind = objstore.ErrNotFound
-	case code == "AccessDenied", code == "InvalidAccessKeyId", code == "SignatureDoesNotMatch",
-		code == "AllAccessDisabled", code == "AccountProblem", code == "InvalidToken",
-		code == "ExpiredToken", code == "InvalidSecurity", code == "BucketAlreadyExists":
+	case credentialCodes[code], code == "AccessDenied", code == "AllAccessDisabled",
+		code == "AccountProblem", code == "BucketAlreadyExists":
 		kind = objstore.ErrAccessDenied
 	case code == "InvalidBucketName":
 		kind = objstore.ErrInvalidBucketName
