@@ -60,3 +60,11 @@ func refusing(t *testing.T, s objstore.Storage, bucket string) objstore.Storage 
 	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
 	return s
 }
+
+func BenchmarkPut(b *testing.B) {
+	f, err := folder.New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	objstoretest.BenchmarkPut(b, f)
+}

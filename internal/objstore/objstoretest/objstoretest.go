@@ -775,3 +775,33 @@ func testCancelledPut(t *testing.T, h Harness, s objstore.Storage) {
 		t.Fatalf("cancelled puts stored %q", k)
 	}
 }
+
+// BenchmarkPut measures puts of a recording's typical objects: a playlist
+// overwritten in place (1 KiB) and a segment (1 MiB, about 6 s of 1.5 Mbit/s
+// video). Both implementations call it from their benchmarks.
+func BenchmarkPut(b *testing.B, s objstore.Storage) {
+	ctx := context.Background()
+	bucket := BucketName()
+	if err := s.CreateBucket(ctx, bucket); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		size int
+		key  func(i int) string
+	}{
+		{"playlist-1KiB", 1 << 10, func(int) string { return "p/media/hls/high/playlist.m3u8" }},
+		{"segment-1MiB", 1 << 20, func(i int) string { return fmt.Sprintf("p/media/hls/high/%d.mp4", i) }},
+	} {
+		body := make([]byte, c.size)
+		rand.Read(body)
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(c.size))
+			for i := 0; b.Loop(); i++ {
+				if err := objstore.PutBytes(ctx, s, bucket, c.key(i), body, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

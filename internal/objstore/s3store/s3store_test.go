@@ -189,3 +189,14 @@ func TestNewChecksConfig(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPut puts to a versitygw on loopback: the client's cost and the
+// gateway's together.
+func BenchmarkPut(b *testing.B) {
+	gw := objstoretest.StartVersityGW(b)
+	s, err := s3store.New(s3store.Config{Endpoint: gw.Endpoint, AccessKeyID: gw.AccessKeyID, SecretAccessKey: gw.SecretAccessKey, ForcePathStyle: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	objstoretest.BenchmarkPut(b, s)
+}
