@@ -229,24 +229,35 @@ func (s *Store) putSized(ctx context.Context, bucket, key string, r *io.SectionR
 }
 
 // putStream reads an unseekable body a part at a time: S3 needs each
-// request's length (and, over plain HTTP, its hash) before sending it.
+// request's length (and, over plain HTTP, its hash) before sending it. The
+// buffer grows with what is read, so a small body costs a small buffer.
 func (s *Store) putStream(ctx context.Context, bucket, key string, body io.Reader, contentType string) error {
-	buf := make([]byte, s.partSize)
-	n, err := io.ReadFull(body, buf)
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return s.putObject(ctx, bucket, key, bytes.NewReader(buf[:n]), int64(n), contentType)
+	var buf bytes.Buffer
+	readPart := func() (int64, error) {
+		buf.Reset()
+		n, err := io.CopyN(&buf, body, s.partSize)
+		if err == io.EOF {
+			err = nil
+		}
+		if err != nil {
+			return n, bodyError{err}
+		}
+		return n, nil
 	}
+	n, err := readPart()
 	if err != nil {
-		return bodyError{err}
+		return err
+	}
+	if n < s.partSize {
+		return s.putObject(ctx, bucket, key, bytes.NewReader(buf.Bytes()), n, contentType)
 	}
 	return s.multipart(ctx, bucket, key, contentType, func(yield func(io.ReadSeeker, int64) error) error {
 		for n > 0 {
-			if err := yield(bytes.NewReader(buf[:n]), int64(n)); err != nil {
+			if err := yield(bytes.NewReader(buf.Bytes()), n); err != nil {
 				return err
 			}
-			n, err = io.ReadFull(body, buf)
-			if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-				return bodyError{err}
+			if n, err = readPart(); err != nil {
+				return err
 			}
 		}
 		return nil
