@@ -53,6 +53,9 @@ type Config struct {
 	// Event sinks: webhooks, EventBridge, the live stream (events.go).
 	Events Events
 
+	// Object storage of recordings: a local folder or S3 (storage.go).
+	Storage Storage
+
 	// DevTokenEndpoint serves /dev/stages and /dev/tokens, which create
 	// stages and participant tokens without credentials, for the demo page.
 	DevTokenEndpoint bool
@@ -85,6 +88,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ParticipantConnectRate, "participant-connect-rate", 2, "media connections (events channel, publish, subscribe) one participant may open per second after its burst; 0 = no limit")
 	fs.IntVar(&c.ParticipantConnectBurst, "participant-connect-burst", 30, "media connections one participant may open at once before --participant-connect-rate applies")
 	c.eventFlagDefs(fs)
+	c.storageFlagDefs(fs)
 	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
 
@@ -174,6 +178,9 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
 	}
 	if err := c.validateEvents(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateStorage(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -20,6 +20,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/objstore"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/signal"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
@@ -40,6 +41,8 @@ type Server struct {
 	Stages   *stage.Manager
 	Service  *ivs.Service
 	Events   *events.Bus
+	// Storage is where recordings are written (OpenStorage).
+	Storage  objstore.Storage
 	BaseURL  string
 	ready    atomic.Bool
 	done     chan error
@@ -51,6 +54,10 @@ type Server struct {
 
 // Start opens the store, binds the listener and starts serving.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	storage, err := OpenStorage(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -115,6 +122,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	}
 	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1)}
 	s.Events = bus
+	s.Storage = storage
+	log.Info("recording storage", "storage", storage.String())
 	s.eventStream = bus.StreamHandler(events.StreamAuth{Verifier: verifier, Token: cfg.Events.StreamToken})
 	s.http = &http.Server{
 		Handler:           s.routes(awsapi.New(svc, verifier, log), signal.New(stages, log)),
