@@ -233,6 +233,7 @@ type Recording struct {
 	prefix   string
 	runs     int // publisher connections so far
 	tap      *sfu.Tap
+	restarts int // ffmpeg runs started again on the current tap
 	window   *time.Timer
 	finished bool
 	progress progress
@@ -355,14 +356,13 @@ func (r *Recording) connect(src Source) {
 }
 
 func (r *Recording) startRun(ctx context.Context, src Source) error {
-	bin, err := r.m.ffmpeg()
-	if err != nil {
+	if _, err := r.m.ffmpeg(); err != nil {
 		return err
 	}
 	var tap *sfu.Tap
 	ready := make(chan struct{}) // tap is set
 	defer close(ready)
-	tap, err = src.Tap(r.p.ParticipantID, sfu.TapOptions{
+	tap, err := src.Tap(r.p.ParticipantID, sfu.TapOptions{
 		OnPacket: func(track int, h *rtp.Header, payload []byte) {
 			if rn := r.cur.Load(); rn != nil {
 				rn.writeRTP(track, h, payload)
@@ -375,6 +375,23 @@ func (r *Recording) startRun(ctx context.Context, src Source) error {
 	})
 	if err != nil {
 		return fmt.Errorf("reading the publisher: %w", err)
+	}
+	if err := r.runOn(ctx, tap); err != nil {
+		tap.Close()
+		return err
+	}
+	r.mu.Lock()
+	r.tap, r.restarts = tap, 0
+	r.mu.Unlock()
+	return nil
+}
+
+// runOn starts an ffmpeg run on a tap: the next run of the recording, its
+// numbering going on from the last. Called with opMu held.
+func (r *Recording) runOn(ctx context.Context, tap *sfu.Tap) error {
+	bin, err := r.m.ffmpeg()
+	if err != nil {
+		return err
 	}
 	r.mu.Lock()
 	runIndex := r.runs
@@ -399,17 +416,54 @@ func (r *Recording) startRun(ctx context.Context, src Source) error {
 	r.mu.Unlock()
 	rn, err := startRun(ctx, cfg)
 	if err != nil {
-		tap.Close()
 		return err
 	}
-	r.mu.Lock()
-	r.tap = tap
-	r.mu.Unlock()
 	r.cur.Store(rn)
 	// The tap's first keyframe may have gone by before ffmpeg listened.
 	tap.RequestKeyframe()
 	r.saveState()
+	r.m.wg.Go(func() { r.watch(rn, tap) })
 	return nil
+}
+
+// maxRestarts bounds how often a recording starts ffmpeg again on one
+// publisher connection before it gives up on the connection.
+const maxRestarts = 5
+
+// watch starts the run again when ffmpeg ends while the publisher is still
+// there: its input timed out (the publisher sent nothing, not even a
+// sender report's worth, for a while) or it failed. The next run goes on
+// with the numbering, as after a reconnect. After maxRestarts the
+// connection is given up (its tap closed): the recording then waits for
+// the publisher to come back within its window, or ends.
+func (r *Recording) watch(rn *run, tap *sfu.Tap) {
+	<-rn.done
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	if !r.cur.CompareAndSwap(rn, nil) {
+		return // stopped on purpose
+	}
+	r.log.Warn("ffmpeg ended while recording; starting it again", "err", rn.err, "ffmpeg", rn.tail.String())
+	_ = rn.stop(time.Second)
+	r.sync(context.Background())
+	r.mu.Lock()
+	live := r.tap == tap && !r.finished
+	r.restarts++
+	give := r.restarts > maxRestarts
+	r.mu.Unlock()
+	if !live {
+		return
+	}
+	if !give {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := r.runOn(ctx, tap)
+		cancel()
+		if err == nil {
+			return
+		}
+		r.log.Warn("starting ffmpeg again", "err", err)
+	}
+	tap.Close() // OnClosed: the recording waits for a reconnect, or ends
 }
 
 // lastOnDisk is the highest number N of a file N<ext> in the sub folder of

@@ -3,9 +3,7 @@ package recording
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,10 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/rostrum-dev/rostrum/internal/objstore"
+	"github.com/rostrum-dev/rostrum/internal/objstore/folder"
+	"github.com/rostrum-dev/rostrum/internal/objstore/objstoretest"
+	"github.com/rostrum-dev/rostrum/internal/objstore/s3store"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 )
@@ -26,43 +28,19 @@ import (
 // ffmpeg) through the real forwarding engine and ffmpeg, into a folder
 // storage, and check the result with ffprobe.
 
-// dirStorage is the smallest Storage: bucket B key K is the file dir/B/K.
-// A bucket that is not a folder does not exist.
-type dirStorage struct {
-	dir string
-	mu  sync.Mutex
-	n   int
-}
-
-var errNoBucket = errors.New("no such bucket")
-
-func (d *dirStorage) CheckBucket(_ context.Context, bucket string) error {
-	if _, err := os.Stat(filepath.Join(d.dir, bucket)); err != nil {
-		return fmt.Errorf("%w: %s", errNoBucket, bucket)
-	}
-	return nil
-}
-
-func (d *dirStorage) Put(ctx context.Context, bucket, key string, r io.Reader, _ string) error {
-	if err := d.CheckBucket(ctx, bucket); err != nil {
-		return err
-	}
-	body, err := io.ReadAll(r)
+// s3Storage is a real S3-compatible service (Versity's gateway) serving a
+// folder, with a bucket "bucket".
+func s3Storage(t *testing.T) (objstore.Storage, string) {
+	t.Helper()
+	g := objstoretest.StartVersityGW(t)
+	st, err := s3store.New(s3store.Config{Endpoint: g.Endpoint, Region: g.Region, AccessKeyID: g.AccessKeyID, SecretAccessKey: g.SecretAccessKey, ForcePathStyle: true})
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	p := filepath.Join(d.dir, bucket, key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+	if err := st.CreateBucket(context.Background(), "bucket"); err != nil {
+		t.Fatal(err)
 	}
-	d.mu.Lock()
-	d.n++
-	tmp := fmt.Sprintf("%s.tmp%d", p, d.n)
-	d.mu.Unlock()
-	if err := os.WriteFile(tmp, body, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return st, g.Dir
 }
 
 var fixtures struct {
@@ -231,25 +209,32 @@ type env struct {
 	t       *testing.T
 	engine  *sfu.Engine
 	router  *sfu.Router
-	store   *dirStorage
+	store   objstore.Storage
+	dir     string // where the storage keeps bucket B's key K: dir/B/K
 	mgr     *Manager
 	changes *changes
 	spool   string
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv records into the local folder storage, or with s3 into a real
+// S3-compatible service.
+func newEnv(t *testing.T, s3 bool) *env {
 	t.Helper()
 	e, err := sfu.NewEngine(sfu.Config{ListenIP: "127.0.0.1", TCPPort: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	st := &dirStorage{dir: filepath.Join(root, "storage")}
-	if err := os.MkdirAll(filepath.Join(st.dir, "bucket"), 0o755); err != nil {
-		t.Fatal(err)
+	ev := &env{t: t, engine: e, router: e.NewRouter("st-1"), changes: newChanges(), spool: filepath.Join(root, "spool")}
+	if s3 {
+		ev.store, ev.dir = s3Storage(t)
+	} else {
+		ev.dir = filepath.Join(root, "storage")
+		if ev.store, err = folder.New(ev.dir); err != nil {
+			t.Fatal(err)
+		}
 	}
-	ev := &env{t: t, engine: e, router: e.NewRouter("st-1"), store: st, changes: newChanges(), spool: filepath.Join(root, "spool")}
-	ev.mgr = NewManager(Config{Storage: st, SpoolDir: ev.spool, OnChange: ev.changes.add, SyncInterval: 300 * time.Millisecond})
+	ev.mgr = NewManager(Config{Storage: ev.store, SpoolDir: ev.spool, OnChange: ev.changes.add, SyncInterval: 300 * time.Millisecond})
 	t.Cleanup(func() {
 		_ = ev.mgr.Close(context.Background())
 		_ = ev.router.Close()
@@ -323,8 +308,14 @@ func (p probe) codec(kind string) (string, int, int) {
 }
 
 func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
+	for _, s3 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "folder", true: "s3"}[s3], func(t *testing.T) { testRecordsH264AndOpus(t, s3) })
+	}
+}
+
+func testRecordsH264AndOpus(t *testing.T, s3 bool) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, s3)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
 	ev.mgr.Publishing(alice, settings(), ev.router)
 	started := ev.changes.await(t, Active)
@@ -332,13 +323,15 @@ func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
 		t.Fatalf("start change %+v", started)
 	}
 	begin := time.Now()
-	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	// While recording, the playlist is an EVENT playlist of finished segments.
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "#EXT-X-PLAYLIST-TYPE:EVENT")
 	time.Sleep(6*time.Second - time.Since(begin)) // publish for a while
 	wall := time.Since(begin).Seconds()
 	pub.close()
+	t.Logf("publisher closed after %.1f s", time.Since(begin).Seconds())
 	ended := ev.changes.await(t, Stopped)
+	t.Logf("recording stopped after %.1f s", time.Since(begin).Seconds())
 	if ended.Outcome != Ended || ended.Duration <= 0 {
 		t.Fatalf("end change %+v", ended)
 	}
@@ -403,7 +396,7 @@ func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
 
 func TestRecordingAMissingBucketFails(t *testing.T) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, true)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
 	defer pub.close()
 	s := settings()
@@ -438,13 +431,13 @@ func waitFile(t *testing.T, p, contains string) {
 
 func TestRecordsVP8AsH264(t *testing.T) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, false)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.VP8)...)
 	s := settings()
 	s.ThumbnailIntervalSeconds = 0 // DISABLED
 	ev.mgr.Publishing(alice, s, ev.router)
 	started := ev.changes.await(t, Active)
-	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
 	pub.close()
 	ev.changes.await(t, Stopped)
@@ -463,13 +456,13 @@ func TestRecordsVP8AsH264(t *testing.T) {
 
 func TestReconnectWithinTheWindowContinuesTheRecording(t *testing.T) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, false)
 	s := settings()
 	s.ReconnectWindow = 30 * time.Second
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
 	ev.mgr.Publishing(alice, s, ev.router)
 	started := ev.changes.await(t, Active)
-	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
 	thumbsBefore := countFiles(t, filepath.Join(prefix, dirThumbnails))
 	pub.close()
@@ -512,12 +505,12 @@ func TestReconnectWithinTheWindowContinuesTheRecording(t *testing.T) {
 
 func TestRecoverFinishesWhatACrashLeft(t *testing.T) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, false)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
 	defer pub.close()
 	ev.mgr.Publishing(alice, settings(), ev.router)
 	started := ev.changes.await(t, Active)
-	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
 	// What a server killed now leaves: its spool as it is (copied, as the
 	// running recording will go on changing this one).
@@ -552,4 +545,34 @@ func countFiles(t *testing.T, dir string) int {
 	t.Helper()
 	e, _ := os.ReadDir(dir)
 	return len(e)
+}
+
+func TestAnFFmpegThatDiesIsStartedAgain(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t, false)
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	ev.mgr.Publishing(alice, settings(), ev.router)
+	started := ev.changes.await(t, Active)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
+	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
+	ev.mgr.mu.Lock()
+	r := ev.mgr.recs[recKey(alice)]
+	ev.mgr.mu.Unlock()
+	if err := r.cur.Load().cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// The recording goes on in a new run, numbering on.
+	waitFile(t, filepath.Join(prefix, keyPlaylist), `#EXT-X-MAP:URI="init-1.mp4"`)
+	pub.close()
+	ended := ev.changes.await(t, Stopped)
+	if ended.KeyPrefix != started.KeyPrefix {
+		t.Fatalf("a new recording after ffmpeg died: %s", ended.KeyPrefix)
+	}
+	pl := readFile(t, filepath.Join(prefix, keyPlaylist))
+	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY") || !strings.Contains(pl, "#EXT-X-ENDLIST") {
+		t.Fatalf("playlist after a restart:\n%s", pl)
+	}
+	if c, _, _ := ffprobe(t, filepath.Join(prefix, keyMultivariant)).codec("video"); c != "h264" {
+		t.Fatal("the recording does not play after a restart")
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/objstore"
+	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/signal"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
@@ -42,12 +43,14 @@ type Server struct {
 	Service  *ivs.Service
 	Events   *events.Bus
 	// Storage is where recordings are written (OpenStorage).
-	Storage  objstore.Storage
-	BaseURL  string
-	ready    atomic.Bool
-	done     chan error
-	stopOnce sync.Once
-	stopErr  error
+	Storage objstore.Storage
+	// Recordings records the publishers of stages that record.
+	Recordings *recording.Manager
+	BaseURL    string
+	ready      atomic.Bool
+	done       chan error
+	stopOnce   sync.Once
+	stopErr    error
 
 	eventStream http.Handler
 }
@@ -115,6 +118,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Logger:         log,
 	}, svc, stage.EngineOf(engine))
 	svc.SetMediaPlane(stages)
+	recordings := recording.NewManager(recording.Config{
+		Storage:  storage,
+		SpoolDir: filepath.Join(cfg.DataDir, "recording-spool"),
+		Logger:   log,
+		OnChange: stages.RecordingChanged,
+	})
+	stages.SetRecorder(recordings)
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,
@@ -123,7 +133,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1)}
 	s.Events = bus
 	s.Storage = storage
+	s.Recordings = recordings
 	log.Info("recording storage", "storage", storage.String())
+	// Recordings a killed server left half-written are closed (FAILED,
+	// with what had been written) while the server starts serving.
+	go func() {
+		n, err := recordings.Recover(ctx)
+		if err != nil {
+			log.Warn("closing recordings left by the previous run", "err", err)
+		} else if n > 0 {
+			log.Warn("closed recordings left open by the previous run", "recordings", n)
+		}
+	}()
 	s.eventStream = bus.StreamHandler(events.StreamAuth{Verifier: verifier, Token: cfg.Events.StreamToken})
 	s.http = &http.Server{
 		Handler:           s.routes(awsapi.New(svc, verifier, log), signal.New(stages, log)),
@@ -195,6 +216,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
+	// Open recordings are finished now, whatever their reconnect windows:
+	// playlists made VOD, recording-ended.json written, their events in
+	// the outbox before the bus closes.
+	if err := s.Recordings.Close(ctx); err != nil {
+		s.log.Warn("finishing recordings", "err", err)
+	}
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.
 	s.Events.Close()
