@@ -217,7 +217,7 @@ func ffmpegArgs(cfg runConfig, sdpPath string, video, audio bool, videoCodec str
 		// The input ends when neither RTP nor RTCP has come for this long:
 		// how a run ends (stop). While the publisher is silent, the
 		// sender reports every reportInterval keep it open.
-		"-listen_timeout", strconv.Itoa(int(inputTimeout/time.Second)),
+		"-listen_timeout", strconv.Itoa(int(inputTimeout / time.Second)),
 		// Hold reordered packets a little longer than ffmpeg's default
 		// before declaring them lost; the engine already retransmits.
 		"-reorder_queue_size", "200",
