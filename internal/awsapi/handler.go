@@ -34,6 +34,16 @@ type Handler struct {
 	log      *slog.Logger
 	rpc      map[string]*api.Operation // POST /{Name} operations
 	tags     map[string]*api.Operation // method → /tags/{resourceArn} operation
+
+	// Observer, if set, is told of every answered request (metrics).
+	Observer Observer
+}
+
+// Observer is told of each answered request: the operation's name
+// ("unknown" when none matched), the HTTP status, the error type
+// (x-amzn-ErrorType; empty on success) and how long it took.
+type Observer interface {
+	ObserveRequest(operation string, status int, errorType string, d time.Duration)
 }
 
 // New returns a handler that serves svc and accepts requests signed with
@@ -98,7 +108,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == http.StatusInternalServerError {
 		level = slog.LevelError
 	}
-	attrs := []any{"op", name, "status", status, "request_id", reqID, "duration", time.Since(start)}
+	took := time.Since(start)
+	if h.Observer != nil {
+		h.Observer.ObserveRequest(name, status, w.Header().Get("x-amzn-ErrorType"), took)
+	}
+	attrs := []any{"op", name, "status", status, "request_id", reqID, "duration", took}
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}

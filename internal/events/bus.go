@@ -18,7 +18,9 @@ type Sink interface {
 	// Name identifies the sink's queue in the outbox. It must stay the
 	// same across restarts so that undelivered events find their sink
 	// again. A sink that implements fmt.Stringer names itself in logs and
-	// metrics with String (e.g. a URL without its password).
+	// metrics with String, which must hold no secret (a webhook shows its
+	// scheme and host only: paths and queries often carry tokens); else
+	// Name is shown.
 	Name() string
 	// BatchSize is the most events one Deliver call takes.
 	BatchSize() int
@@ -135,7 +137,7 @@ func NewBus(cfg Config) (*Bus, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Bus{cfg: cfg, store: cfg.Store, log: cfg.Logger, live: newHub(cfg.StreamReplay), ctx: ctx, cancel: cancel}
-	seen := map[string]bool{}
+	seen, shown := map[string]bool{}, map[string]bool{}
 	for _, sc := range cfg.Sinks {
 		if sc.Sink == nil {
 			cancel()
@@ -155,6 +157,13 @@ func NewBus(cfg Config) (*Bus, error) {
 		if s, ok := sc.Sink.(fmt.Stringer); ok {
 			display = s.String()
 		}
+		// Logs and metrics tell sinks apart by display name: two webhooks
+		// on one host (their paths are not shown, they may hold secrets)
+		// get their position in the configuration added.
+		if shown[display] {
+			display = fmt.Sprintf("%s #%d", display, len(b.sinks)+1)
+		}
+		shown[display] = true
 		b.sinks = append(b.sinks, &route{sink: sc.Sink, name: name, display: display, pattern: p, wake: make(chan struct{}, 1)})
 	}
 	return b, nil
@@ -277,7 +286,7 @@ func (p *Prepared) Done(err error) {
 	}
 	c, _ := b.published.LoadOrStore(p.ev.DetailType, new(atomic.Int64))
 	c.(*atomic.Int64).Add(1)
-	b.live.publish(&liveEvent{id: p.ev.ID, doc: p.doc, view: p.view, account: p.ev.Account})
+	b.live.publish(&Live{ID: p.ev.ID, Doc: p.doc, View: p.view, Account: p.ev.Account})
 	b.log.Debug("event published", "event_id", p.ev.ID, "detail_type", p.ev.DetailType,
 		"event_name", eventName(p.view), "stage", p.ev.Stage, "sinks", len(p.routes))
 }

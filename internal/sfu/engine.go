@@ -43,6 +43,8 @@ type Engine struct {
 	mu      sync.Mutex
 	routers map[*Router]struct{}
 	closed  bool
+
+	stats engineStats // stats.go
 }
 
 type peerRole uint8
@@ -133,6 +135,7 @@ func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
 		reg.Add(roleFactory{e: e, role: role, inner: f})
 		return nil
 	}
+	reg.Add(statsFactory{e: e}) // first: it sees the wire (stats.go)
 	nackGen, err := nack.NewGeneratorInterceptor()
 	if err := add(rolePublisher, nackGen, err); err != nil {
 		return nil, err
@@ -202,6 +205,7 @@ func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConn
 	if err != nil {
 		return nil, nil, err
 	}
+	e.stats.watchJoin(pc, role)
 	return pc, est, nil
 }
 

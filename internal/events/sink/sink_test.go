@@ -1,4 +1,4 @@
-package events
+package sink
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/rostrum-dev/rostrum/internal/events"
+	"github.com/rostrum-dev/rostrum/internal/events/eventstest"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
 )
 
@@ -75,7 +77,7 @@ func TestWebhookPostsSignedDocuments(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := []byte(`{"version":"0","id":"abc"}`)
-	if errs := w.Deliver(context.Background(), []Delivery{{ID: "abc", Doc: doc, Attempt: 2}}); errs[0] != nil {
+	if errs := w.Deliver(context.Background(), []events.Delivery{{ID: "abc", Doc: doc, Attempt: 2}}); errs[0] != nil {
 		t.Fatalf("delivery: %v", errs[0])
 	}
 	r, body := got[0], bodies[0]
@@ -92,7 +94,7 @@ func TestWebhookPostsSignedDocuments(t *testing.T) {
 		mu.Lock()
 		status = code
 		mu.Unlock()
-		if errs := w.Deliver(context.Background(), []Delivery{{ID: "abc", Doc: doc, Attempt: 1}}); errs[0] == nil {
+		if errs := w.Deliver(context.Background(), []events.Delivery{{ID: "abc", Doc: doc, Attempt: 1}}); errs[0] == nil {
 			t.Errorf("HTTP %d taken as delivered", code)
 		}
 	}
@@ -104,13 +106,20 @@ func TestWebhookPostsSignedDocuments(t *testing.T) {
 	}
 }
 
-func TestWebhookHidesPassword(t *testing.T) {
-	w, err := NewWebhook("https://user:pass@hooks.example/x", []byte("k"), time.Second)
+func TestWebhookShowsNoSecret(t *testing.T) {
+	// Receivers put secrets in the user info, the path (Slack-style hook
+	// URLs) and the query (?token=): logs and metrics show none of them.
+	w, err := NewWebhook("https://user:pass@hooks.example:8443/services/T0/B0/hooksecret?token=querysecret", []byte("k"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(w.String(), "pass") {
-		t.Errorf("String() = %q", w.String())
+	for _, secret := range []string{"pass", "hooksecret", "querysecret", "user"} {
+		if strings.Contains(w.String(), secret) {
+			t.Errorf("String() = %q shows %q", w.String(), secret)
+		}
+	}
+	if w.String() != "webhook https://hooks.example:8443" {
+		t.Errorf("String() = %q, want the scheme and host", w.String())
 	}
 	for _, bad := range []string{"", "ftp://x/y", "/relative", "http://"} {
 		if _, err := NewWebhook(bad, []byte("k"), time.Second); err == nil {
@@ -165,7 +174,7 @@ func (f *fakeEventBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		f.entries = append(f.entries, e)
-		out.Entries = append(out.Entries, result{EventId: NewID()})
+		out.Entries = append(out.Entries, result{EventId: events.NewID()})
 	}
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -194,15 +203,14 @@ func TestEventBridgePutEvents(t *testing.T) {
 	if strings.Contains(eb.String(), "secret") || eb.BatchSize() != 10 {
 		t.Errorf("String %q, BatchSize %d", eb.String(), eb.BatchSize())
 	}
-	st, _ := openStore(t)
-	b := newBus(t, st, Config{Sinks: []SinkConfig{{Sink: eb}}})
-	var sent []*Event
+	b := eventstest.NewBus(t, events.Config{Sinks: []events.SinkConfig{{Sink: eb}}})
+	var sent []*events.Event
 	for i := range 3 {
-		ev := update(i, i) // three stages: one PutEvents call can carry them all
+		ev := eventstest.Update(i, i) // three stages: one PutEvents call can carry them all
 		sent = append(sent, ev)
-		publish(t, b, ev)
+		eventstest.Publish(t, b, ev)
 	}
-	eventually(t, "three entries", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.entries) == 3 })
+	eventstest.Eventually(t, "three entries", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.entries) == 3 })
 	if !refused["1"] {
 		t.Error("the refusal was not exercised")
 	}
@@ -223,8 +231,8 @@ func TestEventBridgePutEvents(t *testing.T) {
 			t.Errorf("entry %v", e)
 		}
 		// Time is epoch seconds on the awsJson wire.
-		if sec, ok := e["Time"].(float64); !ok || int64(sec) != fixedTime.Unix() {
-			t.Errorf("Time %v, want %d", e["Time"], fixedTime.Unix())
+		if sec, ok := e["Time"].(float64); !ok || int64(sec) != eventstest.FixedTime.Unix() {
+			t.Errorf("Time %v, want %d", e["Time"], eventstest.FixedTime.Unix())
 		}
 	}
 }
@@ -241,7 +249,7 @@ func TestEventBridgeFailsWholeBatchOnTransportError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := eb.Deliver(context.Background(), []Delivery{{ID: "1", Doc: update(0, 0).Marshal()}, {ID: "2", Doc: []byte("not json")}})
+	errs := eb.Deliver(context.Background(), []events.Delivery{{ID: "1", Doc: eventstest.Update(0, 0).Marshal()}, {ID: "2", Doc: []byte("not json")}})
 	if errs[0] == nil || errs[1] == nil {
 		t.Errorf("errors %v", errs)
 	}
