@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -122,6 +123,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve handles one request and returns the status it wrote.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op *api.Operation, label string) (int, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		// The server's read timeout cut a body that came too slowly.
+		e := &api.Error{Code: "RequestTimeoutException", Message: "The request body was not received in time."}
+		return writeErrorStatus(w, e, http.StatusRequestTimeout), e
+	}
 	if err != nil {
 		return writeError(w, api.Validationf("Could not read the request body: %v", err)), err
 	}

@@ -27,3 +27,7 @@ func engineError(err error, udpPort, tcpPort int) error {
 	}
 	return fmt.Errorf("media: TCP port %d is already in use (another rostrum serve on this machine?): choose another with --rtc-tcp-port (0 picks a free port, -1 turns media over TCP off)", tcpPort)
 }
+
+// MediaAddrs are the media plane's UDP and TCP addresses (TCP nil when
+// off), as bound: useful when --rtc-udp-port or --rtc-tcp-port was 0.
+func (s *Server) MediaAddrs() (udp, tcp net.Addr) { return s.engine.UDPAddr(), s.engine.TCPAddr() }
