@@ -136,15 +136,15 @@ func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
 		return nil
 	}
 	reg.Add(statsFactory{e: e}) // first: it sees the wire (stats.go)
-	nackGen, err := nack.NewGeneratorInterceptor()
+	nackGen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(logs))
 	if err := add(rolePublisher, nackGen, err); err != nil {
 		return nil, err
 	}
-	rr, err := report.NewReceiverInterceptor()
+	rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(logs))
 	if err := add(rolePublisher, rr, err); err != nil {
 		return nil, err
 	}
-	twccFeedback, err := twcc.NewSenderInterceptor()
+	twccFeedback, err := twcc.NewSenderInterceptor(twcc.WithLoggerFactory(logs))
 	if err := add(rolePublisher, twccFeedback, err); err != nil {
 		return nil, err
 	}

@@ -16,12 +16,12 @@ import (
 // pion logs at Info for things a server operator never wants by default (the
 // congestion controller logs every feedback report at Info), so pion's Info
 // and below map to slog's Debug. pion's Warn and Error keep their level,
-// except the warnings in benignWarnings: pion says them on every start or
+// except the messages in benignWarnings: pion says them on every start or
 // around every connection's setup and teardown on a healthy server, and
 // they go to Debug.
 type pionLogs struct{ log *slog.Logger }
 
-// benignWarnings are pion warnings that are expected on a healthy server,
+// benignWarnings are pion warnings (and errors) expected on a healthy server,
 // each matched by the start of the message (and, when set, a text it
 // contains), with why it asks for no action.
 var benignWarnings = []struct{ prefix, contains string }{
@@ -50,16 +50,23 @@ var benignWarnings = []struct{ prefix, contains string }{
 	// as a connection closes or a client retries a check.
 	{"Discard success message from", "no such remote"},
 	{"Discarded message from", "not a valid remote candidate"},
+	// Browsers open ICE-TCP connections to every TCP candidate and close
+	// those they do not need once a pair (usually UDP) is chosen.
+	{"Error reading first packet from", "EOF"},
+	// An interceptor's timer (TWCC feedback, reports) that fires as its
+	// connection closes.
+	{"io: read/write on closed pipe", ""},
 }
 
-// warnLevel is the level of a pion warning: Warn, or Debug when benign.
-func warnLevel(msg string) slog.Level {
+// levelOf is the level of a pion warning or error: its own, or Debug when
+// it is benign.
+func levelOf(level slog.Level, msg string) slog.Level {
 	for _, b := range benignWarnings {
 		if strings.HasPrefix(msg, b.prefix) && strings.Contains(msg, b.contains) {
 			return slog.LevelDebug
 		}
 	}
-	return slog.LevelWarn
+	return level
 }
 
 func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
@@ -89,12 +96,17 @@ func (l pionLogger) Debug(msg string)                  { l.emit(levelTrace, msg)
 func (l pionLogger) Debugf(format string, args ...any) { l.emitf(levelTrace, format, args...) }
 func (l pionLogger) Info(msg string)                   { l.emit(slog.LevelDebug, msg) }
 func (l pionLogger) Infof(format string, args ...any)  { l.emitf(slog.LevelDebug, format, args...) }
-func (l pionLogger) Warn(msg string)                   { l.emit(warnLevel(msg), msg) }
+func (l pionLogger) Warn(msg string)                   { l.emit(levelOf(slog.LevelWarn, msg), msg) }
 
-// Warnf formats to classify: pion warns rarely, never per packet.
+// Warnf and Errorf format to classify: pion warns rarely, never per packet.
 func (l pionLogger) Warnf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	l.emit(warnLevel(msg), msg)
+	l.emit(levelOf(slog.LevelWarn, msg), msg)
 }
-func (l pionLogger) Error(msg string)                  { l.emit(slog.LevelError, msg) }
-func (l pionLogger) Errorf(format string, args ...any) { l.emitf(slog.LevelError, format, args...) }
+
+func (l pionLogger) Error(msg string) { l.emit(levelOf(slog.LevelError, msg), msg) }
+
+func (l pionLogger) Errorf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.emit(levelOf(slog.LevelError, msg), msg)
+}

@@ -19,6 +19,8 @@ func TestPionWarningsThatNeedNoActionAreDebug(t *testing.T) {
 	ice.Warnf("Failed to read from candidate %s: %v", "udp4 host 127.0.0.1:1", "io: read/write on closed pipe")
 	ice.Warn("Failed to ping without candidate pairs. Connection is not possible yet.")
 	pc.Warnf("Incoming unhandled RTCP ssrc(%d), OnTrack will not be fired", 42)
+	l.NewLogger("tcpmux").Warnf("Error reading first packet from %s: %s", "127.0.0.1:4", "EOF")
+	l.NewLogger("twcc_sender_interceptor").Error("io: read/write on closed pipe")
 	if buf.Len() != 0 {
 		t.Errorf("benign pion warnings logged above Debug:\n%s", buf.String())
 	}
