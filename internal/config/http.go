@@ -24,6 +24,10 @@ type HTTP struct {
 	// MetricsListen, if set, is the address of a separate listener for
 	// GET /metrics, which then leaves the main listener.
 	MetricsListen string
+	// PIDFile, if set, is written with the server's process id once it
+	// listens, and removed when it stops (for tools such as rostrum
+	// loadtest --server-pid, whatever started the server: go run or not).
+	PIDFile string
 }
 
 // ReadHeaderTimeout bounds reading a request's headers: 10 s, or
@@ -37,6 +41,7 @@ func (c *Config) httpFlagDefs(fs *flag.FlagSet) {
 	fs.DurationVar(&h.ReadTimeout, "http-read-timeout", 30*time.Second, "longest time to read one HTTP request, headers and body (the events websocket and /v1/events stream are exempt once accepted)")
 	fs.DurationVar(&h.WriteTimeout, "http-write-timeout", 60*time.Second, "longest time to handle an HTTP request and write its answer (the events websocket and /v1/events stream are exempt)")
 	fs.DurationVar(&h.IdleTimeout, "http-idle-timeout", 120*time.Second, "close a keep-alive HTTP connection idle for this long")
+	fs.StringVar(&h.PIDFile, "pid-file", "", "write the server's process id to this `file` once it listens (removed when it stops)")
 	fs.StringVar(&h.MetricsListen, "metrics-listen", "", "serve GET /metrics on this separate `address` (e.g. 127.0.0.1:9464) instead of on --listen; keeps metrics off a public listener")
 }
 
