@@ -14,6 +14,7 @@ package metrics
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +27,11 @@ const namespace = "rostrum"
 type Registry struct {
 	reg *prometheus.Registry
 	log *slog.Logger
+
+	// The store's metrics, shared by every store Store wraps.
+	storeOnce     sync.Once
+	storeDuration *prometheus.HistogramVec
+	storeErrors   *prometheus.CounterVec
 }
 
 // New returns a registry with the Go runtime's and the process's metrics.

@@ -15,20 +15,19 @@ import (
 // Methods added to store.Store after this wrapper was written pass through
 // the embedded Store unobserved until they are listed here.
 func (r *Registry) Store(s store.Store) store.Store {
-	o := &observedStore{
-		Store: s,
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	r.storeOnce.Do(func() {
+		r.storeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "store", Name: "operation_duration_seconds",
 			Help:    "Time a store operation took, by operation (a store.Store method).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
-		}, []string{"operation"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"operation"})
+		r.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "store", Name: "errors_total",
-			Help: "Store operations that returned an error, by operation and error: not_found, already_exists and quota_exceeded are answers the API expects; other is a failure.",
-		}, []string{"operation", "error"}),
-	}
-	r.reg.MustRegister(o.duration, o.errors)
-	return o
+			Help: "Store operations that returned an error, by operation and error: not_found, already_exists and quota_exceeded are answers the API expects; canceled, a caller that gave up; other, a failure.",
+		}, []string{"operation", "error"})
+		r.reg.MustRegister(r.storeDuration, r.storeErrors)
+	})
+	return &observedStore{Store: s, duration: r.storeDuration, errors: r.storeErrors}
 }
 
 type observedStore struct {
