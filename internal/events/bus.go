@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -191,7 +193,7 @@ func (b *Bus) Start(ctx context.Context) error {
 	for name, n := range counts {
 		if !known[name] && n > 0 {
 			b.log.Warn("undelivered events wait for a sink that is not configured; they are kept until it is",
-				"sink", name, "events", n)
+				"sink", redactURLs(name), "events", n)
 		}
 	}
 	for _, r := range b.sinks {
@@ -302,6 +304,19 @@ func (b *Bus) Publish(ctx context.Context, ev *Event) error {
 	}
 	p.Done(err)
 	return err
+}
+
+// redactURLs shows a sink's outbox name (for a webhook, its whole URL)
+// with each URL cut to its scheme and host: paths and queries often carry
+// the receiver's secret.
+func redactURLs(name string) string {
+	words := strings.Fields(name)
+	for i, w := range words {
+		if u, err := url.Parse(w); err == nil && u.Scheme != "" && u.Host != "" {
+			words[i] = u.Scheme + "://" + u.Host
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 func eventName(view map[string]any) string {

@@ -442,3 +442,15 @@ func TestNewBusRejectsDuplicateSinks(t *testing.T) {
 		t.Error("a bus without store accepted")
 	}
 }
+
+func TestRedactURLsKeepsSchemeAndHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"webhook https://u:p@hooks.example:8443/T0/secret?token=x": "webhook https://hooks.example:8443",
+		"eventbridge http://127.0.0.1:4566 us-east-1 bus":          "eventbridge http://127.0.0.1:4566 us-east-1 bus",
+		"eventbridge aws us-east-1 bus":                            "eventbridge aws us-east-1 bus",
+	} {
+		if got := redactURLs(in); got != want {
+			t.Errorf("redactURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

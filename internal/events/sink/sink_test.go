@@ -257,3 +257,22 @@ func TestEventBridgeFailsWholeBatchOnTransportError(t *testing.T) {
 		t.Error("a config without bus accepted")
 	}
 }
+
+// A failed delivery's error is logged and kept in the outbox: it names the
+// webhook without the secrets of its URL.
+func TestWebhookErrorsShowNoSecret(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close() // nothing listens there any more: the POST fails to connect
+	w, err := NewWebhook(addr+"/hooks/pathsecret?token=querysecret", []byte("k"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := w.Deliver(context.Background(), []events.Delivery{{ID: "1", Doc: []byte(`{}`), Attempt: 1}})
+	if errs[0] == nil {
+		t.Fatal("a POST to a closed port succeeded")
+	}
+	if msg := errs[0].Error(); strings.Contains(msg, "pathsecret") || strings.Contains(msg, "querysecret") || !strings.Contains(msg, addr) {
+		t.Errorf("error %q: want the scheme and host, no secret", msg)
+	}
+}

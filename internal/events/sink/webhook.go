@@ -106,6 +106,13 @@ func (w *Webhook) post(ctx context.Context, d events.Delivery) error {
 	req.Header.Set(SignatureHeader, Sign(w.secret, d.Doc, time.Now()))
 	resp, err := w.client.Do(req)
 	if err != nil {
+		// The client's error quotes the whole URL, secrets included; the
+		// error is logged and kept in the outbox, so only the display
+		// name goes with it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("POST to %s: %w", w.display, ue.Err)
+		}
 		return err
 	}
 	defer resp.Body.Close()
