@@ -88,8 +88,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	log.Info("rostrum serving", "version", buildVersion(), "addr", srv.Addr().String(), "url", srv.BaseURL,
-		"region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
+	udp, tcp := srv.MediaAddrs()
+	media := []any{"media_udp", udp.String()}
+	if tcp != nil {
+		media = append(media, "media_tcp", tcp.String())
+	}
+	log.Info("rostrum serving", append([]any{"version", buildVersion(), "addr", srv.Addr().String(), "url", srv.BaseURL},
+		append(media, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)...)...)
 	if err := writePIDFile(cfg.HTTP.PIDFile); err != nil {
 		log.Error("--pid-file", "err", err)
 	} else if cfg.HTTP.PIDFile != "" {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 )
 
@@ -65,12 +66,14 @@ func (c *Config) validateHTTP() error {
 }
 
 // MediaListenIP is the address the media ports bind to: --rtc-listen-ip if
-// given; else all interfaces when --rtc-public-ip is set (the media must be
-// reachable from outside); else the host of --listen, so that one flag
-// decides how far the server is reachable: loopback by default (the
-// development credentials are public), all interfaces with --listen :8080.
+// given; else all interfaces when clients elsewhere are meant to reach the
+// media (--rtc-public-ip is set, or --public-url names a host other than
+// this machine's loopback, as behind a TLS reverse proxy); else the host of
+// --listen. So one flag decides how far a server is reachable: loopback by
+// default (the development credentials are public), all interfaces with
+// --listen :8080.
 func (c *Config) MediaListenIP() string {
-	if c.RTCListenIP != "" || len(c.PublicIPs()) > 0 {
+	if c.RTCListenIP != "" || len(c.PublicIPs()) > 0 || !isLoopbackURL(c.PublicURL) {
 		return c.RTCListenIP
 	}
 	host, _, err := net.SplitHostPort(c.Listen)
@@ -84,4 +87,19 @@ func (c *Config) MediaListenIP() string {
 		return host
 	}
 	return ""
+}
+
+// isLoopbackURL reports whether a --public-url is unset or names this
+// machine's loopback.
+func isLoopbackURL(raw string) bool {
+	if raw == "" {
+		return true
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	ip := net.ParseIP(h)
+	return h == "localhost" || (ip != nil && ip.IsLoopback())
 }

@@ -19,6 +19,10 @@ func TestMediaListensWhereHTTPDoes(t *testing.T) {
 		{[]string{"--rtc-public-ip", "203.0.113.7"}, ""},
 		{[]string{"--rtc-listen-ip", "10.1.2.3", "--rtc-public-ip", "203.0.113.7"}, "10.1.2.3"},
 		{[]string{"--listen", ":8080", "--rtc-listen-ip", "127.0.0.1"}, "127.0.0.1"},
+		// Behind a TLS reverse proxy: HTTP on loopback, media for the world.
+		{[]string{"--public-url", "https://stages.example.com"}, ""},
+		{[]string{"--public-url", "http://127.0.0.1:8080"}, "127.0.0.1"},
+		{[]string{"--public-url", "http://localhost:8080"}, "127.0.0.1"},
 	} {
 		c, err := Parse(tc.args, func(string) string { return "" }, io.Discard)
 		if err != nil {
