@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"errors"
+	"fmt"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 	"github.com/rostrum-dev/rostrum/internal/store"
@@ -47,59 +48,146 @@ func (s *Service) DisconnectParticipant(ctx context.Context, in *api.DisconnectP
 // participant.
 type StageInfo struct {
 	ARN, ID, Owner string
-	Recording      *api.AutoParticipantRecordingConfiguration
+	// Recording is whether the stage records its participants
+	// (auto-participant recording with a storage configuration).
+	Recording bool
+	// RecordingSettings are how, when Recording.
+	RecordingSettings *RecordingSettings
 }
 
-// ErrStageNotFound is returned by LookupStage for a stage that does not
-// exist (or no longer does).
-var ErrStageNotFound = errors.New("ivs: stage not found")
+// RecordingSettings are a stage's autoParticipantRecordingConfiguration,
+// with its defaults applied and the storage configuration's bucket.
+type RecordingSettings struct {
+	StorageConfigurationARN string
+	Bucket                  string
+	MediaTypes              string // api.ParticipantRecordingMediaType*
+	// ThumbnailIntervalSeconds is 0 when thumbnails are DISABLED.
+	ThumbnailIntervalSeconds int
+	ThumbnailSequential      bool
+	ThumbnailLatest          bool
+	SegmentSeconds           int
+	ReconnectWindowSeconds   int
+}
 
-// LookupStage reads a stage by ARN for the media plane, whoever's it is:
-// the caller is a participant token, not an account.
-func (s *Service) LookupStage(ctx context.Context, arn string) (*StageInfo, error) {
-	p, ok := parseARN(arn)
-	if !ok || p.Kind != kindStage || p.Region != s.region {
-		return nil, ErrStageNotFound
+// recordingSettings resolves a stage's recording configuration.
+func (s *Service) recordingSettings(ctx context.Context, c *api.AutoParticipantRecordingConfiguration) (*RecordingSettings, error) {
+	r, err := s.store.GetResource(ctx, c.StorageConfigurationArn)
+	if err != nil {
+		return nil, fmt.Errorf("ivs: reading storage configuration %s: %w", c.StorageConfigurationArn, err)
 	}
-	r, err := s.store.GetResource(ctx, arn)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrStageNotFound
-	}
+	sc, err := decodeDoc[api.StorageConfiguration](r)
 	if err != nil {
 		return nil, err
+	}
+	rs := &RecordingSettings{StorageConfigurationARN: c.StorageConfigurationArn, MediaTypes: api.ParticipantRecordingMediaTypeAudioVideo, SegmentSeconds: 6}
+	if sc.S3 != nil {
+		rs.Bucket = sc.S3.BucketName
+	}
+	if len(c.MediaTypes) > 0 {
+		rs.MediaTypes = c.MediaTypes[0]
+	}
+	if h := c.HlsConfiguration; h != nil && h.TargetSegmentDurationSeconds != nil {
+		rs.SegmentSeconds = int(*h.TargetSegmentDurationSeconds)
+	}
+	if w := c.RecordingReconnectWindowSeconds; w != nil {
+		rs.ReconnectWindowSeconds = int(*w)
+	}
+	// IVS's defaults: INTERVAL, every 60 s, SEQUENTIAL.
+	th := api.ParticipantThumbnailConfiguration{}
+	if c.ThumbnailConfiguration != nil {
+		th = *c.ThumbnailConfiguration
+	}
+	if api.Val(th.RecordingMode) != api.ThumbnailRecordingModeDisabled {
+		rs.ThumbnailIntervalSeconds = 60
+		if th.TargetIntervalSeconds != nil {
+			rs.ThumbnailIntervalSeconds = int(*th.TargetIntervalSeconds)
+		}
+		if len(th.Storage) == 0 {
+			th.Storage = []string{api.ThumbnailStorageTypeSequential}
+		}
+		for _, st := range th.Storage {
+			rs.ThumbnailSequential = rs.ThumbnailSequential || st == api.ThumbnailStorageTypeSequential
+			rs.ThumbnailLatest = rs.ThumbnailLatest || st == api.ThumbnailStorageTypeLatest
+		}
+	}
+	return rs, nil
+}
+
+// Errors of Admit. Any other error is the store's: the caller answers it as
+// an internal error, not as the token's fault.
+var (
+	// ErrUnknownKey: the token's kid names neither the server's key nor a
+	// public key imported into the stage's account.
+	ErrUnknownKey = errors.New("ivs: the token's kid names no key of the stage's account")
+)
+
+// Admission is what the service knows about a participant token's claims:
+// the key that must have signed it, its stage (nil when it does not exist),
+// and whether DisconnectParticipant revoked its participant for good.
+type Admission struct {
+	Key     *ecdsa.PublicKey
+	Stage   *StageInfo
+	Revoked bool
+}
+
+// Admit answers, in one call, everything the media plane asks the service
+// to let a participant token in: the key its kid names (the server's own,
+// or a public key imported into the stage's account with ImportPublicKey),
+// its stage, and the revocation of its participant id. The caller verifies
+// the signature with Key before trusting anything else of the answer (a
+// missing stage included).
+func (s *Service) Admit(ctx context.Context, kid, stageARN, participantID string) (*Admission, error) {
+	a := &Admission{}
+	sp, ok := parseARN(stageARN)
+	if !ok || sp.Kind != kindStage || sp.Region != s.region {
+		if kid != s.key.ID {
+			return nil, ErrUnknownKey
+		}
+		a.Key = s.key.Public()
+		return a, nil
+	}
+	if kid == s.key.ID {
+		a.Key = s.key.Public()
+	} else {
+		kp, ok := parseARN(kid)
+		if !ok || kp.Kind != kindPublicKey || kp.Account != sp.Account || kp.Region != sp.Region {
+			return nil, ErrUnknownKey
+		}
+		r, err := s.store.GetResource(ctx, kid)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrUnknownKey
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ivs: reading public key %s: %w", kid, err)
+		}
+		doc, err := decodeDoc[api.PublicKey](r)
+		if err != nil {
+			return nil, err
+		}
+		if a.Key, err = token.ParsePublicKeyPEM(api.Val(doc.PublicKeyMaterial)); err != nil {
+			return nil, fmt.Errorf("ivs: public key %s: %w", kid, err)
+		}
+	}
+	r, err := s.store.GetResource(ctx, stageARN)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ivs: reading stage %s: %w", stageARN, err)
 	}
 	doc, err := decodeDoc[stageDoc](r)
 	if err != nil {
 		return nil, err
 	}
-	return &StageInfo{ARN: arn, ID: p.ID, Owner: r.Owner, Recording: doc.AutoParticipantRecordingConfiguration}, nil
-}
-
-// TokenKey returns the public key a participant token's kid names: the
-// server's own signing key, or a public key imported into the stage's
-// account with ImportPublicKey (self-signed tokens).
-func (s *Service) TokenKey(ctx context.Context, kid, stageARN string) (*ecdsa.PublicKey, error) {
-	if kid == s.key.ID {
-		return s.key.Public(), nil
+	rec := doc.AutoParticipantRecordingConfiguration
+	a.Stage = &StageInfo{ARN: stageARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
+	if a.Stage.Recording {
+		if a.Stage.RecordingSettings, err = s.recordingSettings(ctx, rec); err != nil {
+			return nil, err
+		}
 	}
-	kp, ok := parseARN(kid)
-	sp, ok2 := parseARN(stageARN)
-	if !ok || !ok2 || kp.Kind != kindPublicKey || kp.Account != sp.Account || kp.Region != sp.Region {
-		return nil, errors.New("ivs: the token's kid names no key of the stage's account")
+	if a.Revoked, err = s.store.IsParticipantRevoked(ctx, stageARN, participantID); err != nil {
+		return nil, fmt.Errorf("ivs: reading revocations of %s: %w", stageARN, err)
 	}
-	r, err := s.store.GetResource(ctx, kid)
-	if err != nil {
-		return nil, err
-	}
-	doc, err := decodeDoc[api.PublicKey](r)
-	if err != nil {
-		return nil, err
-	}
-	return token.ParsePublicKeyPEM(api.Val(doc.PublicKeyMaterial))
-}
-
-// IsParticipantRevoked reports whether DisconnectParticipant revoked the
-// participant id on the stage.
-func (s *Service) IsParticipantRevoked(ctx context.Context, stageARN, participantID string) (bool, error) {
-	return s.store.IsParticipantRevoked(ctx, stageARN, participantID)
+	return a, nil
 }
