@@ -15,6 +15,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/server"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // withShortHTTPLimits makes the HTTP limits one second, so that the tests
@@ -78,7 +79,7 @@ func TestHTTPLimits(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, ts.BaseURL+"/v1/events", nil)
 	req.Header.Set("Authorization", "Bearer dashboard-token")
 	stream := openEventStream(t, req)
-	eventually(t, "the stream client", func() bool { return ts.Events.Stats().StreamClients == 1 })
+	testutil.Eventually(t, "the stream client", func() bool { return ts.Events.Stats().StreamClients == 1 })
 
 	// Slowloris: headers promise a body that comes a byte at a time.
 	slow := dialRaw(t, ts)

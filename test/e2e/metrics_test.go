@@ -17,6 +17,7 @@ import (
 
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // scrape reads a /metrics page with Prometheus's own text parser.
@@ -132,7 +133,7 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 		b, _ := before.value(name, labels...)
 		return ok && v > b
 	}
-	eventually(t, "the metrics to show the traffic", func() bool {
+	testutil.Eventually(t, "the metrics to show the traffic", func() bool {
 		m = scrapeMetrics(t, metricsURL)
 		return moved("rostrum_api_requests_total", "operation", "CreateStage", "code", "200") &&
 			moved("rostrum_api_requests_total", "operation", "GetStage", "code", "200") &&

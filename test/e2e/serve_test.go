@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // `rostrum serve` as a newcomer starts it, media on every interface (what
@@ -61,7 +63,7 @@ wait:
 			t.Fatal("rostrum serve did not start")
 		}
 	}
-	eventually(t, "the pid file", func() bool {
+	testutil.Eventually(t, "the pid file", func() bool {
 		b, err := os.ReadFile(pidFile)
 		return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(cmd.Process.Pid)
 	})

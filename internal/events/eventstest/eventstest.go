@@ -61,16 +61,3 @@ func Publish(t testing.TB, b *events.Bus, ev *events.Event) {
 		t.Fatal(err)
 	}
 }
-
-// Eventually waits for cond; the deadline only keeps a broken test from
-// hanging, it measures nothing.
-func Eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -17,6 +17,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/events/eventstest"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 func TestSignatureRoundTrip(t *testing.T) {
@@ -210,7 +211,7 @@ func TestEventBridgePutEvents(t *testing.T) {
 		sent = append(sent, ev)
 		eventstest.Publish(t, b, ev)
 	}
-	eventstest.Eventually(t, "three entries", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.entries) == 3 })
+	testutil.Eventually(t, "three entries", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.entries) == 3 })
 	if !refused["1"] {
 		t.Error("the refusal was not exercised")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/events/eventstest"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // sseClient reads a server-sent-events response.
@@ -165,7 +166,7 @@ func TestStreamDeliversLiveEventsWithFilters(t *testing.T) {
 	// pattern: every account.
 	pattern := `{"detail-type":["IVS Stage Update"],"detail":{"event_name":["Participant Published"]}}`
 	all := openStream(t, get(t, srv.URL+"?access_token=stream-token&pattern="+url.QueryEscape(pattern), nil))
-	eventstest.Eventually(t, "three clients", func() bool { return b.Stats().StreamClients == 3 })
+	testutil.Eventually(t, "three clients", func() bool { return b.Stats().StreamClients == 3 })
 
 	other := events.NewStageUpdate("arn:aws:ivs:us-east-1:999999999999:stage/x", eventstest.FixedTime, events.StageUpdate{EventName: events.ParticipantPublished, ParticipantID: "other"})
 	mine := eventstest.Update(0, 1)
