@@ -56,6 +56,9 @@ type Config struct {
 	// Object storage of recordings: a local folder or S3 (storage.go).
 	Storage Storage
 
+	// HTTP limits and the metrics listener (http.go).
+	HTTP HTTP
+
 	// DevTokenEndpoint serves /dev/stages and /dev/tokens, which create
 	// stages and participant tokens without credentials, for the demo page.
 	DevTokenEndpoint bool
@@ -80,7 +83,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.IntVar(&c.Quotas.TagsPerResource, "quota-tags-per-resource", ivs.DefaultQuotas.TagsPerResource, "tags per resource")
 	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7882, "the one UDP port of all WebRTC media (ICE over UDP); 0 picks a free port")
 	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", 7881, "the one TCP port for WebRTC media over TCP (ICE-TCP) for clients without UDP; 0 picks a free port, -1 disables")
-	fs.StringVar(&c.RTCListenIP, "rtc-listen-ip", "", "address the media ports bind to (default: all interfaces)")
+	fs.StringVar(&c.RTCListenIP, "rtc-listen-ip", "", "address the media ports bind to (default: the host of --listen, so 127.0.0.1 unless --listen says otherwise; all interfaces when --rtc-public-ip is set or --public-url names another host)")
 	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", "", "comma-separated IPs to advertise as media candidates, for hosts behind 1:1 NAT (default: the interface addresses)")
 	fs.DurationVar(&c.SessionGrace, "session-grace", 10*time.Second, "how long a stage session outlives its last participant, so that reconnects stay in one session")
 	fs.IntVar(&c.MaxPublishers, "max-publishers", 12, "publishers per stage (IVS: 12)")
@@ -89,6 +92,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.IntVar(&c.ParticipantConnectBurst, "participant-connect-burst", 30, "media connections one participant may open at once before --participant-connect-rate applies")
 	c.eventFlagDefs(fs)
 	c.storageFlagDefs(fs)
+	c.httpFlagDefs(fs)
 	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
 
@@ -181,6 +185,9 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.validateStorage(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateHTTP(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

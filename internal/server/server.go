@@ -19,7 +19,9 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/awsapi"
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
+	"github.com/rostrum-dev/rostrum/internal/events/stream"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/metrics"
 	"github.com/rostrum-dev/rostrum/internal/objstore"
 	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
@@ -53,6 +55,10 @@ type Server struct {
 	stopErr    error
 
 	eventStream http.Handler
+
+	metrics         *metrics.Registry // metrics.go
+	metricsHTTP     *http.Server
+	metricsListener net.Listener
 }
 
 // Start opens the store, binds the listener and starts serving.
@@ -64,14 +70,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
+	sqlStore, err := sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	reg := metrics.New(log)
+	st := reg.Store(sqlStore)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, listenError(err, "HTTP", "--listen", cfg.Listen)
 	}
 	base := cfg.BaseURL(ln.Addr())
 	bus, err := startEventBus(ctx, cfg, st, log)
@@ -98,7 +106,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	engine, err := sfu.NewEngine(sfu.Config{
 		UDPPort:   cfg.RTCUDPPort,
 		TCPPort:   cfg.RTCTCPPort,
-		ListenIP:  cfg.RTCListenIP,
+		ListenIP:  cfg.MediaListenIP(),
 		PublicIPs: cfg.PublicIPs(),
 		Logger:    log,
 	})
@@ -106,7 +114,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		bus.Close()
 		ln.Close()
 		st.Close()
-		return nil, fmt.Errorf("media engine: %w", err)
+		return nil, engineError(err, cfg.RTCUDPPort, cfg.RTCTCPPort)
 	}
 	stages := stage.NewManager(stage.Config{
 		SessionGrace:   cfg.SessionGrace,
@@ -145,10 +153,26 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 			log.Warn("closed recordings left open by the previous run", "recordings", n)
 		}
 	}()
-	s.eventStream = bus.StreamHandler(events.StreamAuth{Verifier: verifier, Token: cfg.Events.StreamToken})
+	s.eventStream = stream.Handler(bus, stream.Auth{Verifier: verifier, Token: cfg.Events.StreamToken})
+	api := awsapi.New(svc, verifier, log)
+	s.observe(reg, api)
+	if err := s.startMetricsListener(cfg.HTTP.MetricsListen); err != nil {
+		stages.Close()
+		bus.Close()
+		engine.Close()
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	// Every request is bounded (a slow body, a slow reader, an idle
+	// keep-alive); the events websocket (hijacked) and the live event
+	// stream (http.ResponseController) lift the bounds once accepted.
 	s.http = &http.Server{
-		Handler:           s.routes(awsapi.New(svc, verifier, log), signal.New(stages, log)),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           s.routes(api, signal.New(stages, log)),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
@@ -180,9 +204,12 @@ func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.
 	for _, p := range signal.Prefixes {
 		mux.Handle(p, media)
 	}
-	// The live event stream (server-sent events) and the bus's metrics.
+	// The live event stream (server-sent events) and, unless
+	// --metrics-listen moves them, the metrics.
 	mux.Handle("/v1/events", s.eventStream)
-	mux.Handle("GET /metrics", s.Events.MetricsHandler())
+	if s.cfg.HTTP.MetricsListen == "" {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	// The browser library (/sdk/), the demo page (/demo/) and, only with
 	// --dev-token-endpoint, the development token endpoint (/dev/).
 	webOpts := web.Options{Logger: s.log}
@@ -225,7 +252,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.
 	s.Events.Close()
-	err := s.http.Shutdown(ctx)
+	err := errors.Join(s.http.Shutdown(ctx), s.stopMetricsListener(ctx))
 	if cerr := s.engine.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
