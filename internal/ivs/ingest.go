@@ -21,7 +21,7 @@ const (
 )
 
 func (s *Service) CreateIngestConfiguration(ctx context.Context, in *api.CreateIngestConfigurationRequest) (*api.CreateIngestConfigurationResponse, error) {
-	if err := s.checkTagCount(in.Tags); err != nil {
+	if err := s.checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	insecure := api.Val(in.InsecureIngest)

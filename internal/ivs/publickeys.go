@@ -9,7 +9,7 @@ import (
 )
 
 func (s *Service) ImportPublicKey(ctx context.Context, in *api.ImportPublicKeyRequest) (*api.ImportPublicKeyResponse, error) {
-	if err := s.checkTagCount(in.Tags); err != nil {
+	if err := s.checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	pub, err := token.ParsePublicKeyPEM(in.PublicKeyMaterial)

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -317,6 +319,31 @@ func tagsOrEmpty(t map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return t
+}
+
+// checkTags checks the tags a request gives a new resource: no reserved
+// key, and no more than the quota.
+func (s *Service) checkTags(tags map[string]string) error {
+	if err := checkTagKeys(maps.Keys(tags)); err != nil {
+		return err
+	}
+	return s.checkTagCount(tags)
+}
+
+// msgReservedTagKey is AWS's answer to a tag key in the aws: namespace, in
+// the wording AWS's restJson1 services behind API Gateway use (IVS does not
+// publish its own). AWS reserves the prefix in any letter case for the tags
+// it sets itself; they can be neither set nor removed by users.
+const msgReservedTagKey = "Invalid tag key. Tag keys cannot start with 'aws:' (case insensitive)"
+
+// checkTagKeys refuses keys in AWS's reserved aws: namespace, in any case.
+func checkTagKeys(keys iter.Seq[string]) error {
+	for k := range keys {
+		if len(k) >= 4 && strings.EqualFold(k[:4], "aws:") {
+			return api.Validationf("%s", msgReservedTagKey)
+		}
+	}
+	return nil
 }
 
 func (s *Service) checkTagCount(tags map[string]string) error {

@@ -16,7 +16,7 @@ import (
 type stageDoc = api.Stage
 
 func (s *Service) CreateStage(ctx context.Context, in *api.CreateStageRequest) (*api.CreateStageResponse, error) {
-	if err := s.checkTagCount(in.Tags); err != nil {
+	if err := s.checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	for i, c := range in.ParticipantTokenConfigurations {
