@@ -60,6 +60,7 @@ func (s *Service) GetEncoderConfiguration(ctx context.Context, in *api.GetEncode
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
+	doc.Tags = tagsOrEmpty(doc.Tags)
 	return &api.GetEncoderConfigurationResponse{EncoderConfiguration: doc}, nil
 }
 
@@ -106,6 +107,7 @@ func (s *Service) GetStorageConfiguration(ctx context.Context, in *api.GetStorag
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
+	doc.Tags = tagsOrEmpty(doc.Tags)
 	return &api.GetStorageConfigurationResponse{StorageConfiguration: doc}, nil
 }
 

@@ -55,6 +55,7 @@ func (s *Service) GetPublicKey(ctx context.Context, in *api.GetPublicKeyRequest)
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
+	doc.Tags = tagsOrEmpty(doc.Tags)
 	return &api.GetPublicKeyResponse{PublicKey: doc}, nil
 }
 

@@ -220,6 +220,35 @@ func (s *Service) get(ctx context.Context, arn, kind string, opt resolveOpt) (*s
 	return r, nil
 }
 
+// missingRef says how an operation answers a reference to a resource that
+// does not exist: ResourceNotFoundException where the operation declares
+// it, else ValidationException (SDKs decode only declared errors).
+type missingRef int
+
+const (
+	missingIsInvalid missingRef = iota
+	missingIsNotFound
+)
+
+// getRef loads a resource that a request names as a reference rather than
+// as its target: CreateStage's storage configuration, an ingest
+// configuration's stage. Another account's ARN is AccessDeniedException, as
+// it is for a target (every operation that takes a reference declares it):
+// an account uses only its own resources, wherever it names them. A missing
+// resource, or another region's, is answered as missing says, naming field.
+func (s *Service) getRef(ctx context.Context, field, arn, kind string, missing missingRef) (*store.Resource, error) {
+	r, err := s.get(ctx, arn, kind, foreignAccessDenied)
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == api.ResourceNotFoundException {
+		what := strings.ReplaceAll(kind, "-", " ")
+		if missing == missingIsNotFound {
+			return nil, api.NotFoundf("%s: %s %s does not exist.", field, what, arn)
+		}
+		return nil, api.Validationf("%s: %s %s does not exist.", field, what, arn)
+	}
+	return r, err
+}
+
 // internal logs an unexpected error and hides its detail from the caller.
 func (s *Service) internal(ctx context.Context, err error) error {
 	s.log.ErrorContext(ctx, "internal error", "err", err)
@@ -313,7 +342,8 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// tagsOrEmpty returns tags, or an empty map: resources always show "tags".
+// tagsOrEmpty returns tags, or an empty map: resources always show "tags",
+// {} when they have none, as AWS answers.
 func tagsOrEmpty(t map[string]string) map[string]string {
 	if t == nil {
 		return map[string]string{}
