@@ -47,8 +47,9 @@ type Parsed struct {
 }
 
 // parser is golang-jwt's, set to decode base64url strictly (one spelling per
-// token, no padding). It is used only for unverified parsing: the signature
-// is checked by Verify, against a key the caller looked up.
+// token, no padding) and, should its verifying Parse ever be used, to accept
+// ES384 alone. Here it only parses (ParseUnverified): the signature is
+// checked by Verify, against a key the caller looked up by kid.
 var parser = jwt.NewParser(jwt.WithValidMethods([]string{AlgES384}), jwt.WithStrictDecoding())
 
 // Parse splits and decodes a compact JWS without checking its signature, so
