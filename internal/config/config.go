@@ -166,11 +166,11 @@ func (c *Config) validate() error {
 	if c.SessionGrace < 0 {
 		errs = append(errs, fmt.Errorf("--session-grace %v: must not be negative", c.SessionGrace))
 	}
-	if c.SelfSignedTokenMaxLifetime < time.Second {
-		errs = append(errs, fmt.Errorf("--self-signed-token-max-lifetime %v: must be at least 1s", c.SelfSignedTokenMaxLifetime))
-	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
+	}
+	if c.SelfSignedTokenMaxLifetime < time.Second {
+		errs = append(errs, fmt.Errorf("--self-signed-token-max-lifetime %v: must be at least 1s", c.SelfSignedTokenMaxLifetime))
 	}
 	if err := c.validateEvents(); err != nil {
 		errs = append(errs, err)
