@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
 // The development credential pair, accepted unless others are configured.
@@ -36,6 +37,9 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	Quotas          ivs.Quotas
+	// SelfSignedTokenMaxLifetime bounds exp − iat of participant tokens
+	// signed with an imported public key (internal/token.Limits).
+	SelfSignedTokenMaxLifetime time.Duration
 
 	// Media plane.
 	RTCUDPPort     int
@@ -81,6 +85,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.IntVar(&c.Quotas.IngestConfigurations, "quota-ingest-configurations", ivs.DefaultQuotas.IngestConfigurations, "ingest configurations per account")
 	fs.IntVar(&c.Quotas.PublicKeys, "quota-public-keys", ivs.DefaultQuotas.PublicKeys, "public keys per account")
 	fs.IntVar(&c.Quotas.TagsPerResource, "quota-tags-per-resource", ivs.DefaultQuotas.TagsPerResource, "tags per resource")
+	fs.DurationVar(&c.SelfSignedTokenMaxLifetime, "self-signed-token-max-lifetime", token.DefaultMaxLifetime, "longest lifetime (exp - iat) of a participant token signed with an imported public key; longer ones are refused (default: 14 days, the longest token CreateParticipantToken mints)")
 	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7882, "the one UDP port of all WebRTC media (ICE over UDP); 0 picks a free port")
 	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", 7881, "the one TCP port for WebRTC media over TCP (ICE-TCP) for clients without UDP; 0 picks a free port, -1 disables")
 	fs.StringVar(&c.RTCListenIP, "rtc-listen-ip", "", "address the media ports bind to (default: the host of --listen, so 127.0.0.1 unless --listen says otherwise; all interfaces when --rtc-public-ip is set or --public-url names another host)")
@@ -180,6 +185,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
+	}
+	if c.SelfSignedTokenMaxLifetime < time.Second {
+		errs = append(errs, fmt.Errorf("--self-signed-token-max-lifetime %v: must be at least 1s", c.SelfSignedTokenMaxLifetime))
 	}
 	if err := c.validateEvents(); err != nil {
 		errs = append(errs, err)

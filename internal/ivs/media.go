@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
+	"time"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 	"github.com/rostrum-dev/rostrum/internal/store"
@@ -128,6 +129,10 @@ type Admission struct {
 	Key     *ecdsa.PublicKey
 	Stage   *StageInfo
 	Revoked bool
+	// MaxLifetime is the longest exp − iat a token signed by Key may
+	// declare: the operator's limit for self-signed tokens, 0 (the
+	// default, 14 days) for the server's own.
+	MaxLifetime time.Duration
 }
 
 // Admit answers, in one call, everything the media plane asks the service
@@ -164,6 +169,7 @@ func (s *Service) Admit(ctx context.Context, kid, stageARN, participantID string
 		if err != nil {
 			return nil, err
 		}
+		a.MaxLifetime = s.cfg.SelfSignedTokenMaxLifetime
 		if a.Key, err = token.ParsePublicKeyPEM(api.Val(doc.PublicKeyMaterial)); err != nil {
 			return nil, fmt.Errorf("ivs: public key %s: %w", kid, err)
 		}

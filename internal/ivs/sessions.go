@@ -161,6 +161,10 @@ func (s *Service) GetParticipant(ctx context.Context, in *api.GetParticipantRequ
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
+	// The model: the bucket and prefix of the participant's recording, or
+	// "" when it is not recorded (recording is not built yet).
+	p.RecordingS3BucketName = api.Ptr(api.Val(p.RecordingS3BucketName))
+	p.RecordingS3Prefix = api.Ptr(api.Val(p.RecordingS3Prefix))
 	return &api.GetParticipantResponse{Participant: p}, nil
 }
 

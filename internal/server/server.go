@@ -96,6 +96,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Store:     st,
 		Events:    bus,
 		Logger:    log,
+
+		SelfSignedTokenMaxLifetime: cfg.SelfSignedTokenMaxLifetime,
 	})
 	if err != nil {
 		bus.Close()

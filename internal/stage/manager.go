@@ -128,7 +128,7 @@ func (m *Manager) Authenticate(ctx context.Context, raw string) (*Identity, erro
 	if err := p.Verify(a.Key); err != nil {
 		return nil, fmt.Errorf("%w: its signature does not verify", ErrTokenSignature)
 	}
-	if err := c.Validate(m.now(), m.cfg.TokenLeeway); err != nil {
+	if err := c.ValidateWith(m.now(), token.Limits{Leeway: m.cfg.TokenLeeway, MaxLifetime: a.MaxLifetime}); err != nil {
 		if errors.Is(err, token.ErrExpired) {
 			return nil, ErrTokenExpired
 		}
