@@ -356,10 +356,26 @@ func (r *run) stop(timeout time.Duration) error {
 			return fmt.Errorf("%w: ffmpeg did not finish within %s", ErrToolkit, inputTimeout+3*time.Second+timeout)
 		}
 	}
-	if r.err != nil {
+	// ffmpeg reports its input's timeout (how a run ends) with an exit
+	// status: what counts is that it finished its playlist.
+	if r.err != nil && !r.finishedPlaylist() {
 		return fmt.Errorf("%w: ffmpeg: %v: %s", ErrToolkit, r.err, r.tail.String())
 	}
 	return nil
+}
+
+// finishedPlaylist reports whether ffmpeg ended its media playlist (or had
+// none to write: thumbnails only).
+func (r *run) finishedPlaylist() bool {
+	if r.cfg.media == NoMedia {
+		return true
+	}
+	b, err := os.ReadFile(filepath.Join(r.cfg.dir, "hls", "playlist.m3u8"))
+	if err != nil {
+		return false
+	}
+	_, ended := readFFmpegPlaylist(b)
+	return ended
 }
 
 func (r *run) kill() {
