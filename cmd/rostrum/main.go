@@ -88,7 +88,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("rostrum serving", "version", buildVersion(), "addr", srv.Addr().String(), "url", srv.BaseURL,
-		"region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
+		"region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir, "node", srv.Service.NodeID())
 	if cfg.AccessKeyID == config.DevAccessKeyID {
 		fmt.Fprintf(stdout, "\nDevelopment credentials (set --access-key-id/--secret-access-key for anything else):\n"+
 			"  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n  export AWS_DEFAULT_REGION=%s\n"+

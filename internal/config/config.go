@@ -49,6 +49,10 @@ type Config struct {
 	// Event sinks: webhooks, EventBridge, the live stream (events.go).
 	Events Events
 
+	// Crash recovery and retention (nodes.go).
+	Node      Node
+	Retention Retention
+
 	// DevTokenEndpoint serves /dev/stages and /dev/tokens, which create
 	// stages and participant tokens without credentials, for the demo page.
 	DevTokenEndpoint bool
@@ -79,6 +83,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxPublishers, "max-publishers", 12, "publishers per stage (IVS: 12)")
 	fs.IntVar(&c.MaxSubscribers, "max-subscribers", 10000, "subscribing participants per stage (IVS default: 10,000)")
 	c.eventFlagDefs(fs)
+	c.nodeFlagDefs(fs)
 	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
 
@@ -165,6 +170,9 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
 	}
 	if err := c.validateEvents(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateNode(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

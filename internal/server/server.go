@@ -45,6 +45,8 @@ type Server struct {
 	done     chan error
 	stopOnce sync.Once
 	stopErr  error
+	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
+	housekeeping *housekeeping
 
 	eventStream http.Handler
 }
@@ -57,6 +59,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	node, err := resolveNodeID(ctx, cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -77,8 +84,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Quotas:    cfg.Quotas,
 		Store:     st,
 		Events:    bus,
+		NodeID:    node,
 		Logger:    log,
 	})
+	if err == nil {
+		err = closeLeftovers(ctx, svc, log)
+	}
 	if err != nil {
 		bus.Close()
 		ln.Close()
@@ -119,6 +130,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
+	s.housekeeping = startHousekeeping(cfg, svc, st, log)
 	s.ready.Store(true)
 	return s, nil
 }
@@ -183,10 +195,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
+	err := s.housekeeping.signOff(ctx)
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.
 	s.Events.Close()
-	err := s.http.Shutdown(ctx)
+	err = errors.Join(err, s.http.Shutdown(ctx))
 	if cerr := s.engine.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
