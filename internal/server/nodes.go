@@ -148,7 +148,7 @@ func (h *housekeeping) sweeps(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		n, err := sweepExpired(ctx, h.store, time.Now().Add(-h.cfg.Retention.Sessions))
+		n, err := sweepExpired(ctx, h.store, time.Now().Add(-h.cfg.Retention.Sessions), retentionBatch)
 		if err != nil && ctx.Err() == nil {
 			h.log.Error("deleting expired stage sessions", "err", err)
 		}
@@ -163,12 +163,12 @@ func (h *housekeeping) sweeps(ctx context.Context) {
 // sweepExpired deletes what ended before the cut-off, one bounded
 // transaction at a time, and returns how many rows it deleted. Between
 // batches the write lock is free for the writes that wait for it.
-func sweepExpired(ctx context.Context, st store.Store, endedBefore time.Time) (int, error) {
+func sweepExpired(ctx context.Context, st store.Store, endedBefore time.Time, batch int) (int, error) {
 	total := 0
 	for ctx.Err() == nil {
-		n, err := st.DeleteEndedSessions(ctx, endedBefore, retentionBatch)
+		n, err := st.DeleteEndedSessions(ctx, endedBefore, batch)
 		total += n
-		if err != nil || n < retentionBatch {
+		if err != nil || n < batch {
 			return total, err
 		}
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
+	"github.com/rostrum-dev/rostrum/internal/store"
 	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
 )
 
@@ -334,4 +336,70 @@ func TestSessionEndsAfterSIGKILL(t *testing.T) {
 	if !hasEvent(c, stage, sid2, carol, types.EventNameLeft, "") {
 		t.Error("carol has no LEFT after a clean stop")
 	}
+}
+
+// Nodes sharing one database: a node whose heartbeat stopped longer ago
+// than --node-timeout has its sessions ended by a live one, as of its last
+// heartbeat.
+func TestDeadPeerSessionsEnd(t *testing.T) {
+	ts := startServer(t, "", func(c *config.Config) {
+		c.Node.ID = "live"
+		c.Node.Heartbeat, c.Node.Timeout = 20*time.Millisecond, time.Second
+	})
+	c := ts.client()
+	stage := newStage(t, c)
+	// The dead node's session, written beside the server as that node
+	// would have: a participant joined, then the node's last heartbeat.
+	db, err := sqlite.Open(filepath.Join(ts.cfg.DataDir, "rostrum.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Millisecond)
+	beat := start.Add(30 * time.Minute)
+	const sid = "st-DeadN0deSe55x"
+	if err := db.StartStageSession(bg, &store.StageSession{StageARN: stage, SessionID: sid, StartTime: start, NodeID: "dead"}); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(map[string]any{"participantId": "p-1", "userId": "erin", "state": "CONNECTED", "firstJoinTime": start, "published": false})
+	if err := db.PutParticipant(bg, &store.Participant{StageARN: stage, SessionID: sid, ParticipantID: "p-1", UserID: "erin",
+		State: "CONNECTED", FirstJoinTime: start, Doc: doc}); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := json.Marshal(map[string]any{"name": "JOINED", "participantId": "p-1", "eventTime": start})
+	if err := db.AddParticipantEvent(bg, &store.ParticipantEvent{StageARN: stage, SessionID: sid, ParticipantID: "p-1", EventTime: start, Doc: ev}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Heartbeat(bg, "dead", beat); err != nil {
+		t.Fatal(err)
+	}
+
+	var end time.Time
+	eventually(t, "the dead node's session to end", func() bool {
+		ss, err := c.GetStageSession(bg, &ivsrealtime.GetStageSessionInput{StageArn: aws.String(stage), SessionId: aws.String(sid)})
+		if err != nil || ss.StageSession.EndTime == nil {
+			return false
+		}
+		end = *ss.StageSession.EndTime
+		return true
+	})
+	if !end.Equal(beat) {
+		t.Errorf("the session ended at %v, the node's last heartbeat was %v", end, beat)
+	}
+	g, err := c.GetStage(bg, &ivsrealtime.GetStageInput{Arn: aws.String(stage)})
+	if err != nil || g.Stage.ActiveSessionId != nil {
+		t.Errorf("GetStage: active session %v, %v", aws.ToString(g.Stage.ActiveSessionId), err)
+	}
+	p, err := c.GetParticipant(bg, &ivsrealtime.GetParticipantInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String("p-1")})
+	if err != nil || p.Participant.State != types.ParticipantStateDisconnected || aws.ToString(p.Participant.UserId) != "erin" {
+		t.Errorf("the dead node's participant: %+v, %v", p, err)
+	}
+	if !hasEvent(c, stage, sid, "p-1", types.EventNameLeft, "") {
+		t.Error("no LEFT for the dead node's participant")
+	}
+	// The live node is still listed, the dead one is gone.
+	eventually(t, "only the live node left", func() bool {
+		nodes, err := db.ListNodes(bg)
+		return err == nil && len(nodes) == 1 && nodes[0].ID == "live"
+	})
 }
