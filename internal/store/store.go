@@ -275,7 +275,8 @@ type Store interface {
 	// sessions (in Seq order), returns what else to write: the connected
 	// participants' new rows, their final events, the outbox entries of
 	// it all; an error from fn aborts everything and is returned as is.
-	// fn runs inside the transaction and must not call the Store.
+	// fn runs inside the transaction and must not call the Store; nil
+	// just ends the sessions.
 	//
 	// When aliveSince is not zero, the node must look dead: if its
 	// heartbeat is at or after aliveSince, nothing is written and

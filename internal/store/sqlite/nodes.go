@@ -10,12 +10,14 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/store"
 )
 
-// Heartbeat implements store.Store: an upsert that keeps the later time.
+// Heartbeat implements store.Store: an upsert that keeps the later time
+// (the conditional DO UPDATE is PostgreSQL's syntax too).
 func (s *Store) Heartbeat(ctx context.Context, nodeID string, at time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `
 INSERT INTO nodes (node_id, heartbeat) VALUES (?, ?)
-ON CONFLICT (node_id) DO UPDATE SET heartbeat = MAX(heartbeat, excluded.heartbeat)`,
+ON CONFLICT (node_id) DO UPDATE SET heartbeat = excluded.heartbeat
+WHERE excluded.heartbeat > nodes.heartbeat`,
 			nodeID, toMillis(at)); err != nil {
 			return fmt.Errorf("sqlite: heartbeat: %w", err)
 		}
