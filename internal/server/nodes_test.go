@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +86,41 @@ func TestNodeIDIsKept(t *testing.T) {
 	cfg.Node.ID = "edge-1"
 	if c, err := resolveNodeID(ctx, cfg, st); err != nil || c != "edge-1" {
 		t.Fatalf("configured node id: %q, %v", c, err)
+	}
+}
+
+// One data directory, one server: a second one on it is refused with a
+// message that says what to do, and can start once the first has stopped.
+func TestDataDirIsOneServers(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse([]string{"--listen", "127.0.0.1:0", "--data-dir", dir, "--rtc-udp-port", "0", "--rtc-tcp-port", "0",
+		"--rtc-listen-ip", "127.0.0.1"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	first, err := Start(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Start(ctx, cfg, log)
+	if err == nil {
+		second.Shutdown(ctx)
+		first.Shutdown(ctx)
+		t.Fatal("a second server started on the same data dir")
+	}
+	if !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), fmt.Sprint(os.Getpid())) || !strings.Contains(err.Error(), "--data-dir") {
+		t.Errorf("refusal: %v", err)
+	}
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Start(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("start after the first stopped: %v", err)
+	}
+	if err := again.Shutdown(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -47,6 +47,7 @@ type Server struct {
 	stopErr  error
 	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
 	housekeeping *housekeeping
+	unlock       func() // releases the data dir (datadir_unix.go)
 
 	eventStream http.Handler
 }
@@ -56,6 +57,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			unlock()
+		}
+	}()
 	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -131,6 +142,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
 	s.housekeeping = startHousekeeping(cfg, svc, st, log)
+	s.unlock, started = unlock, true
 	s.ready.Store(true)
 	return s, nil
 }
@@ -206,5 +218,6 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if cerr := s.store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
+	s.unlock()
 	return err
 }
