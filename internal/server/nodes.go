@@ -45,7 +45,11 @@ func resolveNodeID(ctx context.Context, cfg *config.Config, st store.Store) (str
 // database's previous runs' too. It runs before the server serves, so no
 // new session of this node can be mistaken for a leftover.
 func closeLeftovers(ctx context.Context, svc *ivs.Service, log *slog.Logger) error {
-	for _, node := range []string{svc.NodeID(), ""} {
+	nodes := []string{svc.NodeID()}
+	if svc.NodeID() != "" {
+		nodes = append(nodes, "")
+	}
+	for _, node := range nodes {
 		n, err := svc.CloseNodeSessions(ctx, node, time.Time{})
 		if err != nil {
 			return fmt.Errorf("ending the sessions the previous run left: %w", err)
@@ -53,9 +57,6 @@ func closeLeftovers(ctx context.Context, svc *ivs.Service, log *slog.Logger) err
 		if n > 0 {
 			log.Warn("ended the stage sessions the previous run left active (it did not shut down cleanly)",
 				"node", node, "sessions", n)
-		}
-		if node == "" {
-			break
 		}
 	}
 	return svc.Heartbeat(ctx)
