@@ -94,7 +94,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		media = append(media, "media_tcp", tcp.String())
 	}
 	log.Info("rostrum serving", append([]any{"version", buildVersion(), "addr", srv.Addr().String(), "url", srv.BaseURL},
-		append(media, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)...)...)
+		append(media, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir, "node", srv.Service.NodeID())...)...)
 	if err := writePIDFile(cfg.HTTP.PIDFile); err != nil {
 		log.Error("--pid-file", "err", err)
 	} else if cfg.HTTP.PIDFile != "" {

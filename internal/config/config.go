@@ -63,6 +63,10 @@ type Config struct {
 	// HTTP limits and the metrics listener (http.go).
 	HTTP HTTP
 
+	// Crash recovery and retention (nodes.go).
+	Node      Node
+	Retention Retention
+
 	// DevTokenEndpoint serves /dev/stages and /dev/tokens, which create
 	// stages and participant tokens without credentials, for the demo page.
 	DevTokenEndpoint bool
@@ -98,6 +102,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	c.eventFlagDefs(fs)
 	c.storageFlagDefs(fs)
 	c.httpFlagDefs(fs)
+	c.nodeFlagDefs(fs)
 	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
 
@@ -196,6 +201,9 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.validateHTTP(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateNode(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

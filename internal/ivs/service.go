@@ -78,6 +78,9 @@ type Config struct {
 	// Events, if set, is the bus the service publishes EventBridge-shaped
 	// events to, written to its outbox with the facts they report.
 	Events *events.Bus
+	// NodeID names this node (process) as the owner of the sessions it
+	// starts (see CloseNodeSessions).
+	NodeID string
 	Logger *slog.Logger
 	// SelfSignedTokenMaxLifetime bounds exp − iat of participant tokens
 	// signed with an imported public key; 0 is token.DefaultMaxLifetime.

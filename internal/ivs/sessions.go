@@ -27,7 +27,7 @@ func (s *Service) StartStageSession(ctx context.Context, stageARN string) (strin
 func (s *Service) RecordStageSessionStart(ctx context.Context, stageARN, sessionID string, at time.Time) error {
 	at = at.UTC().Truncate(time.Millisecond)
 	p := s.prepare(events.NewSessionEvent(stageARN, sessionID, at, true))
-	err := s.store.StartStageSession(ctx, &store.StageSession{StageARN: stageARN, SessionID: sessionID, StartTime: at}, p.Entries()...)
+	err := s.store.StartStageSession(ctx, &store.StageSession{StageARN: stageARN, SessionID: sessionID, StartTime: at, NodeID: s.cfg.NodeID}, p.Entries()...)
 	p.Done(err)
 	return err
 }

@@ -53,6 +53,9 @@ type Server struct {
 	done       chan error
 	stopOnce   sync.Once
 	stopErr    error
+	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
+	housekeeping *housekeeping
+	unlock       func() // releases the data dir (datadir_unix.go)
 
 	eventStream http.Handler
 
@@ -70,12 +73,27 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			unlock()
+		}
+	}()
 	sqlStore, err := sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	reg := metrics.New(log)
 	st := reg.Store(sqlStore)
+	node, err := resolveNodeID(ctx, cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -95,10 +113,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Quotas:    cfg.Quotas,
 		Store:     st,
 		Events:    bus,
+		NodeID:    node,
 		Logger:    log,
 
 		SelfSignedTokenMaxLifetime: cfg.SelfSignedTokenMaxLifetime,
 	})
+	if err == nil {
+		err = closeLeftovers(ctx, svc, log)
+	}
 	if err != nil {
 		bus.Close()
 		ln.Close()
@@ -178,6 +200,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
+	s.housekeeping = startHousekeeping(cfg, svc, st, log)
+	s.unlock, started = unlock, true
 	s.ready.Store(true)
 	return s, nil
 }
@@ -251,15 +275,17 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if err := s.Recordings.Close(ctx); err != nil {
 		s.log.Warn("finishing recordings", "err", err)
 	}
+	err := s.housekeeping.signOff(ctx)
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.
 	s.Events.Close()
-	err := errors.Join(s.http.Shutdown(ctx), s.stopMetricsListener(ctx))
+	err = errors.Join(err, s.http.Shutdown(ctx), s.stopMetricsListener(ctx))
 	if cerr := s.engine.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	if cerr := s.store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
+	s.unlock()
 	return err
 }
