@@ -119,10 +119,13 @@ type Manager struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	recs   map[string]*Recording // by session and participant
-	closed bool
-	wg     goroutines.Group // recordings' work: taps close while Close waits
+	mu   sync.Mutex
+	recs map[string]*Recording // by session and participant
+	// lastStart is the start of each participant's latest recording (to
+	// the second); entries are few per session and small.
+	lastStart map[string]time.Time
+	closed    bool
+	wg        goroutines.Group // recordings' work: taps close while Close waits
 }
 
 // NewManager returns a Manager. Nothing is checked here: a missing ffmpeg
@@ -134,7 +137,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = time.Second
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "recording"), recs: map[string]*Recording{}}
+	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "recording"), recs: map[string]*Recording{}, lastStart: map[string]time.Time{}}
 }
 
 func recKey(p Participant) string { return p.SessionID + "/" + p.ParticipantID }
@@ -258,7 +261,21 @@ type progress struct {
 }
 
 func (m *Manager) newRecording(p Participant, s Settings) *Recording {
-	started := time.Now()
+	// The recording's folder is named after its start to the second, as
+	// IVS names it; a participant who publishes again within the same
+	// second (a quick republish with no reconnect window) must not land in
+	// the folder of the recording still finishing, so its start moves on
+	// to the next free second. Called with m.mu held.
+	started := time.Now().Truncate(time.Second)
+	for k, t := range m.lastStart {
+		if started.Sub(t) > time.Minute {
+			delete(m.lastStart, k)
+		}
+	}
+	if last, ok := m.lastStart[recKey(p)]; ok && !started.After(last) {
+		started = last.Add(time.Second)
+	}
+	m.lastStart[recKey(p)] = started
 	prefix := keyPrefix(p.StageID, p.SessionID, p.ParticipantID, started)
 	dir := filepath.Join(m.cfg.SpoolDir, p.StageID, p.SessionID, p.ParticipantID, started.UTC().Format("2006-01-02T15-04-05Z"))
 	r := &Recording{

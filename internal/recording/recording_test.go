@@ -533,8 +533,11 @@ func TestRecoverFinishesWhatACrashLeft(t *testing.T) {
 	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(prefix, keyFailed))), &doc); err != nil || doc.RecordingStatus != statusEndedWithFail || doc.StatusMessage == "" {
 		t.Fatalf("recording-failed.json: %v %+v", err, doc)
 	}
-	if pl := readFile(t, filepath.Join(prefix, keyPlaylist)); !strings.Contains(pl, "#EXT-X-ENDLIST") {
-		t.Fatalf("the recovered playlist is left open:\n%s", pl)
+	if pl := readFile(t, filepath.Join(prefix, keyPlaylist)); !strings.Contains(pl, "#EXT-X-ENDLIST") || !strings.Contains(pl, "2.mp4") {
+		t.Fatalf("the recovered playlist is left open or empty:\n%s", pl)
+	}
+	if c, _, _ := ffprobe(t, filepath.Join(prefix, keyMultivariant)).codec("video"); c != "h264" {
+		t.Fatal("the recovered recording does not play")
 	}
 	if left, _ := filepath.Glob(filepath.Join(crashed, "*", "*", "*", "*", stateFile)); len(left) != 0 {
 		t.Fatalf("recovered state left in the spool: %v", left)
@@ -574,5 +577,20 @@ func TestAnFFmpegThatDiesIsStartedAgain(t *testing.T) {
 	}
 	if c, _, _ := ffprobe(t, filepath.Join(prefix, keyMultivariant)).codec("video"); c != "h264" {
 		t.Fatal("the recording does not play after a restart")
+	}
+}
+
+// Two recordings of one participant started within the same second (a
+// quick republish) get folders of their own.
+func TestRecordingsStartedInOneSecondDoNotShareAFolder(t *testing.T) {
+	m := NewManager(Config{SpoolDir: t.TempDir()})
+	m.mu.Lock()
+	a, b := m.newRecording(alice, settings()), m.newRecording(alice, settings())
+	m.mu.Unlock()
+	if a.prefix == b.prefix || a.dir == b.dir {
+		t.Fatalf("both recordings in %s", a.prefix)
+	}
+	if !b.started.After(a.started) {
+		t.Fatalf("the second starts at %v, not after %v", b.started, a.started)
 	}
 }

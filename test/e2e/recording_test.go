@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -324,4 +326,92 @@ func recordingEvents(all []*events.Event) []*events.Event {
 		}
 	}
 	return out
+}
+
+// A server stopped with SIGTERM finishes its open recordings (VOD
+// playlists, recording-ended.json, STOPPED); one killed with SIGKILL leaves
+// them half-written, and its next start closes them (VOD playlists with
+// what was written, recording-failed.json, FAILED): nothing stays open.
+func TestRecordingsAcrossSIGTERMAndSIGKILL(t *testing.T) {
+	needTool(t, "ffmpeg")
+	dir := t.TempDir()
+	bin := buildRostrum(t, dir)
+	data := filepath.Join(dir, "data")
+	bucket := filepath.Join(data, "storage", "recordings")
+	f := fixtures(t)
+
+	// recordUntil starts a server, has a participant publish until the
+	// recording has its first segments, and stops the server with sig.
+	recordUntil := func(sig syscall.Signal, stage string) (string, string, string) {
+		srv := runServe(t, bin, "--data-dir", data)
+		c := srv.client()
+		if stage == "" {
+			stage = recordingStage(t, c, "recordings")
+		}
+		tok, pid := newToken(t, c, stage, "frank", types.ParticipantTokenCapabilityPublish)
+		ctx := testContext(t)
+		pub, err := rtclient.Publish(ctx, tok, rtclient.PublishOptions{Audio: source(t, f.Opus), Video: source(t, f.H264), LoopbackOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pub.Close(context.Background())
+		var sid string
+		testutil.Eventually(t, "the recording under way", func() bool {
+			st, err := c.GetStage(bg, &ivsrealtime.GetStageInput{Arn: aws.String(stage)})
+			if err != nil || st.Stage.ActiveSessionId == nil {
+				return false
+			}
+			sid = *st.Stage.ActiveSessionId
+			out, err := c.GetParticipant(bg, &ivsrealtime.GetParticipantInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(pid)})
+			if err != nil || out.Participant.RecordingState != types.ParticipantRecordingStateActive {
+				return false
+			}
+			segs, _ := filepath.Glob(filepath.Join(bucket, aws.ToString(out.Participant.RecordingS3Prefix), "*", "media/hls/high/2.mp4"))
+			return len(segs) == 1
+		})
+		srv.signal(t, sig)
+		return stage, sid, pid
+	}
+	// afterRestart reads the participant's recording once a server runs
+	// again on the data dir.
+	afterRestart := func(stage, sid, pid string, want types.ParticipantRecordingState) (*types.Participant, string) {
+		srv := runServe(t, bin, "--data-dir", data)
+		c := srv.client()
+		var p *types.Participant
+		testutil.Eventually(t, "recordingState "+string(want), func() bool {
+			out, err := c.GetParticipant(bg, &ivsrealtime.GetParticipantInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(pid)})
+			if err == nil {
+				p = out.Participant
+			}
+			return err == nil && p.RecordingState == want
+		})
+		dir := recordingDir(t, bucket, aws.ToString(p.RecordingS3Prefix))
+		pl, err := os.ReadFile(filepath.Join(dir, "media/hls/high/playlist.m3u8"))
+		if err != nil || !strings.Contains(string(pl), "#EXT-X-PLAYLIST-TYPE:VOD") || !strings.Contains(string(pl), "#EXT-X-ENDLIST") {
+			t.Fatalf("playlist left open (%v):\n%s", err, pl)
+		}
+		if v, _, _ := ffprobeFile(t, filepath.Join(dir, "media/hls/multivariant.m3u8")).stream("video"); v != "h264" {
+			mv, _ := os.ReadFile(filepath.Join(dir, "media/hls/multivariant.m3u8"))
+			out, _ := exec.Command("ffprobe", filepath.Join(dir, "media/hls/multivariant.m3u8")).CombinedOutput()
+			t.Fatalf("the recording does not play: %q\n%s\n%s\n%s", v, mv, pl, out)
+		}
+		srv.signal(t, syscall.SIGTERM)
+		return p, dir
+	}
+
+	stage, sid, pid := recordUntil(syscall.SIGTERM, "")
+	_, rec := afterRestart(stage, sid, pid, types.ParticipantRecordingStateStopped)
+	if _, err := os.Stat(filepath.Join(rec, "events/recording-ended.json")); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+
+	stage, sid, pid = recordUntil(syscall.SIGKILL, stage)
+	_, rec = afterRestart(stage, sid, pid, types.ParticipantRecordingStateFailed)
+	b, err := os.ReadFile(filepath.Join(rec, "events/recording-failed.json"))
+	if err != nil || !strings.Contains(string(b), "RECORDING_ENDED_WITH_FAILURE") {
+		t.Fatalf("SIGKILL: recording-failed.json (%v): %s", err, b)
+	}
+	if left, _ := filepath.Glob(filepath.Join(data, "recording-spool", "*", "*", "*", "*", "state.json")); len(left) != 0 {
+		t.Fatalf("recordings left in the spool: %v", left)
+	}
 }
