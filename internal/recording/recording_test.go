@@ -594,3 +594,26 @@ func TestRecordingsStartedInOneSecondDoNotShareAFolder(t *testing.T) {
 		t.Fatalf("the second starts at %v, not after %v", b.started, a.started)
 	}
 }
+
+func TestReconnectAfterTheWindowStartsANewRecording(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t, false)
+	s := settings()
+	s.ReconnectWindow = time.Second
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	ev.mgr.Publishing(alice, s, ev.router)
+	first := ev.changes.await(t, Active)
+	waitFile(t, filepath.Join(ev.dir, "bucket", first.KeyPrefix, keyPlaylist), "1.mp4")
+	pub.close()
+	// The window passes: the recording ends.
+	if ended := ev.changes.await(t, Stopped); ended.KeyPrefix != first.KeyPrefix {
+		t.Fatalf("ended %s, want %s", ended.KeyPrefix, first.KeyPrefix)
+	}
+	pub = publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	defer pub.close()
+	ev.mgr.Publishing(alice, s, ev.router)
+	second := ev.changes.await(t, Active)
+	if second.Outcome != Started || second.KeyPrefix == first.KeyPrefix {
+		t.Fatalf("a publisher back after the window continued %s (%+v)", first.KeyPrefix, second)
+	}
+}
