@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/store"
 	"github.com/rostrum-dev/rostrum/internal/token"
@@ -71,7 +72,11 @@ func (s *fakeService) RecordParticipantState(ctx context.Context, arn, sid strin
 	if p.Connected {
 		state = "CONNECTED"
 	}
-	return s.write(arn, p.ID+" "+state)
+	line := p.ID + " " + state
+	if p.Recording {
+		line += " recording=" + p.RecordingState + " " + p.RecordingBucket + " " + p.RecordingPrefix
+	}
+	return s.write(arn, line)
 }
 
 func (s *fakeService) RecordEvent(ctx context.Context, arn, sid string, e ivs.ParticipantEvent) error {
@@ -414,3 +419,23 @@ func (l *logCounter) logged() []string {
 }
 
 var errStore = errors.New("fake: the database is locked")
+
+// fakeRecorder remembers whom the stage asked it to record.
+type fakeRecorder struct {
+	mu    sync.Mutex
+	calls []recording.Participant
+	sets  []recording.Settings
+}
+
+func (f *fakeRecorder) Publishing(p recording.Participant, s recording.Settings, src recording.Source) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, p)
+	f.sets = append(f.sets, s)
+}
+
+func (f *fakeRecorder) called() []recording.Participant {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]recording.Participant(nil), f.calls...)
+}
