@@ -22,6 +22,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/objstore/s3store"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // These tests record real pion publishers (H.264 or VP8 and Opus made by
@@ -266,47 +267,6 @@ func sources(t *testing.T, f rtclient.Fixtures, video string) []rtclient.MediaSo
 	return []rtclient.MediaSource{a, v}
 }
 
-// probe is what ffprobe says of a file or playlist.
-type probe struct {
-	Format struct {
-		Duration string `json:"duration"`
-	} `json:"format"`
-	Streams []struct {
-		CodecType string `json:"codec_type"`
-		CodecName string `json:"codec_name"`
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-		StartTime string `json:"start_time"`
-	} `json:"streams"`
-}
-
-func ffprobe(t *testing.T, path string) probe {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	var p probe
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func (p probe) duration() float64 {
-	d, _ := strconv.ParseFloat(p.Format.Duration, 64)
-	return d
-}
-
-func (p probe) codec(kind string) (string, int, int) {
-	for _, s := range p.Streams {
-		if s.CodecType == kind {
-			return s.CodecName, s.Width, s.Height
-		}
-	}
-	return "", 0, 0
-}
-
 func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
 	for _, s3 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "folder", true: "s3"}[s3], func(t *testing.T) { testRecordsH264AndOpus(t, s3) })
@@ -344,21 +304,21 @@ func testRecordsH264AndOpus(t *testing.T, s3 bool) {
 	if !strings.Contains(mv, "high/playlist.m3u8") || !strings.Contains(mv, "RESOLUTION=640x360") || !strings.Contains(mv, `CODECS="avc1.42`) || !strings.Contains(mv, `,mp4a.40.2"`) {
 		t.Fatalf("multivariant playlist:\n%s", mv)
 	}
-	p := ffprobe(t, filepath.Join(prefix, keyMultivariant))
-	if c, w, h := p.codec("video"); c != "h264" || w != 640 || h != 360 {
+	p := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant))
+	if c, w, h := p.Stream("video"); c != "h264" || w != 640 || h != 360 {
 		t.Fatalf("video stream %s %dx%d", c, w, h)
 	}
-	if c, _, _ := p.codec("audio"); c != "aac" {
+	if c, _, _ := p.Stream("audio"); c != "aac" {
 		t.Fatalf("audio stream %q", c)
 	}
-	t.Logf("streams %+v, duration %.3f s, published %.3f s", p.Streams, p.duration(), wall)
+	t.Logf("streams %+v, duration %.3f s, published %.3f s", p.Streams, p.Duration(), wall)
 	// The media lasts as long as the publisher published, less the wait for
 	// ffmpeg to start and the first keyframe (a second at most).
-	if d := p.duration(); d < wall-2.5 || d > wall+1 {
+	if d := p.Duration(); d < wall-2.5 || d > wall+1 {
 		t.Fatalf("recording lasts %.2f s for %.2f s of publishing", d, wall)
 	}
-	if got := ended.Duration.Seconds(); got < p.duration()-1 || got > p.duration()+1 {
-		t.Fatalf("reported duration %.2f s, media %.2f s", got, p.duration())
+	if got := ended.Duration.Seconds(); got < p.Duration()-1 || got > p.Duration()+1 {
+		t.Fatalf("reported duration %.2f s, media %.2f s", got, p.Duration())
 	}
 
 	// Thumbnails: one a second, JPEGs of the picture's size, and the latest.
@@ -367,7 +327,7 @@ func testRecordsH264AndOpus(t *testing.T, s3 bool) {
 		t.Fatalf("%d thumbnails for %.1f s at one a second", len(thumbs), wall)
 	}
 	for _, th := range []string{filepath.Join(prefix, dirThumbnails, "1.jpg"), filepath.Join(prefix, keyLatestThumb)} {
-		if c, w, h := ffprobe(t, th).codec("video"); c != "mjpeg" || w != 640 || h != 360 {
+		if c, w, h := testutil.FFprobe(t, th).Stream("video"); c != "mjpeg" || w != 640 || h != 360 {
 			t.Fatalf("thumbnail %s: %s %dx%d", th, c, w, h)
 		}
 	}
@@ -441,8 +401,8 @@ func TestRecordsVP8AsH264(t *testing.T) {
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
 	pub.close()
 	ev.changes.await(t, Stopped)
-	p := ffprobe(t, filepath.Join(prefix, keyMultivariant))
-	if c, w, h := p.codec("video"); c != "h264" || w != 640 || h != 360 {
+	p := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant))
+	if c, w, h := p.Stream("video"); c != "h264" || w != 640 || h != 360 {
 		t.Fatalf("video stream %s %dx%d, want VP8 converted to H.264", c, w, h)
 	}
 	if thumbs, _ := filepath.Glob(filepath.Join(prefix, "media", "*thumbnail*", "*", "*.jpg")); len(thumbs) != 0 {
@@ -493,7 +453,7 @@ func TestReconnectWithinTheWindowContinuesTheRecording(t *testing.T) {
 	if n := countFiles(t, filepath.Join(prefix, dirThumbnails)); n <= thumbsBefore {
 		t.Fatalf("thumbnails did not go on after the reconnect (%d then %d)", thumbsBefore, n)
 	}
-	if c, _, _ := ffprobe(t, filepath.Join(prefix, keyMultivariant)).codec("video"); c != "h264" {
+	if c, _, _ := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant)).Stream("video"); c != "h264" {
 		t.Fatal("the continued recording does not play")
 	}
 	for _, c := range ev.changes.all {
@@ -536,7 +496,7 @@ func TestRecoverFinishesWhatACrashLeft(t *testing.T) {
 	if pl := readFile(t, filepath.Join(prefix, keyPlaylist)); !strings.Contains(pl, "#EXT-X-ENDLIST") || !strings.Contains(pl, "2.mp4") {
 		t.Fatalf("the recovered playlist is left open or empty:\n%s", pl)
 	}
-	if c, _, _ := ffprobe(t, filepath.Join(prefix, keyMultivariant)).codec("video"); c != "h264" {
+	if c, _, _ := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant)).Stream("video"); c != "h264" {
 		t.Fatal("the recovered recording does not play")
 	}
 	if left, _ := filepath.Glob(filepath.Join(crashed, "*", "*", "*", "*", stateFile)); len(left) != 0 {
@@ -575,7 +535,7 @@ func TestAnFFmpegThatDiesIsStartedAgain(t *testing.T) {
 	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY") || !strings.Contains(pl, "#EXT-X-ENDLIST") {
 		t.Fatalf("playlist after a restart:\n%s", pl)
 	}
-	if c, _, _ := ffprobe(t, filepath.Join(prefix, keyMultivariant)).codec("video"); c != "h264" {
+	if c, _, _ := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant)).Stream("video"); c != "h264" {
 		t.Fatal("the recording does not play after a restart")
 	}
 }

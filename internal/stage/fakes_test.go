@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/store"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
@@ -299,7 +299,7 @@ type rig struct {
 	svc    *fakeService
 	engine *fakeEngine
 	stage  *ivs.StageInfo
-	warns  *logCounter
+	warns  *testutil.Warnings
 }
 
 const testStageARN = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGhIjKl"
@@ -308,7 +308,7 @@ func newRig(t testing.TB, mutate ...func(*Config)) *rig {
 	svc := newFakeService(t)
 	info := &ivs.StageInfo{ARN: testStageARN, ID: "AbCdEfGhIjKl", Owner: "123456789012"}
 	svc.stages[info.ARN] = info
-	warns := &logCounter{}
+	warns := &testutil.Warnings{}
 	cfg := Defaults
 	cfg.Logger = slog.New(warns)
 	for _, f := range mutate {
@@ -389,33 +389,6 @@ func count(lines []string, line string) int {
 		}
 	}
 	return n
-}
-
-// logCounter counts warnings and errors logged.
-type logCounter struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logCounter) Enabled(ctx context.Context, lv slog.Level) bool { return lv >= slog.LevelWarn }
-func (l *logCounter) Handle(ctx context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		b.WriteString(" " + a.String())
-		return true
-	})
-	l.mu.Lock()
-	l.lines = append(l.lines, b.String())
-	l.mu.Unlock()
-	return nil
-}
-func (l *logCounter) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logCounter) WithGroup(string) slog.Handler      { return l }
-func (l *logCounter) logged() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.lines...)
 }
 
 var errStore = errors.New("fake: the database is locked")

@@ -70,8 +70,8 @@ func TestJoinLeaveAndGracePeriod(t *testing.T) {
 		if got := r.svc.recorded(); count(got, "session started") != 2 || count(got, "session ended") != 2 {
 			t.Fatalf("a second session: %q", got)
 		}
-		if len(r.warns.logged()) != 0 {
-			t.Errorf("warnings: %q", r.warns.logged())
+		if len(r.warns.Lines()) != 0 {
+			t.Errorf("warnings: %q", r.warns.Lines())
 		}
 	})
 }
@@ -253,7 +253,7 @@ func TestDeleteStage(t *testing.T) {
 	}
 	// What the deleted stage would still have recorded is dropped, not
 	// failed: nothing is logged.
-	if w := r.warns.logged(); len(w) != 0 {
+	if w := r.warns.Lines(); len(w) != 0 {
 		t.Errorf("warnings: %q", w)
 	}
 	// A join authenticated before the delete is refused.

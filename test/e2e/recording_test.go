@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,40 +112,6 @@ func recordingDir(t *testing.T, bucketDir, prefix string) string {
 	return dirs[0]
 }
 
-type probed struct {
-	Format struct {
-		Duration string `json:"duration"`
-	} `json:"format"`
-	Streams []struct {
-		CodecType string `json:"codec_type"`
-		CodecName string `json:"codec_name"`
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-	} `json:"streams"`
-}
-
-func ffprobeFile(t *testing.T, path string) probed {
-	t.Helper()
-	out, err := exec.Command(needTool(t, "ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	var p probed
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func (p probed) stream(kind string) (codec string, w, h int) {
-	for _, s := range p.Streams {
-		if s.CodecType == kind {
-			return s.CodecName, s.Width, s.Height
-		}
-	}
-	return "", 0, 0
-}
-
 func TestParticipantRecording(t *testing.T) {
 	needTool(t, "ffmpeg")
 	hook := newHookReceiver(t)
@@ -175,14 +139,14 @@ func TestParticipantRecording(t *testing.T) {
 		if err != nil || !strings.Contains(string(pl), "#EXT-X-PLAYLIST-TYPE:VOD") || !strings.Contains(string(pl), "#EXT-X-ENDLIST") {
 			t.Fatalf("%s playlist (%v):\n%s", pid, err, pl)
 		}
-		pr := ffprobeFile(t, filepath.Join(dir, "media/hls/multivariant.m3u8"))
-		if v, w, h := pr.stream("video"); v != "h264" || w != 640 || h != 360 {
+		pr := testutil.FFprobe(t, filepath.Join(dir, "media/hls/multivariant.m3u8"))
+		if v, w, h := pr.Stream("video"); v != "h264" || w != 640 || h != 360 {
 			t.Fatalf("%s video: %s %dx%d", pid, v, w, h)
 		}
-		if a, _, _ := pr.stream("audio"); a != "aac" {
+		if a, _, _ := pr.Stream("audio"); a != "aac" {
 			t.Fatalf("%s audio: %s", pid, a)
 		}
-		dur, _ := strconv.ParseFloat(pr.Format.Duration, 64)
+		dur := pr.Duration()
 		if dur < seconds-1.5 || dur > seconds+1 {
 			t.Fatalf("%s: recording of %.2f s for %d s of publishing", pid, dur, seconds)
 		}
@@ -193,7 +157,7 @@ func TestParticipantRecording(t *testing.T) {
 			t.Fatalf("%s: %d thumbnails for %d s at one a second", pid, len(thumbs), seconds)
 		}
 		for _, th := range []string{filepath.Join(dir, "media/thumbnails/high/1.jpg"), filepath.Join(dir, "media/latest_thumbnail/high/thumb.jpg")} {
-			if v, w, h := ffprobeFile(t, th).stream("video"); v != "mjpeg" || w != 640 || h != 360 {
+			if v, w, h := testutil.FFprobe(t, th).Stream("video"); v != "mjpeg" || w != 640 || h != 360 {
 				t.Fatalf("%s thumbnail %s: %s %dx%d", pid, th, v, w, h)
 			}
 		}
@@ -390,10 +354,9 @@ func TestRecordingsAcrossSIGTERMAndSIGKILL(t *testing.T) {
 		if err != nil || !strings.Contains(string(pl), "#EXT-X-PLAYLIST-TYPE:VOD") || !strings.Contains(string(pl), "#EXT-X-ENDLIST") {
 			t.Fatalf("playlist left open (%v):\n%s", err, pl)
 		}
-		if v, _, _ := ffprobeFile(t, filepath.Join(dir, "media/hls/multivariant.m3u8")).stream("video"); v != "h264" {
+		if v, _, _ := testutil.FFprobe(t, filepath.Join(dir, "media/hls/multivariant.m3u8")).Stream("video"); v != "h264" {
 			mv, _ := os.ReadFile(filepath.Join(dir, "media/hls/multivariant.m3u8"))
-			out, _ := exec.Command("ffprobe", filepath.Join(dir, "media/hls/multivariant.m3u8")).CombinedOutput()
-			t.Fatalf("the recording does not play: %q\n%s\n%s\n%s", v, mv, pl, out)
+			t.Fatalf("the recording does not play (video %q):\n%s\n%s", v, mv, pl)
 		}
 		srv.signal(t, syscall.SIGTERM)
 		return p, dir
