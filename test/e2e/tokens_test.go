@@ -25,21 +25,7 @@ func TestSelfSignedTokenLifetimeIsBounded(t *testing.T) {
 	c := ts.client()
 	ctx := testContext(t)
 	stage := newStage(t, c)
-	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	pk, err := c.ImportPublicKey(bg, &ivsrealtime.ImportPublicKeyInput{PublicKeyMaterial: aws.String(pemPublicKey(t, &key.PublicKey))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := mustStage(t, c, stage)
-	mint := func(pid string, life time.Duration) string {
-		now := time.Now()
-		return signES384(t, key, *pk.PublicKey.Arn, token.Claims{
-			IssuedAt: now.Unix(), ExpiresAt: now.Add(life).Unix(), ParticipantID: pid,
-			Resource: stage, Topic: stage[strings.LastIndex(stage, "/")+1:],
-			EventsURL: *g.Endpoints.Events, WhipURL: *g.Endpoints.Whip,
-			Capabilities: token.Capabilities{Publish: true, Subscribe: true}, Version: "1.0",
-		})
-	}
+	mint := selfSigner(t, c, stage)
 
 	fourteenDays := mint("fourteen-days", 14*24*time.Hour)
 	ev := joinEvents(t, ctx, fourteenDays)
@@ -67,21 +53,7 @@ func TestSelfSignedTokenMaxLifetimeFlag(t *testing.T) {
 	c := ts.client()
 	ctx := testContext(t)
 	stage := newStage(t, c)
-	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	pk, err := c.ImportPublicKey(bg, &ivsrealtime.ImportPublicKeyInput{PublicKeyMaterial: aws.String(pemPublicKey(t, &key.PublicKey))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := mustStage(t, c, stage)
-	mint := func(pid string, life time.Duration) string {
-		now := time.Now()
-		return signES384(t, key, *pk.PublicKey.Arn, token.Claims{
-			IssuedAt: now.Unix(), ExpiresAt: now.Add(life).Unix(), ParticipantID: pid,
-			Resource: stage, Topic: stage[strings.LastIndex(stage, "/")+1:],
-			EventsURL: *g.Endpoints.Events, WhipURL: *g.Endpoints.Whip,
-			Capabilities: token.Capabilities{Publish: true, Subscribe: true}, Version: "1.0",
-		})
-	}
+	mint := selfSigner(t, c, stage)
 	refused, err := rtclient.ConnectEvents(ctx, mint("two-hours", 2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -96,4 +68,25 @@ func TestSelfSignedTokenMaxLifetimeFlag(t *testing.T) {
 		_, b := s.Participant(pid)
 		return a && b
 	})
+}
+
+// selfSigner imports a new P-384 public key and returns a function that
+// mints self-signed tokens for the stage with it, living as long as asked.
+func selfSigner(t *testing.T, c *ivsrealtime.Client, stage string) func(pid string, life time.Duration) string {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	pk, err := c.ImportPublicKey(bg, &ivsrealtime.ImportPublicKeyInput{PublicKeyMaterial: aws.String(pemPublicKey(t, &key.PublicKey))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustStage(t, c, stage)
+	return func(pid string, life time.Duration) string {
+		now := time.Now()
+		return signES384(t, key, *pk.PublicKey.Arn, token.Claims{
+			IssuedAt: now.Unix(), ExpiresAt: now.Add(life).Unix(), ParticipantID: pid,
+			Resource: stage, Topic: stage[strings.LastIndex(stage, "/")+1:],
+			EventsURL: *g.Endpoints.Events, WhipURL: *g.Endpoints.Whip,
+			Capabilities: token.Capabilities{Publish: true, Subscribe: true}, Version: "1.0",
+		})
+	}
 }
