@@ -71,6 +71,15 @@ func TestGridDefaultsAt720p(t *testing.T) {
 			Rect{2, 120, 424, 238}, Rect{428, 120, 424, 238}, Rect{854, 120, 424, 238},
 			Rect{214, 360, 424, 238}, Rect{640, 360, 424, 238})
 	})
+	t.Run("twelve: four by three", func(t *testing.T) {
+		f := compute(t, hd, DefaultGrid(), people(12, src, nil))
+		for i, tl := range f.Tiles {
+			want := Rect{(i % 4) * 320, 90 + (i/4)*180, 318, 178}
+			if tl.Rect != want {
+				t.Errorf("tile %d: %v, want %v", i, tl.Rect, want)
+			}
+		}
+	})
 	t.Run("squares", func(t *testing.T) {
 		cfg := DefaultGrid()
 		cfg.VideoAspectRatio = AspectSquare
@@ -265,7 +274,8 @@ func TestPipDefaults(t *testing.T) {
 		ps := append([]Participant(nil), ps...)
 		ps[1].VideoSize = Size{720, 1280}
 		tl, _ := compute(t, hd, cfg, ps).Tile("p2")
-		if tl.Rect.Height <= tl.Rect.Width || tl.Rect.Height > 360 {
+		// 9:16 with the area of the 320×180 landscape window: 180×320.
+		if tl.Rect != (Rect{1100, 400, 180, 320}) {
 			t.Errorf("portrait window %v", tl.Rect)
 		}
 	})
