@@ -31,8 +31,8 @@ type picture struct {
 
 func pictures() []picture {
 	hd := Size{1280, 720}
-	grid := func(mod func(*Config)) Config { c := DefaultGrid(); mod(c2(&c)); return c }
-	pip := func(mod func(*Config)) Config { c := DefaultPip(); mod(c2(&c)); return c }
+	grid := func(mod func(*Config)) Config { c := DefaultGrid(); mod(&c); return c }
+	pip := func(mod func(*Config)) Config { c := DefaultPip(); mod(&c); return c }
 	landscape, phone, sd := Size{1280, 720}, Size{720, 1280}, Size{640, 480}
 	mixed := func(n int) []Participant {
 		ps := people(n, landscape, nil)
@@ -74,7 +74,6 @@ func pictures() []picture {
 	}
 }
 
-func c2(c *Config) *Config { return c }
 
 func TestLayoutPictures(t *testing.T) {
 	if *update {
