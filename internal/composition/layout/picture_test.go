@@ -74,7 +74,6 @@ func pictures() []picture {
 	}
 }
 
-
 func TestLayoutPictures(t *testing.T) {
 	if *update {
 		if err := os.MkdirAll(picturesDir, 0o755); err != nil {
