@@ -286,19 +286,19 @@ func TestSeqTrackerFollowsAJumpAhead(t *testing.T) {
 }
 
 func TestTimestampUnwrap(t *testing.T) {
-	var u tsUnwrapper
+	var u TimestampUnwrapper
 	start := uint32(1<<32 - 3000)
 	want := int64(start)
-	if got := u.unwrap(start); got != want {
+	if got := u.Unwrap(start); got != want {
 		t.Fatalf("first: %d", got)
 	}
 	for i := 1; i <= 10; i++ { // 3000 ticks a frame, across the wrap
 		want += 3000
-		if got := u.unwrap(start + uint32(i*3000)); got != want {
+		if got := u.Unwrap(start + uint32(i*3000)); got != want {
 			t.Fatalf("frame %d: %d, want %d", i, got, want)
 		}
 	}
-	if got := u.unwrap(start + 9*3000); got != want-3000 { // reordered: a little back
+	if got := u.Unwrap(start + 9*3000); got != want-3000 { // reordered: a little back
 		t.Fatalf("reordered: %d, want %d", got, want-3000)
 	}
 }

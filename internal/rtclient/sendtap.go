@@ -58,7 +58,7 @@ func (t *sendTap) BindLocalStream(info *interceptor.StreamInfo, writer intercept
 type sendCounter struct {
 	mu          sync.Mutex
 	seq         seqTracker
-	ts          tsUnwrapper
+	ts          TimestampUnwrapper
 	packets     int64 // distinct sequence numbers sent
 	bytes       int64
 	resent      int64
@@ -77,7 +77,7 @@ func (c *sendCounter) sent(seq uint16, ts uint32, size int, now time.Time) {
 		c.resent++
 		return
 	}
-	ext := c.ts.unwrap(ts)
+	ext := c.ts.Unwrap(ts)
 	if c.packets == 0 {
 		c.firstPacket, c.firstTS = now, ext
 	}

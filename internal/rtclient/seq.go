@@ -115,16 +115,19 @@ func (t *seqTracker) lost() int64 {
 	return t.highest - t.first + 1 - t.distinct
 }
 
-// tsUnwrapper unwraps 32-bit RTP timestamps to 64 bits, each to the value
-// nearest the one before, so that differences stay right across the wrap
-// (every 13 h 15 min at 90 kHz, 24 h 51 min at 48 kHz). Timestamps of
-// consecutive packets never lie 2^31 ticks apart.
-type tsUnwrapper struct {
+// TimestampUnwrapper unwraps 32-bit RTP timestamps to 64 bits, each to the
+// value nearest the one before, so that differences stay right across the
+// wrap (every 13 h 15 min at 90 kHz, 24 h 51 min at 48 kHz). Timestamps of
+// consecutive packets never lie 2^31 ticks apart. The zero value is ready;
+// it is not safe for concurrent use.
+type TimestampUnwrapper struct {
 	started bool
 	last    int64
 }
 
-func (u *tsUnwrapper) unwrap(ts uint32) int64 {
+// Unwrap returns ts unwrapped: the first one as it is, each later one the
+// 64-bit value nearest the one before that is ts modulo 2^32.
+func (u *TimestampUnwrapper) Unwrap(ts uint32) int64 {
 	if !u.started {
 		u.started, u.last = true, int64(ts)
 		return u.last
