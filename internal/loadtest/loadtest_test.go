@@ -193,7 +193,9 @@ func TestMediaReportsAStoppedStream(t *testing.T) {
 	rep, err := RunMedia(testContext(t), tgt, MediaOptions{
 		Subscribers: 2, VideoBitrate: 300_000, Width: 320, Height: 180,
 		Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, JoinRate: 50, LoopbackOnly: true,
-		atMeasure: func(ctx context.Context, subs []*rtclient.Subscriber, _ []*rtclient.Publisher) { pauseVideo(t, ctx, subs[0]) },
+		atMeasure: func(ctx context.Context, subs []*rtclient.Subscriber, _ []*rtclient.Publisher) {
+			pauseVideo(t, ctx, subs[0])
+		},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
