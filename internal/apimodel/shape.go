@@ -4,7 +4,7 @@
 // decodes requests with it; the IVS service implements its Service interface.
 package apimodel
 
-//go:generate go run ./gen -model ../../../shared/api/ivs-realtime/service-2.json -out zz_generated.go
+//go:generate go run ./gen -model ../../../shared/api/ivs-realtime/service-2.json -out zz_generated.go -enums zz_enums.go
 
 import (
 	"errors"

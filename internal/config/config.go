@@ -45,6 +45,10 @@ type Config struct {
 	SessionGrace   time.Duration
 	MaxPublishers  int
 	MaxSubscribers int
+	// ParticipantConnectRate and ParticipantConnectBurst limit how fast one
+	// participant opens media connections (internal/stage).
+	ParticipantConnectRate  float64
+	ParticipantConnectBurst int
 
 	// Event sinks: webhooks, EventBridge, the live stream (events.go).
 	Events Events
@@ -78,6 +82,8 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionGrace, "session-grace", 10*time.Second, "how long a stage session outlives its last participant, so that reconnects stay in one session")
 	fs.IntVar(&c.MaxPublishers, "max-publishers", 12, "publishers per stage (IVS: 12)")
 	fs.IntVar(&c.MaxSubscribers, "max-subscribers", 10000, "subscribing participants per stage (IVS default: 10,000)")
+	fs.Float64Var(&c.ParticipantConnectRate, "participant-connect-rate", 2, "media connections (events channel, publish, subscribe) one participant may open per second after its burst; 0 = no limit")
+	fs.IntVar(&c.ParticipantConnectBurst, "participant-connect-burst", 30, "media connections one participant may open at once before --participant-connect-rate applies")
 	c.eventFlagDefs(fs)
 	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
@@ -161,6 +167,9 @@ func (c *Config) validate() error {
 	if c.SessionGrace < 0 {
 		errs = append(errs, fmt.Errorf("--session-grace %v: must not be negative", c.SessionGrace))
 	}
+	if c.ParticipantConnectRate < 0 || c.ParticipantConnectBurst < 1 {
+		errs = append(errs, fmt.Errorf("--participant-connect-rate %v, --participant-connect-burst %d: the rate must not be negative and the burst must be at least 1", c.ParticipantConnectRate, c.ParticipantConnectBurst))
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
 	}
@@ -192,12 +201,4 @@ func (c *Config) BaseURL(bound net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
-}
-
-// Endpoints are the stage endpoints for a public base URL: the events
-// websocket and the WHIP base (clients append /publish/{id} and
-// /subscribe/{id}, and OBS posts to it as is).
-func Endpoints(base string) ivs.Endpoints {
-	ws := "ws" + strings.TrimPrefix(base, "http")
-	return ivs.Endpoints{Events: ws + "/events", WHIP: base + "/whip"}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"errors"
+	"fmt"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 	"github.com/rostrum-dev/rostrum/internal/store"
@@ -47,59 +48,81 @@ func (s *Service) DisconnectParticipant(ctx context.Context, in *api.DisconnectP
 // participant.
 type StageInfo struct {
 	ARN, ID, Owner string
-	Recording      *api.AutoParticipantRecordingConfiguration
+	// Recording is whether the stage records its participants
+	// (auto-participant recording with a storage configuration).
+	Recording bool
 }
 
-// ErrStageNotFound is returned by LookupStage for a stage that does not
-// exist (or no longer does).
-var ErrStageNotFound = errors.New("ivs: stage not found")
+// Errors of Admit. Any other error is the store's: the caller answers it as
+// an internal error, not as the token's fault.
+var (
+	// ErrUnknownKey: the token's kid names neither the server's key nor a
+	// public key imported into the stage's account.
+	ErrUnknownKey = errors.New("ivs: the token's kid names no key of the stage's account")
+)
 
-// LookupStage reads a stage by ARN for the media plane, whoever's it is:
-// the caller is a participant token, not an account.
-func (s *Service) LookupStage(ctx context.Context, arn string) (*StageInfo, error) {
-	p, ok := parseARN(arn)
-	if !ok || p.Kind != kindStage || p.Region != s.region {
-		return nil, ErrStageNotFound
+// Admission is what the service knows about a participant token's claims:
+// the key that must have signed it, its stage (nil when it does not exist),
+// and whether DisconnectParticipant revoked its participant for good.
+type Admission struct {
+	Key     *ecdsa.PublicKey
+	Stage   *StageInfo
+	Revoked bool
+}
+
+// Admit answers, in one call, everything the media plane asks the service
+// to let a participant token in: the key its kid names (the server's own,
+// or a public key imported into the stage's account with ImportPublicKey),
+// its stage, and the revocation of its participant id. The caller verifies
+// the signature with Key before trusting anything else of the answer (a
+// missing stage included).
+func (s *Service) Admit(ctx context.Context, kid, stageARN, participantID string) (*Admission, error) {
+	a := &Admission{}
+	sp, ok := parseARN(stageARN)
+	if !ok || sp.Kind != kindStage || sp.Region != s.region {
+		if kid != s.key.ID {
+			return nil, ErrUnknownKey
+		}
+		a.Key = s.key.Public()
+		return a, nil
 	}
-	r, err := s.store.GetResource(ctx, arn)
+	if kid == s.key.ID {
+		a.Key = s.key.Public()
+	} else {
+		kp, ok := parseARN(kid)
+		if !ok || kp.Kind != kindPublicKey || kp.Account != sp.Account || kp.Region != sp.Region {
+			return nil, ErrUnknownKey
+		}
+		r, err := s.store.GetResource(ctx, kid)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrUnknownKey
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ivs: reading public key %s: %w", kid, err)
+		}
+		doc, err := decodeDoc[api.PublicKey](r)
+		if err != nil {
+			return nil, err
+		}
+		if a.Key, err = token.ParsePublicKeyPEM(api.Val(doc.PublicKeyMaterial)); err != nil {
+			return nil, fmt.Errorf("ivs: public key %s: %w", kid, err)
+		}
+	}
+	r, err := s.store.GetResource(ctx, stageARN)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrStageNotFound
+		return a, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ivs: reading stage %s: %w", stageARN, err)
 	}
 	doc, err := decodeDoc[stageDoc](r)
 	if err != nil {
 		return nil, err
 	}
-	return &StageInfo{ARN: arn, ID: p.ID, Owner: r.Owner, Recording: doc.AutoParticipantRecordingConfiguration}, nil
-}
-
-// TokenKey returns the public key a participant token's kid names: the
-// server's own signing key, or a public key imported into the stage's
-// account with ImportPublicKey (self-signed tokens).
-func (s *Service) TokenKey(ctx context.Context, kid, stageARN string) (*ecdsa.PublicKey, error) {
-	if kid == s.key.ID {
-		return s.key.Public(), nil
+	rec := doc.AutoParticipantRecordingConfiguration
+	a.Stage = &StageInfo{ARN: stageARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
+	if a.Revoked, err = s.store.IsParticipantRevoked(ctx, stageARN, participantID); err != nil {
+		return nil, fmt.Errorf("ivs: reading revocations of %s: %w", stageARN, err)
 	}
-	kp, ok := parseARN(kid)
-	sp, ok2 := parseARN(stageARN)
-	if !ok || !ok2 || kp.Kind != kindPublicKey || kp.Account != sp.Account || kp.Region != sp.Region {
-		return nil, errors.New("ivs: the token's kid names no key of the stage's account")
-	}
-	r, err := s.store.GetResource(ctx, kid)
-	if err != nil {
-		return nil, err
-	}
-	doc, err := decodeDoc[api.PublicKey](r)
-	if err != nil {
-		return nil, err
-	}
-	return token.ParsePublicKeyPEM(api.Val(doc.PublicKeyMaterial))
-}
-
-// IsParticipantRevoked reports whether DisconnectParticipant revoked the
-// participant id on the stage.
-func (s *Service) IsParticipantRevoked(ctx context.Context, stageARN, participantID string) (bool, error) {
-	return s.store.IsParticipantRevoked(ctx, stageARN, participantID)
+	return a, nil
 }

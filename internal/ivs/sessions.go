@@ -73,15 +73,11 @@ func (s *Service) RecordParticipantEvent(ctx context.Context, stageARN, sessionI
 	if e.EventTime == nil {
 		e.EventTime = api.Ptr(s.nowMillis())
 	}
-	var p *events.Prepared
+	var userID string
 	if s.events != nil {
-		p = s.prepare(events.FromParticipantEvent(stageARN, sessionID, s.userID(ctx, stageARN, sessionID, *e.ParticipantId), e))
+		userID = s.userID(ctx, stageARN, sessionID, *e.ParticipantId)
 	}
-	err := s.store.AddParticipantEvent(ctx, &store.ParticipantEvent{
-		StageARN: stageARN, SessionID: sessionID, ParticipantID: *e.ParticipantId, EventTime: *e.EventTime, Doc: mustJSON(e),
-	}, p.Entries()...)
-	p.Done(err)
-	return err
+	return s.recordEvent(ctx, stageARN, sessionID, userID, e)
 }
 
 // RecordParticipantReplica inserts or replaces a replication record.

@@ -73,7 +73,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	svc, err := ivs.New(ctx, ivs.Config{
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
-		Endpoints: config.Endpoints(base),
+		Endpoints: signal.Endpoints(base),
 		Quotas:    cfg.Quotas,
 		Store:     st,
 		Events:    bus,
@@ -103,8 +103,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		MaxPublishers:  cfg.MaxPublishers,
 		MaxSubscribers: cfg.MaxSubscribers,
 		TokenLeeway:    stage.Defaults.TokenLeeway,
+		ConnectRate:    cfg.ParticipantConnectRate,
+		ConnectBurst:   cfg.ParticipantConnectBurst,
 		Logger:         log,
-	}, svc, engine)
+	}, svc, stage.EngineOf(engine))
+	svc.SetMediaPlane(stages)
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,
@@ -144,7 +147,7 @@ func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.
 	})
 	// The media endpoints: WHIP publish, subscribe, their resources and the
 	// stage events websocket.
-	for _, p := range []string{"/whip", "/whip/", "/events", "/events/"} {
+	for _, p := range signal.Prefixes {
 		mux.Handle(p, media)
 	}
 	// The live event stream (server-sent events) and the bus's metrics.

@@ -19,8 +19,10 @@ func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
 			up := newTestTrack(familyVP8, "low", "mid", "hi")
-			for range n {
-				d := newTestDown(up, discardWriter{}, true)
+			writers := make([]*discardWriter, n)
+			for i := range n {
+				writers[i] = &discardWriter{}
+				d := newTestDown(up, writers[i], true)
 				d.target.Store(2)
 			}
 			// Start every down-track on a keyframe of the top layer.
@@ -43,6 +45,14 @@ func BenchmarkFanout(b *testing.B) {
 				up.layers[2].forward(&p, int64(i))
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/subscriber")
+			// Every packet must have been forwarded to every subscriber: a
+			// fan-out that drops is fast for the wrong reason (before issue
+			// 15, everything from 32,768 packets on was dropped).
+			for i, w := range writers {
+				if w.n != b.N+1 {
+					b.Fatalf("subscriber %d was given %d of %d packets", i, w.n, b.N+1)
+				}
+			}
 		})
 	}
 }

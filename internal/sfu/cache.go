@@ -21,11 +21,12 @@ type packetCache struct {
 	mu    sync.Mutex
 	data  []byte // cacheSlots × maxPacket, allocated on first use
 	size  [cacheSlots]uint16
-	seq   [cacheSlots]uint16
+	seq   [cacheSlots]uint32 // low 32 bits of the extended number: a slot is never mistaken for an older one
 	valid [cacheSlots]bool
 }
 
-func (c *packetCache) put(seq uint16, pkt []byte) {
+// put stores the packet with extended sequence number seq.
+func (c *packetCache) put(seq uint64, pkt []byte) {
 	if len(pkt) > maxPacket {
 		return
 	}
@@ -35,13 +36,14 @@ func (c *packetCache) put(seq uint16, pkt []byte) {
 		c.data = make([]byte, cacheSlots*maxPacket)
 	}
 	copy(c.data[i*maxPacket:], pkt)
-	c.size[i], c.seq[i], c.valid[i] = uint16(len(pkt)), seq, true
+	c.size[i], c.seq[i], c.valid[i] = uint16(len(pkt)), uint32(seq), true
 	c.mu.Unlock()
 }
 
-// get copies the packet with sequence number seq into dst and returns its
-// length, or 0 when it is no longer (or never was) cached.
-func (c *packetCache) get(seq uint16, dst []byte) int {
+// get copies the packet whose extended sequence number has seq as its low
+// 32 bits into dst and returns its length, or 0 when it is no longer (or
+// never was) cached.
+func (c *packetCache) get(seq uint32, dst []byte) int {
 	i := int(seq % cacheSlots)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -48,12 +48,16 @@ type downTrack struct {
 	rtxSeq  uint16
 	hist    *seqHistory // nil when the subscriber did not negotiate NACK
 
+	// Sequence numbers here are extended (64-bit, never wrapping: see
+	// seqUnwrapper), the source's per encoding and the down-track's own;
+	// only the header written to the wire is cut to 16 bits. Timestamps
+	// stay 32-bit: they are only ever offset, never ordered.
 	started     bool
-	seqOffset   uint16 // out = source - offset
+	seqOffset   uint64 // out = source - offset (mod 2^64, for the current encoding)
 	tsOffset    uint32
-	switchSeq   uint16 // first source sequence number of the current layer
-	lastSrcSeq  uint16
-	lastOutSeq  uint16
+	switchExt   uint64 // first source number forwarded of the current encoding
+	lastSrcExt  uint64 // highest source number forwarded of the current encoding
+	lastOutExt  uint64 // the out number of lastSrcExt
 	lastOutTS   uint32
 	lastArrival int64
 	packets     uint32 // for sender reports
@@ -176,20 +180,20 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 		}
 		first = !d.started
 		d.switchTo(li, p)
-	} else if int16(p.seq-d.switchSeq) < 0 {
+	} else if p.ext < d.switchExt {
 		// Late packet from before the switch: its number is taken.
 		d.mu.Unlock()
 		return
 	}
-	outSeq := p.seq - d.seqOffset
+	outExt := p.ext - d.seqOffset
 	outTS := p.ts - d.tsOffset
-	if seqNewer(p.seq, d.lastSrcSeq) {
-		d.lastSrcSeq, d.lastOutSeq, d.lastOutTS, d.lastArrival = p.seq, outSeq, outTS, p.arrival
+	if p.ext > d.lastSrcExt {
+		d.lastSrcExt, d.lastOutExt, d.lastOutTS, d.lastArrival = p.ext, outExt, outTS, p.arrival
 	}
 	h := &d.hdr
 	h.Marker = p.marker
 	h.PayloadType = d.pt
-	h.SequenceNumber = outSeq
+	h.SequenceNumber = uint16(outExt)
 	h.Timestamp = outTS
 	h.SSRC = d.ssrc
 	h.Padding, h.PaddingSize = p.padding > 0, p.padding
@@ -197,7 +201,7 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 	// the publisher's); pion's interceptors add the subscriber's own.
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	if d.hist != nil {
-		d.hist.put(outSeq, p.seq, uint8(li), outTS)
+		d.hist.put(outExt, p.ext, uint8(li), outTS)
 	}
 	d.packets++
 	d.octets += uint32(p.payloadEnd - p.payloadOff)
@@ -215,18 +219,19 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 // in sequence numbers, and its timestamp follows by the time that passed.
 func (d *downTrack) switchTo(li int32, p *rtpPacket) {
 	if d.started {
-		d.seqOffset = p.seq - (d.lastOutSeq + 1)
+		d.seqOffset = p.ext - (d.lastOutExt + 1)
 		delta := uint32(1)
 		if el := p.arrival - d.lastArrival; el > 0 {
 			delta = max(1, rtpTicks(el, d.up.clock))
 		}
 		d.tsOffset = p.ts - (d.lastOutTS + delta)
 	} else {
+		// The first encoding goes out with the publisher's own numbers.
 		d.started = true
 		d.seqOffset, d.tsOffset = 0, 0
 	}
-	d.switchSeq = p.seq
-	d.lastSrcSeq = p.seq - 1
+	d.switchExt = p.ext
+	d.lastSrcExt = p.ext - 1 // so that write takes p as the newest
 	d.current.Store(li)
 }
 

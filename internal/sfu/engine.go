@@ -18,6 +18,20 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// ICE timings. The server sends a consent check (a STUN binding request,
+// RFC 7675) every iceKeepalive on each selected pair and the peer answers
+// it, so a live peer is never silent for long. A peer silent for
+// iceDisconnectedTimeout is disconnected, and iceFailedTimeout later the
+// connection fails and closes: a browser closed without leaving is gone in
+// about six seconds instead of pion's default twenty. A connection whose
+// ICE never completes fails after the same six seconds of checking, so an
+// abandoned publish gives its publisher slot back as soon.
+const (
+	iceKeepalive           = 1 * time.Second
+	iceDisconnectedTimeout = 3 * time.Second
+	iceFailedTimeout       = 3 * time.Second
+)
+
 // Engine owns what all routers share: the one webrtc.API (codecs,
 // interceptors, settings) and the one UDP and one TCP socket every peer
 // connection's ICE runs over.
@@ -119,7 +133,7 @@ func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
 			return nil, fmt.Errorf("sfu: public IPs: %w", err)
 		}
 	}
-	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
+	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepalive)
 
 	// One registry for both roles. Publisher connections only receive and
 	// subscriber connections only send, so each interceptor is built only

@@ -77,7 +77,7 @@ func (d *downTrack) retransmit(outSeq uint16, buf []byte) {
 	if d.hist == nil || d.writer == nil || d.closed {
 		return
 	}
-	e := d.hist.get(outSeq)
+	e := d.hist.get(unwrapNear(outSeq, d.lastOutExt))
 	if e == nil || e.resent >= maxResends {
 		return
 	}
@@ -108,26 +108,30 @@ func (d *downTrack) retransmit(outSeq uint16, buf []byte) {
 }
 
 // seqHistory maps a down-track's recent sequence numbers back to the
-// encoding and source sequence number they came from, for NACKs.
+// encoding and source sequence number they came from, for NACKs. Both are
+// kept as the low 32 bits of their extended numbers: a slot is rewritten
+// every histSize packets, so an entry can only be mistaken for one 2^32
+// packets older, and 16 bytes an entry keep the history in few cache lines
+// on the per-packet path.
 type seqHistory [histSize]histEntry
 
 const histSize = 512
 
 type histEntry struct {
-	out, src uint16
+	out, src uint32 // low 32 bits of the extended numbers
 	ts       uint32
 	layer    uint8
 	resent   uint8
 	valid    bool
 }
 
-func (h *seqHistory) put(out, src uint16, layer uint8, ts uint32) {
-	h[out%histSize] = histEntry{out: out, src: src, ts: ts, layer: layer, valid: true}
+func (h *seqHistory) put(out, src uint64, layer uint8, ts uint32) {
+	h[out%histSize] = histEntry{out: uint32(out), src: uint32(src), ts: ts, layer: layer, valid: true}
 }
 
-func (h *seqHistory) get(out uint16) *histEntry {
+func (h *seqHistory) get(out uint64) *histEntry {
 	e := &h[out%histSize]
-	if !e.valid || e.out != out {
+	if !e.valid || e.out != uint32(out) {
 		return nil
 	}
 	return e

@@ -40,12 +40,29 @@ type offerSection struct {
 func (s offerSection) sends() bool    { return s.direction == "sendrecv" || s.direction == "sendonly" }
 func (s offerSection) receives() bool { return s.direction == "sendrecv" || s.direction == "recvonly" }
 
+// Limits on an offer's shape. IVS's clients (its web and mobile SDKs, the
+// browser library in web/sdk, OBS's WHIP output) send one audio and one
+// video section, up to three simulcast rids (hi, mid, low), a handful of
+// candidates and SSRC lines. Anything larger is refused before pion reads
+// it: pion builds state for every rid, candidate and SSRC it is given, and
+// an offer with thousands of them cost megabytes each.
+const (
+	maxOfferSections   = 4  // m= lines, rejected and application ones included
+	maxSectionsPerKind = 1  // usable audio (video) sections
+	maxRIDs            = 3  // a=rid lines of one section
+	maxCandidates      = 64 // a=candidate lines of the whole offer
+	maxSSRCLines       = 64 // a=ssrc and a=ssrc-group lines of one section
+)
+
 // parseOffer returns the media sections of an SDP offer; errors wrap
-// ErrBadOffer.
+// ErrBadOffer and say what to fix.
 func parseOffer(offer string) ([]offerSection, error) {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(offer); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadOffer, err)
+	}
+	if err := checkOfferShape(&sd); err != nil {
+		return nil, err
 	}
 	sessionDir := "sendrecv"
 	for _, a := range sd.Attributes {
@@ -135,6 +152,64 @@ func parseOffer(offer string) ([]offerSection, error) {
 		sections = append(sections, sec)
 	}
 	return sections, nil
+}
+
+// checkOfferShape refuses offers that no client of IVS sends and that
+// would make pion build unbounded state: the limits above, and mids that
+// are not unique (pion would put a track in the wrong section).
+func checkOfferShape(sd *sdp.SessionDescription) error {
+	if n := len(sd.MediaDescriptions); n > maxOfferSections {
+		return fmt.Errorf("%w: %d media sections; at most %d are accepted (one audio and one video)", ErrBadOffer, n, maxOfferSections)
+	}
+	candidates := 0
+	for _, a := range sd.Attributes {
+		if a.Key == "candidate" {
+			candidates++
+		}
+	}
+	mids := map[string]bool{}
+	kinds := map[string]int{}
+	for _, md := range sd.MediaDescriptions {
+		rids, ssrcs := 0, 0
+		mid := ""
+		for _, a := range md.Attributes {
+			switch a.Key {
+			case "rid":
+				rids++
+			case "ssrc", "ssrc-group":
+				ssrcs++
+			case "candidate":
+				candidates++
+			case "mid":
+				if mid != "" {
+					return fmt.Errorf("%w: a media section has two a=mid lines (%q and %q)", ErrBadOffer, mid, a.Value)
+				}
+				mid = a.Value
+			}
+		}
+		kind := md.MediaName.Media
+		if rids > maxRIDs {
+			return fmt.Errorf("%w: the %s section has %d a=rid lines; at most %d simulcast layers are accepted", ErrBadOffer, kind, rids, maxRIDs)
+		}
+		if ssrcs > maxSSRCLines {
+			return fmt.Errorf("%w: the %s section has %d a=ssrc lines; at most %d are accepted", ErrBadOffer, kind, ssrcs, maxSSRCLines)
+		}
+		if mid != "" {
+			if mids[mid] {
+				return fmt.Errorf("%w: a=mid:%s names two media sections; each section needs its own mid", ErrBadOffer, mid)
+			}
+			mids[mid] = true
+		}
+		if (kind == "audio" || kind == "video") && md.MediaName.Port.Value != 0 {
+			if kinds[kind]++; kinds[kind] > maxSectionsPerKind {
+				return fmt.Errorf("%w: more than one %s section; one audio and one video section are accepted", ErrBadOffer, kind)
+			}
+		}
+	}
+	if candidates > maxCandidates {
+		return fmt.Errorf("%w: %d ICE candidates; at most %d are accepted", ErrBadOffer, candidates, maxCandidates)
+	}
+	return nil
 }
 
 // rtxFor finds the RTX payload type associated (apt=) with pt.

@@ -98,3 +98,26 @@ func TestH264Acceptable(t *testing.T) {
 		}
 	}
 }
+
+func TestParseOfferRefusesWhatNoClientSends(t *testing.T) {
+	extraVideo := chromeOffer[strings.Index(chromeOffer, "m=video"):]
+	for name, tc := range map[string]struct {
+		offer, says string
+	}{
+		"4 rids":             {chromeOffer + "a=rid:x send\r\n", "at most 3 simulcast layers"},
+		"a repeated mid":     {strings.Replace(chromeOffer, "a=mid:1", "a=mid:0", 1), "a=mid:0 names two media sections"},
+		"two mids":           {chromeOffer + "a=mid:2\r\n", "two a=mid lines"},
+		"two video sections": {chromeOffer + strings.Replace(extraVideo, "a=mid:1", "a=mid:2", 1), "more than one video section"},
+		"5 sections":         {chromeOffer + strings.Repeat("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n", 3), "5 media sections"},
+		"65 candidates":      {chromeOffer + strings.Repeat("a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n", 65), "65 ICE candidates"},
+		"65 ssrc lines":      {chromeOffer + strings.Repeat("a=ssrc:1 cname:x\r\n", 65), "a=ssrc lines"},
+	} {
+		_, err := parseOffer(tc.offer)
+		if !errors.Is(err, ErrBadOffer) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := parseOffer(chromeOffer); err != nil {
+		t.Errorf("Chrome's offer: %v", err)
+	}
+}

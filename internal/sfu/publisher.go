@@ -66,6 +66,8 @@ type Publisher struct {
 
 	mu   sync.Mutex
 	subs map[*Subscriber]struct{}
+
+	tapSet tapSet // in-process readers (tap.go)
 }
 
 func newPublisher(r *Router, id string, pc *webrtc.PeerConnection, plan []publishSection, cb PublisherCallbacks) *Publisher {
@@ -215,6 +217,7 @@ func (p *Publisher) close(reason error, graceful bool) {
 	for _, s := range subs {
 		s.close(ErrPublisherClosed, graceful)
 	}
+	p.closeTaps(ErrPublisherClosed)
 	var err error
 	if graceful {
 		err = p.pc.GracefulClose()

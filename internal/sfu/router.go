@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/rostrum-dev/rostrum/internal/goroutines"
 )
 
 // tickInterval paces the router's housekeeping: layer statistics, layer
@@ -26,7 +28,7 @@ type Router struct {
 	subscribers map[*Subscriber]struct{}
 	closed      bool
 
-	wg   sync.WaitGroup // every goroutine the router's peers started
+	wg   goroutines.Group // every goroutine the router and its peers started
 	done chan struct{}
 	once sync.Once
 }
@@ -40,19 +42,13 @@ func newRouter(e *Engine, id string) *Router {
 		subscribers: map[*Subscriber]struct{}{},
 		done:        make(chan struct{}),
 	}
-	r.wg.Add(1)
-	go r.run()
+	r.wg.Go(r.run)
 	return r
 }
 
-// goTracked runs f on a goroutine Close waits for.
-func (r *Router) goTracked(f func()) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		f()
-	}()
-}
+// goTracked runs f on a goroutine Close waits for. Peers' callbacks call it
+// while Close may be waiting (a subscriber ending as its router closes).
+func (r *Router) goTracked(f func()) { r.wg.Go(f) }
 
 // Publish answers a publisher's (WHIP) offer. The offer may carry audio
 // and/or video, with simulcast rids on video. A publisher ID already in the
@@ -252,7 +248,6 @@ func (r *Router) shutdown() {
 }
 
 func (r *Router) run() {
-	defer r.wg.Done()
 	t := time.NewTicker(tickInterval)
 	defer t.Stop()
 	var n uint
@@ -280,6 +275,9 @@ func (r *Router) tick(now time.Time, reports bool) {
 			for _, l := range t.layers {
 				l.sample(mono)
 			}
+		}
+		for _, t := range p.liveTaps() {
+			t.tick()
 		}
 	}
 	for _, s := range subs {

@@ -28,8 +28,9 @@ type rtpPacket struct {
 	ssrc       uint32
 
 	// Set by the reader, not by parse.
-	arrival  int64 // monotonic nanoseconds (see nanotime)
-	keyframe bool  // the packet starts a keyframe: a point to switch layers at
+	ext      uint64 // seq unwrapped by the encoding's seqUnwrapper
+	arrival  int64  // monotonic nanoseconds (see nanotime)
+	keyframe bool   // the packet starts a keyframe: a point to switch layers at
 }
 
 func (p *rtpPacket) payload() []byte { return p.raw[p.payloadOff:p.payloadEnd] }
@@ -81,6 +82,39 @@ func (p *rtpPacket) parse(b []byte) error {
 	return nil
 }
 
-// seqNewer reports whether a comes after b in RTP sequence-number order
-// (RFC 3550 wrap-around: the shorter way round the circle wins).
-func seqNewer(a, b uint16) bool { return a != b && a-b < 0x8000 }
+// seqUnwrapper turns one stream's 16-bit RTP sequence numbers into a 64-bit
+// extended counter that never wraps (RFC 3550 §A.1 keeps the same count of
+// cycles). Everything in the engine that orders, subtracts or looks up
+// sequence numbers does so on extended numbers: comparing 16-bit numbers
+// directly is only right within half the circle, and a stream that runs
+// longer than 32,768 packets past any reference point leaves that half.
+//
+// A packet is placed at the distance from the highest number seen that is
+// shortest around the circle, so reordering and retransmissions of up to
+// 32,767 packets land before it and everything else after.
+type seqUnwrapper struct {
+	highest uint64 // 0 until the first packet
+}
+
+// extFirstCycle is where the first packet's cycle count starts, so that a
+// packet reordered before the stream's first one still has a positive
+// extended number and all numbers compare as plain integers.
+const extFirstCycle = 1 << 16
+
+func (u *seqUnwrapper) unwrap(seq uint16) uint64 {
+	if u.highest == 0 {
+		u.highest = extFirstCycle | uint64(seq)
+		return u.highest
+	}
+	ext := u.highest + uint64(int64(int16(seq-uint16(u.highest))))
+	if ext > u.highest {
+		u.highest = ext
+	}
+	return ext
+}
+
+// unwrapNear places a 16-bit sequence number at the extended number
+// nearest to ref (the receiver's own counter, for NACKs of what it sent).
+func unwrapNear(seq uint16, ref uint64) uint64 {
+	return ref + uint64(int64(int16(seq-uint16(ref))))
+}

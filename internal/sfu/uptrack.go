@@ -148,6 +148,10 @@ type layer struct {
 	// has passed, unless a keyframe came first.
 	pliDeferred atomic.Bool
 
+	// seqs unwraps the encoding's sequence numbers; only the reader (the
+	// one goroutine that calls forward) touches it.
+	seqs seqUnwrapper
+
 	// Counters written by the reader.
 	bytes, packets, frames atomic.Uint64
 	width, height          atomic.Int32
@@ -208,6 +212,7 @@ func (l *layer) readRTP(remote *webrtc.TrackRemote) {
 func (l *layer) forward(p *rtpPacket, now int64) {
 	t := l.track
 	p.arrival = now
+	p.ext = l.seqs.unwrap(p.seq)
 	if !t.pub.media.Load() {
 		t.pub.gotMedia()
 	}
@@ -230,7 +235,7 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 		if p.marker {
 			l.frames.Add(1)
 		}
-		l.cache.put(p.seq, p.raw)
+		l.cache.put(p.ext, p.raw)
 		if l.pliDeferred.Load() {
 			if p.keyframe {
 				l.pliDeferred.Store(false)

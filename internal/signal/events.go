@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,6 +28,11 @@ const (
 // events is the stage events channel. The participant token arrives as the
 // websocket subprotocol and is echoed back, as IVS's clients require.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	// Sizes are checked before anything is echoed or parsed.
+	if n := subprotocolBytes(r); n > stage.MaxTokenBytes+64 {
+		writeError(w, http.StatusRequestHeaderFieldsTooLarge, 2001, fmt.Sprintf("the websocket subprotocol (the participant token) is %d bytes; tokens are at most %d", n, stage.MaxTokenBytes))
+		return
+	}
 	tok := subprotocolToken(r)
 	if tok == "" {
 		writeError(w, http.StatusUnauthorized, 2001, "the participant token must be sent as the websocket subprotocol")
@@ -46,29 +52,34 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, err := h.stages.Authenticate(ctx, tok)
 	if err != nil {
-		var je *stage.JoinError
-		if !errors.As(err, &je) {
-			je = &stage.JoinError{Code: "INTERNAL", Message: "internal error"}
-		}
+		we, msg := h.wireOf(r, err)
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn.Write(wctx, websocket.MessageText, stage.JoinErrorMessage(je))
+		conn.Write(wctx, websocket.MessageText, joinErrorMessage(we.join, msg))
 		cancel()
-		conn.Close(websocket.StatusPolicyViolation, je.Code)
+		conn.Close(websocket.StatusPolicyViolation, we.join)
 		return
 	}
 	sink := newSink(conn)
 	go sink.writeLoop()
 	ec, err := h.stages.OpenEvents(id, clientInfo(r), sink)
 	if err != nil {
-		var je *stage.JoinError
-		if errors.As(err, &je) {
-			sink.Send(stage.JoinErrorMessage(je))
-		}
-		sink.Close("refused")
+		we, msg := h.wireOf(r, err)
+		sink.Send(joinErrorMessage(we.join, msg))
+		sink.Close(we.join)
+		<-sink.done
 		return
 	}
 	defer ec.Closed()
 	h.readLoop(ctx, conn, sink, ec)
+}
+
+// subprotocolBytes is the length of the subprotocol headers.
+func subprotocolBytes(r *http.Request) int {
+	n := 0
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		n += len(v)
+	}
+	return n
 }
 
 // subprotocolToken is the first subprotocol the client offered.
@@ -133,9 +144,15 @@ func (h *Handler) exchangeToken(ctx context.Context, sink *sink, ec *stage.Event
 	json.Unmarshal(payload, &p)
 	reply := map[string]any{"requestId": p.RequestID, "traceId": p.TraceID}
 	id, err := h.stages.Authenticate(ctx, p.NewToken)
+	if err == nil {
+		err = ec.ExchangeToken(id)
+	}
 	if err != nil {
-		reply["error"] = map[string]string{"message": err.Error()}
-	} else if msg := ec.ExchangeToken(id); msg != "" {
+		msg := err.Error()
+		if errors.Is(err, stage.ErrInternal) {
+			h.log.Error("token exchange", "err", err)
+			msg = stage.ErrInternal.Error()
+		}
 		reply["error"] = map[string]string{"message": msg}
 	}
 	b, _ := json.Marshal(map[string]any{"type": "aws:ivs:EXCHANGE_TOKEN", "payload": reply})

@@ -7,8 +7,7 @@ package signal
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,11 +15,33 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/stage"
 )
 
-// maxOfferBytes bounds an SDP offer; real offers are a few KiB.
-const maxOfferBytes = 128 << 10
+// maxOfferBytes bounds an SDP offer. A browser's simulcast offer with every
+// codec it knows is under 10 KiB.
+const maxOfferBytes = 64 << 10
+
+// The paths of the media endpoints. Tokens carry them (Endpoints), the
+// server routes them here (Prefixes), and this package serves them: they
+// are written only here.
+const (
+	whipPath      = "/whip"
+	eventsPath    = "/events"
+	resourcesPath = whipPath + "/resources/"
+)
+
+// Prefixes are the paths (ServeMux patterns) the server hands to this
+// handler.
+var Prefixes = []string{whipPath, whipPath + "/", eventsPath, eventsPath + "/"}
+
+// Endpoints are the media endpoints under a server's public base URL, as
+// participant tokens carry them.
+func Endpoints(base string) ivs.Endpoints {
+	ws := "ws" + strings.TrimPrefix(base, "http")
+	return ivs.Endpoints{Events: ws + eventsPath, WHIP: base + whipPath}
+}
 
 // offerTimeout bounds the media negotiation of one POST.
 const offerTimeout = 10 * time.Second
@@ -35,25 +56,20 @@ type Handler struct {
 // New returns the media endpoints' handler.
 func New(stages *stage.Manager, log *slog.Logger) *Handler {
 	h := &Handler{stages: stages, log: log, mux: http.NewServeMux()}
-	h.mux.HandleFunc("POST /whip", h.publish)
-	h.mux.HandleFunc("POST /whip/publish/{participant}", h.publish)
-	h.mux.HandleFunc("POST /whip/subscribe/{publisher}", h.subscribe)
-	h.mux.HandleFunc("DELETE /whip/resources/{id}", h.deleteResource)
-	h.mux.HandleFunc("PATCH /whip/resources/{id}", h.patchResource)
-	h.mux.HandleFunc("POST /whip/resources/{id}/session-delete", h.sessionDelete)
-	h.mux.HandleFunc("GET /whip/resources/{id}/layers", h.getLayers)
-	h.mux.HandleFunc("POST /whip/resources/{id}/layers", h.setLayer)
-	h.mux.HandleFunc("POST /whip/resources/{id}/playback", h.playback)
-	h.mux.HandleFunc("OPTIONS /whip", h.preflight)
-	h.mux.HandleFunc("OPTIONS /whip/", h.preflight)
-	h.mux.HandleFunc("GET /events", h.events)
-	h.mux.HandleFunc("GET /events/{topic...}", h.events)
+	h.mux.HandleFunc("POST "+whipPath, h.publish)
+	h.mux.HandleFunc("POST "+whipPath+"/publish/{participant}", h.publish)
+	h.mux.HandleFunc("POST "+whipPath+"/subscribe/{publisher}", h.subscribe)
+	h.mux.HandleFunc("DELETE "+resourcesPath+"{id}", h.deleteResource)
+	h.mux.HandleFunc("PATCH "+resourcesPath+"{id}", h.patchResource)
+	h.mux.HandleFunc("POST "+resourcesPath+"{id}/session-delete", h.sessionDelete)
+	h.mux.HandleFunc("GET "+resourcesPath+"{id}/layers", h.getLayers)
+	h.mux.HandleFunc("POST "+resourcesPath+"{id}/layers", h.setLayer)
+	h.mux.HandleFunc("POST "+resourcesPath+"{id}/playback", h.playback)
+	h.mux.HandleFunc("OPTIONS "+whipPath, h.preflight)
+	h.mux.HandleFunc("OPTIONS "+whipPath+"/", h.preflight)
+	h.mux.HandleFunc("GET "+eventsPath, h.events)
+	h.mux.HandleFunc("GET "+eventsPath+"/{topic...}", h.events)
 	return h
-}
-
-// Handles reports whether the path is a media endpoint.
-func Handles(path string) bool {
-	return path == "/whip" || strings.HasPrefix(path, "/whip/") || path == "/events" || strings.HasPrefix(path, "/events/")
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -89,22 +105,6 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// writeError answers with IVS's JSON error body: {"code": N, "message": …}.
-func writeError(w http.ResponseWriter, status, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg})
-}
-
-func writeJoinError(w http.ResponseWriter, err error) {
-	var je *stage.JoinError
-	if errors.As(err, &je) {
-		writeError(w, je.Status, je.WHIPCode, je.Message)
-		return
-	}
-	writeError(w, http.StatusInternalServerError, 2006, "internal error")
-}
-
 // bearer returns the participant token of an Authorization header.
 func bearer(r *http.Request) string {
 	a := r.Header.Get("Authorization")
@@ -127,7 +127,7 @@ func readOffer(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", false
 	}
 	if len(body) > maxOfferBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, 2001, "the offer is larger than 128 KiB")
+		writeError(w, http.StatusRequestEntityTooLarge, 2001, fmt.Sprintf("the offer is larger than %d KiB", maxOfferBytes>>10))
 		return "", false
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {

@@ -26,7 +26,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if pid := r.PathValue("participant"); pid != "" && pid != id.Claims.ParticipantID {
-		writeError(w, http.StatusForbidden, 2003, fmt.Sprintf("the token is for participant %s, not %s", id.Claims.ParticipantID, pid))
+		h.fail(w, r, fmt.Errorf("%w: the token is for participant %s, not %s", stage.ErrNotOwner, id.Claims.ParticipantID, pid))
 		return
 	}
 	offer, ok := readOffer(w, r)
@@ -37,7 +37,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	res, answer, err := h.stages.Publish(ctx, id, clientInfo(r), offer)
 	if err != nil {
-		writeJoinError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	h.created(w, res, answer, relSessionDelete)
@@ -57,7 +57,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	res, answer, err := h.stages.Subscribe(ctx, id, clientInfo(r), r.PathValue("publisher"), offer, r.Header.Get("X-Stages-Initial-Layer-Pref"))
 	if err != nil {
-		writeJoinError(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	h.created(w, res, answer, relSessionDelete, relPlayback, relLayer)
@@ -65,7 +65,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 
 // created answers 201 with the resource's Location, its links and the SDP.
 func (h *Handler) created(w http.ResponseWriter, res *stage.Resource, answer string, rels ...string) {
-	base := "/whip/resources/" + res.ID
+	base := resourcesPath + res.ID
 	hd := w.Header()
 	hd.Set("Location", base)
 	hd.Set("ETag", `"`+res.ID+`"`)
@@ -81,31 +81,18 @@ func (h *Handler) created(w http.ResponseWriter, res *stage.Resource, answer str
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*stage.Identity, bool) {
 	id, err := h.stages.Authenticate(r.Context(), bearer(r))
 	if err != nil {
-		writeJoinError(w, err)
+		h.fail(w, r, err)
 		return nil, false
 	}
 	return id, true
 }
 
-// resource finds the resource of the path and checks that the caller holds
-// its participant's token.
+// resource finds the resource of the path, held by tok's participant.
 func (h *Handler) resource(w http.ResponseWriter, r *http.Request, tok string) (*stage.Resource, bool) {
-	res := h.stages.Resource(r.PathValue("id"))
-	if res == nil {
-		writeError(w, http.StatusNotFound, 2004, "no such resource")
+	res, err := h.stages.OwnedResource(r.Context(), r.PathValue("id"), tok)
+	if err != nil {
+		h.fail(w, r, err)
 		return nil, false
-	}
-	if tok == "" {
-		writeError(w, http.StatusUnauthorized, 2001, "a participant token is required")
-		return nil, false
-	}
-	if tok != res.Token {
-		// Another token of the same participant may end its sessions too.
-		id, err := h.stages.Authenticate(r.Context(), tok)
-		if err != nil || id.Claims.ParticipantID != res.ParticipantID || id.Claims.Resource != res.StageARN {
-			writeError(w, http.StatusForbidden, 2003, "the token does not own this resource")
-			return nil, false
-		}
 	}
 	return res, true
 }
@@ -148,23 +135,16 @@ func (h *Handler) sessionDelete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (h *Handler) subscriberOf(w http.ResponseWriter, r *http.Request) (*stage.Resource, bool) {
-	res, ok := h.resource(w, r, bearer(r))
-	if !ok {
-		return nil, false
-	}
-	if res.Subscriber() == nil {
-		writeError(w, http.StatusNotFound, 2004, "this resource is not a subscription")
-		return nil, false
-	}
-	return res, true
-}
-
 // getLayers is the WHEP layer extension: the simulcast encodings of each
 // video section and which one is selected.
 func (h *Handler) getLayers(w http.ResponseWriter, r *http.Request) {
-	res, ok := h.subscriberOf(w, r)
+	res, ok := h.resource(w, r, bearer(r))
 	if !ok {
+		return
+	}
+	byMid, err := res.Layers()
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	type layers struct {
@@ -176,7 +156,7 @@ func (h *Handler) getLayers(w http.ResponseWriter, r *http.Request) {
 		Media  []layers    `json:"media"`
 	}
 	out.Layers = []layerJSON{}
-	for mid, ls := range res.Subscriber().Layers() {
+	for mid, ls := range byMid {
 		m := layers{MediaID: mid, Layers: []layerJSON{}}
 		for _, l := range ls {
 			m.Layers = append(m.Layers, newLayerJSON(l))
@@ -207,7 +187,7 @@ func newLayerJSON(l sfu.LayerInfo) layerJSON {
 // setLayer pins a layer ({"mediaId": mid, "encodingId": "hi"}) or, with an
 // empty body object, returns to automatic selection.
 func (h *Handler) setLayer(w http.ResponseWriter, r *http.Request) {
-	res, ok := h.subscriberOf(w, r)
+	res, ok := h.resource(w, r, bearer(r))
 	if !ok {
 		return
 	}
@@ -219,21 +199,8 @@ func (h *Handler) setLayer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, 2001, "the body must be JSON")
 		return
 	}
-	sub := res.Subscriber()
-	var err error
-	if body.EncodingID == "" {
-		for mid := range sub.Layers() {
-			if body.MediaID == "" || body.MediaID == mid {
-				if err = sub.UnpinLayer(mid); err != nil {
-					break
-				}
-			}
-		}
-	} else {
-		err = sub.PinLayer(body.MediaID, body.EncodingID)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, 2001, err.Error())
+	if err := res.SetLayer(body.MediaID, body.EncodingID); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -242,7 +209,7 @@ func (h *Handler) setLayer(w http.ResponseWriter, r *http.Request) {
 // playback is the WHEP playback-control link: {"pause": [mid…]} or
 // {"play": [mid…]}.
 func (h *Handler) playback(w http.ResponseWriter, r *http.Request) {
-	res, ok := h.subscriberOf(w, r)
+	res, ok := h.resource(w, r, bearer(r))
 	if !ok {
 		return
 	}
@@ -254,18 +221,9 @@ func (h *Handler) playback(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, 2001, "the body must be {\"pause\": [mid]} or {\"play\": [mid]}")
 		return
 	}
-	sub := res.Subscriber()
-	if len(body.Pause) > 0 {
-		if err := sub.Pause(body.Pause); err != nil {
-			writeError(w, http.StatusBadRequest, 2001, err.Error())
-			return
-		}
-	}
-	if len(body.Play) > 0 {
-		if err := sub.Play(body.Play); err != nil {
-			writeError(w, http.StatusBadRequest, 2001, err.Error())
-			return
-		}
+	if err := res.Playback(body.Pause, body.Play); err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

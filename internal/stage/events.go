@@ -2,10 +2,12 @@ package stage
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
+	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
@@ -66,13 +68,6 @@ func disconnectMessage(code, reason string) []byte {
 	return mustMarshal(envelope{Type: "aws:ivs:DISCONNECT", Payload: map[string]string{"code": code, "reason": reason}})
 }
 
-// JoinErrorMessage is the aws:ivs:JOIN_ERROR a refused events channel gets.
-func JoinErrorMessage(e *JoinError) []byte {
-	return mustMarshal(envelope{Type: "aws:ivs:JOIN_ERROR", Payload: map[string]any{
-		"code": e.Code, "message": e.Message, "fatal": true, "nominal": false,
-	}})
-}
-
 // PongMessage answers a PING.
 var PongMessage = mustMarshal(envelope{Type: "PONG"})
 
@@ -114,16 +109,15 @@ func (st *Stage) broadcast() {
 // OpenEvents joins the token's participant through an events channel and
 // sends everyone the new state.
 func (m *Manager) OpenEvents(id *Identity, client ClientInfo, sink EventsSink) (*EventsConn, error) {
-	st, err := m.enter(id.Stage)
-	if err != nil {
-		return nil, joinErr("INTERNAL", 503, 2008, "the media plane is shutting down")
-	}
-	defer st.mu.Unlock()
-	p := st.join(id, client)
-	c := &EventsConn{st: st, pid: p.id, sink: sink, id: id}
-	p.events[c] = struct{}{}
-	st.broadcast()
-	return c, nil
+	var c *EventsConn
+	err := m.withStage(id, func(st *Stage) error {
+		p := st.join(id, client)
+		c = &EventsConn{st: st, pid: p.id, sink: sink, id: id}
+		p.events[c] = struct{}{}
+		st.broadcast()
+		return nil
+	})
+	return c, err
 }
 
 // participant is the channel's participant while the channel is open, else
@@ -169,48 +163,38 @@ func (c *EventsConn) Closed() {
 
 // ExchangeToken replaces the participant's token with a new self-signed one
 // (aws:ivs:EXCHANGE_TOKEN): attributes, user id and capabilities change, the
-// identity (participant id, stage, endpoints) must not. It returns a message
-// for the client when the exchange is refused.
-func (c *EventsConn) ExchangeToken(newID *Identity) string {
-	old := c.id.Claims
-	nc := newID.Claims
-	if !strings.HasPrefix(c.id.Kid, "arn:") || !strings.HasPrefix(newID.Kid, "arn:") {
-		return "token exchange needs self-signed tokens (signed with a key imported with ImportPublicKey)"
-	}
-	if nc.ParticipantID != old.ParticipantID || nc.Resource != old.Resource || nc.Topic != old.Topic ||
-		nc.EventsURL != old.EventsURL || nc.WhipURL != old.WhipURL {
-		return "the new token must keep the participant id, stage and endpoints of the old one"
-	}
+// identity (participant id, stage, endpoints) must not. A refused exchange
+// is an ErrTokenInvalid saying why.
+func (c *EventsConn) ExchangeToken(newID *Identity) error {
 	st := c.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	p := st.participants[c.pid]
+	old := c.id.Claims
+	nc := newID.Claims
+	if !strings.HasPrefix(c.id.Kid, "arn:") || !strings.HasPrefix(newID.Kid, "arn:") {
+		return fmt.Errorf("%w: token exchange needs self-signed tokens (signed with a key imported with ImportPublicKey)", ErrTokenInvalid)
+	}
+	if nc.ParticipantID != old.ParticipantID || nc.Resource != old.Resource || nc.Topic != old.Topic ||
+		nc.EventsURL != old.EventsURL || nc.WhipURL != old.WhipURL {
+		return fmt.Errorf("%w: the new token must keep the participant id, stage and endpoints of the old one", ErrTokenInvalid)
+	}
+	p := c.participant()
 	if p == nil {
-		return "the participant is not on the stage"
+		return fmt.Errorf("%w: the participant is not on the stage", ErrTokenInvalid)
 	}
 	prev, next := exchanged(old), exchanged(nc)
 	c.id = newID
 	p.userID, p.attributes, p.caps = nc.UserID, nc.Attributes, nc.Capabilities
 	st.recordParticipant(p)
-	st.recordEvent(p.id, "TOKEN_EXCHANGED", func(e *api.Event) { e.PreviousToken, e.NewToken = prev, next })
+	st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameTokenExchanged, PreviousToken: prev, NewToken: next})
 	st.broadcast()
-	return ""
+	return nil
 }
 
 // exchanged is a token's side of a TOKEN_EXCHANGED event.
-func exchanged(c token.Claims) *api.ExchangedParticipantToken {
-	t := &api.ExchangedParticipantToken{
-		Attributes:     c.Attributes,
-		ExpirationTime: api.Ptr(time.Unix(c.ExpiresAt, 0).UTC()),
+func exchanged(c token.Claims) *ivs.TokenView {
+	return &ivs.TokenView{
+		UserID: c.UserID, Attributes: c.Attributes, Publish: c.Capabilities.Publish, Subscribe: c.Capabilities.Subscribe,
+		Expires: time.Unix(c.ExpiresAt, 0).UTC(),
 	}
-	if c.UserID != "" {
-		t.UserId = api.Ptr(c.UserID)
-	}
-	if c.Capabilities.Publish {
-		t.Capabilities = append(t.Capabilities, "PUBLISH")
-	}
-	if c.Capabilities.Subscribe {
-		t.Capabilities = append(t.Capabilities, "SUBSCRIBE")
-	}
-	return t
 }

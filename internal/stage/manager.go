@@ -1,8 +1,9 @@
 // Package stage is the room logic of the media plane: who is on a stage,
 // what they publish and subscribe to, when a stage session starts and ends,
 // and what the API and the events channel say about it. It sits between the
-// signalling transport (internal/signal), the forwarding engine
-// (internal/sfu) and the IVS service (internal/ivs), and knows no HTTP.
+// signalling transport (internal/signal), the forwarding engine (Engine)
+// and the IVS service (Service), and knows no HTTP: it answers with the
+// domain errors of errors.go.
 package stage
 
 import (
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/ivs"
-	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
@@ -29,8 +29,13 @@ type Config struct {
 	MaxSubscribers int
 	// TokenLeeway is the clock skew allowed on token times.
 	TokenLeeway time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// ConnectRate and ConnectBurst limit how fast one participant opens
+	// connections (events channel, publish, subscribe): ConnectBurst at
+	// once, then ConnectRate per second. ConnectRate 0 is no limit.
+	ConnectRate  float64
+	ConnectBurst int
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Defaults are IVS's limits and sensible timings.
@@ -39,53 +44,50 @@ var Defaults = Config{
 	MaxPublishers:  12,
 	MaxSubscribers: 10000,
 	TokenLeeway:    60 * time.Second,
+	ConnectRate:    2,
+	ConnectBurst:   30,
 }
+
+// MaxTokenBytes bounds a participant token. Real tokens are under 2 KiB
+// (attributes are at most 1 KiB); transports refuse larger ones before any
+// other work, the events websocket before echoing it.
+const MaxTokenBytes = 8 << 10
+
+// deletedMemory is how long a deleted stage's ARN is remembered, so that a
+// join authenticated just before the delete does not start a session on
+// it. Authenticating and joining are one request apart.
+const deletedMemory = time.Minute
 
 // Manager holds the live stages of this node.
 type Manager struct {
 	cfg    Config
-	svc    *ivs.Service
-	engine *sfu.Engine
+	svc    Service
+	engine Engine
 	log    *slog.Logger
 	now    func() time.Time
+	limit  *connectLimiter
 
 	mu        sync.Mutex
 	stages    map[string]*Stage // by stage ARN
+	deleted   map[string]time.Time
 	resources map[string]*Resource
 	closed    bool
 }
 
 var _ ivs.MediaPlane = (*Manager)(nil)
 
-// NewManager returns a manager and connects it to the service as its media
-// plane.
-func NewManager(cfg Config, svc *ivs.Service, engine *sfu.Engine) *Manager {
+// NewManager returns a manager; the caller connects it to the service as
+// its media plane (ivs.Service.SetMediaPlane).
+func NewManager(cfg Config, svc Service, engine Engine) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Manager{cfg: cfg, svc: svc, engine: engine, log: cfg.Logger, now: cfg.Now,
-		stages: map[string]*Stage{}, resources: map[string]*Resource{}}
-	svc.SetMediaPlane(m)
-	return m
-}
-
-// JoinError is a refused join, publish or subscribe: the events channel
-// sends Code as aws:ivs:JOIN_ERROR, the HTTP endpoints answer Status with
-// IVS's JSON error code WHIPCode.
-type JoinError struct {
-	Code     string // TOKEN_INVALID, TOKEN_EXPIRED, …
-	Status   int    // HTTP status for the media endpoints
-	WHIPCode int    // IVS's JSON error code, 2001–2014
-	Message  string
-}
-
-func (e *JoinError) Error() string { return e.Code + ": " + e.Message }
-
-func joinErr(code string, status, whip int, format string, args ...any) *JoinError {
-	return &JoinError{Code: code, Status: status, WHIPCode: whip, Message: fmt.Sprintf(format, args...)}
+	return &Manager{cfg: cfg, svc: svc, engine: engine, log: cfg.Logger, now: cfg.Now,
+		limit:  newConnectLimiter(cfg.ConnectRate, cfg.ConnectBurst),
+		stages: map[string]*Stage{}, deleted: map[string]time.Time{}, resources: map[string]*Resource{}}
 }
 
 // Identity is an authenticated participant token.
@@ -101,44 +103,78 @@ type Identity struct {
 // exists and that DisconnectParticipant has not revoked it.
 func (m *Manager) Authenticate(ctx context.Context, raw string) (*Identity, error) {
 	if raw == "" {
-		return nil, joinErr("TOKEN_MISSING", 401, 2001, "a participant token is required")
+		return nil, ErrTokenMissing
+	}
+	if len(raw) > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: it is longer than %d bytes", ErrTokenInvalid, MaxTokenBytes)
 	}
 	p, err := token.Parse(raw)
 	if err != nil {
-		return nil, joinErr("TOKEN_INVALID", 401, 2001, "the participant token cannot be parsed: %v", err)
+		return nil, fmt.Errorf("%w: it cannot be parsed: %v", ErrTokenInvalid, err)
 	}
 	c := p.Claims
-	key, err := m.svc.TokenKey(ctx, p.Header.Kid, c.Resource)
-	if err != nil {
-		return nil, joinErr("TOKEN_INVALID_SIGNATURE", 401, 2001, "the participant token is not signed by a key this stage trusts")
+	a, err := m.svc.Admit(ctx, p.Header.Kid, c.Resource, c.ParticipantID)
+	if errors.Is(err, ivs.ErrUnknownKey) {
+		return nil, ErrTokenSignature
 	}
-	if err := p.Verify(key); err != nil {
-		return nil, joinErr("TOKEN_INVALID_SIGNATURE", 401, 2001, "the participant token's signature does not verify")
+	if err != nil {
+		return nil, fmt.Errorf("%w: admitting a participant token: %v", ErrInternal, err)
+	}
+	if err := p.Verify(a.Key); err != nil {
+		return nil, fmt.Errorf("%w: its signature does not verify", ErrTokenSignature)
 	}
 	if err := c.Validate(m.now(), m.cfg.TokenLeeway); err != nil {
 		if errors.Is(err, token.ErrExpired) {
-			return nil, joinErr("TOKEN_EXPIRED", 401, 2002, "the participant token has expired")
+			return nil, ErrTokenExpired
 		}
-		return nil, joinErr("TOKEN_INVALID", 401, 2001, "the participant token is not valid: %v", err)
+		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
-	st, err := m.svc.LookupStage(ctx, c.Resource)
-	if errors.Is(err, ivs.ErrStageNotFound) {
-		return nil, joinErr("STAGE_DELETED", 404, 2001, "stage %s does not exist", c.Resource)
+	if a.Stage == nil {
+		return nil, fmt.Errorf("%w: stage %s", ErrStageDeleted, c.Resource)
 	}
-	if err != nil {
-		return nil, joinErr("INTERNAL", 500, 2006, "internal error")
+	if a.Stage.ID != c.Topic {
+		return nil, fmt.Errorf("%w: its topic does not match its stage", ErrTokenInvalid)
 	}
-	if st.ID != c.Topic {
-		return nil, joinErr("TOKEN_INVALID", 401, 2001, "the token's topic does not match its stage")
+	if a.Revoked {
+		return nil, fmt.Errorf("%w: participant %s", ErrDisconnected, c.ParticipantID)
 	}
-	revoked, err := m.svc.IsParticipantRevoked(ctx, c.Resource, c.ParticipantID)
-	if err != nil {
-		return nil, joinErr("INTERNAL", 500, 2006, "internal error")
+	return &Identity{Raw: raw, Kid: p.Header.Kid, Claims: c, Stage: a.Stage}, nil
+}
+
+// withStage admits the identity's participant to its live stage (starting
+// it if needed) and runs f with the stage locked. Every request that can
+// join a participant goes through here: it is where the connect rate is
+// charged, where a deleted stage is refused and where a stage whose session
+// has just ended is replaced.
+func (m *Manager) withStage(id *Identity, f func(st *Stage) error) error {
+	if !m.limit.allow(id.Stage.ARN+"/"+id.Claims.ParticipantID, m.now()) {
+		return fmt.Errorf("%w: at most %d at once, then %g per second", ErrThrottled, m.cfg.ConnectBurst, m.cfg.ConnectRate)
 	}
-	if revoked {
-		return nil, joinErr("PARTICIPANT_DISCONNECTED", 403, 2003, "participant %s was disconnected from the stage", c.ParticipantID)
+	for {
+		st, err := m.stage(id.Stage)
+		if err != nil {
+			return err
+		}
+		done, err := st.locked(f)
+		if done {
+			return err
+		}
+		// The ended session's records (its end among them) are written
+		// before the next session's start.
+		st.rec.flush()
+		m.forget(st)
 	}
-	return &Identity{Raw: raw, Kid: p.Header.Kid, Claims: c, Stage: st}, nil
+}
+
+// locked runs f with st.mu held, unless this Stage value has ended (then
+// done is false and the caller retries on its successor).
+func (st *Stage) locked(f func(st *Stage) error) (done bool, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return false, nil
+	}
+	return true, f(st)
 }
 
 // stage returns the live stage, creating it if needed.
@@ -146,7 +182,13 @@ func (m *Manager) stage(info *ivs.StageInfo) (*Stage, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, sfu.ErrClosed
+		return nil, ErrUnavailable
+	}
+	if at, ok := m.deleted[info.ARN]; ok {
+		if m.now().Sub(at) < deletedMemory {
+			return nil, fmt.Errorf("%w: stage %s was deleted", ErrStageDeleted, info.ARN)
+		}
+		delete(m.deleted, info.ARN)
 	}
 	st := m.stages[info.ARN]
 	if st == nil {
@@ -183,11 +225,34 @@ func (m *Manager) dropResource(id string) {
 	m.mu.Unlock()
 }
 
-// Resource returns a live WHIP/WHEP resource by id.
+// Resource returns a live WHIP/WHEP resource by id, or nil.
 func (m *Manager) Resource(id string) *Resource {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.resources[id]
+}
+
+// OwnedResource returns the resource if tok is a token of its participant:
+// the one it was created with, or another token of the same participant on
+// the same stage.
+func (m *Manager) OwnedResource(ctx context.Context, id, tok string) (*Resource, error) {
+	res := m.Resource(id)
+	if res == nil {
+		return nil, ErrUnknownResource
+	}
+	if tok == "" {
+		return nil, ErrTokenMissing
+	}
+	if tok != res.Token {
+		who, err := m.Authenticate(ctx, tok)
+		if errors.Is(err, ErrInternal) {
+			return nil, err
+		}
+		if err != nil || who.Claims.ParticipantID != res.ParticipantID || who.Claims.Resource != res.StageARN {
+			return nil, fmt.Errorf("%w: it does not own this resource", ErrNotOwner)
+		}
+	}
+	return res, nil
 }
 
 // DisconnectParticipant implements ivs.MediaPlane.
@@ -198,10 +263,23 @@ func (m *Manager) DisconnectParticipant(ctx context.Context, stageARN, participa
 	return nil
 }
 
-// StageDeleted implements ivs.MediaPlane.
+// StageDeleted implements ivs.MediaPlane. The store deleted the stage's
+// sessions, participants and events with it, so what the stage would still
+// record of its last session is dropped, deliberately.
 func (m *Manager) StageDeleted(ctx context.Context, stageARN string) {
-	if st := m.lookupStage(stageARN); st != nil {
-		st.deleted()
+	m.mu.Lock()
+	now := m.now()
+	for arn, at := range m.deleted {
+		if now.Sub(at) >= deletedMemory {
+			delete(m.deleted, arn)
+		}
+	}
+	m.deleted[stageARN] = now
+	st := m.stages[stageARN]
+	m.mu.Unlock()
+	if st != nil {
+		st.rec.drop()
+		st.disconnectAll("STAGE_DELETED", "the stage was deleted")
 	}
 }
 
@@ -215,6 +293,6 @@ func (m *Manager) Close() {
 	}
 	m.mu.Unlock()
 	for _, st := range stages {
-		st.shutdown()
+		st.disconnectAll("INTERNAL", "the server is shutting down")
 	}
 }

@@ -3,17 +3,26 @@ package stage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
+	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
+)
+
+// The kinds of resource.
+const (
+	KindPublish   = "publish"
+	KindSubscribe = "subscribe"
 )
 
 // Resource is one WHIP (publish) or WHEP-shaped (subscribe) session: the
 // HTTP resource a client DELETEs to end it.
 type Resource struct {
 	ID            string
-	Kind          string // "publish" or "subscribe"
+	Kind          string // KindPublish or KindSubscribe
 	StageARN      string
 	ParticipantID string
 	PublisherID   string // for subscribe: whose media
@@ -21,30 +30,19 @@ type Resource struct {
 
 	st        *Stage
 	mu        sync.Mutex
-	pub       *sfu.Publisher
-	sub       *sfu.Subscriber
+	conn      Conn         // nil until negotiated
+	sub       Subscription // the same connection, for a subscription
 	closeOnce sync.Once
-}
-
-// Subscriber is the engine's subscriber of a subscribe resource (nil for a
-// publish resource), for the layer and playback-control links.
-func (r *Resource) Subscriber() *sfu.Subscriber {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.sub
 }
 
 // Close ends the resource: the engine's peer connection closes and the
 // stage records it, once.
 func (r *Resource) Close() {
 	r.mu.Lock()
-	pub, sub := r.pub, r.sub
+	conn := r.conn
 	r.mu.Unlock()
-	if pub != nil {
-		pub.Close()
-	}
-	if sub != nil {
-		sub.Close()
+	if conn != nil {
+		conn.Close()
 	}
 	r.ended(nil)
 }
@@ -55,6 +53,9 @@ func (r *Resource) ended(err error) {
 	r.closeOnce.Do(func() {
 		st := r.st
 		st.m.dropResource(r.ID)
+		if err != nil {
+			st.m.log.Debug("media connection ended", "stage", st.arn, "participant", r.ParticipantID, "kind", r.Kind, "err", err)
+		}
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		p := st.participants[r.ParticipantID]
@@ -62,85 +63,115 @@ func (r *Resource) ended(err error) {
 			return
 		}
 		switch r.Kind {
-		case "publish":
+		case KindPublish:
 			if p.publisher != r {
 				return
 			}
-			p.publisher = nil
-			if p.publishing {
-				p.publishing = false
-				st.recordEvent(p.id, "PUBLISH_STOPPED", nil)
-				st.broadcast()
-			}
-		case "subscribe":
-			if p.subs[r.ID] != r {
+			st.publisherGone(p, r)
+		case KindSubscribe:
+			if p.subs[r.PublisherID] != r {
 				return
 			}
-			delete(p.subs, r.ID)
-			if r.sub != nil {
-				st.recordEvent(p.id, "SUBSCRIBE_STOPPED", func(e *api.Event) { e.RemoteParticipantId = api.Ptr(r.PublisherID) })
-			}
-		}
-		if err != nil {
-			st.m.log.Debug("media connection ended", "stage", st.arn, "participant", r.ParticipantID, "kind", r.Kind, "err", err)
+			st.subscriptionGone(p, r)
 		}
 		st.leaveIfIdle(p)
 	})
 }
 
-// Publish admits a publisher (WHIP) and answers its offer.
+// publisherGone forgets the participant's publisher r and records that it
+// stopped. Called with st.mu held.
+func (st *Stage) publisherGone(p *Participant, r *Resource) {
+	p.publisher = nil
+	if p.publishing {
+		p.publishing = false
+		st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNamePublishStopped})
+		st.broadcast()
+	}
+}
+
+// subscriptionGone forgets the participant's subscription r and records
+// that it stopped. Called with st.mu held.
+func (st *Stage) subscriptionGone(p *Participant, r *Resource) {
+	delete(p.subs, r.PublisherID)
+	r.mu.Lock()
+	started := r.conn != nil
+	r.mu.Unlock()
+	if started {
+		st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameSubscribeStopped, RemoteParticipantID: r.PublisherID})
+	}
+}
+
+// Publish admits a publisher (WHIP) and answers its offer. Publishing again
+// replaces the participant's previous publisher connection.
 func (m *Manager) Publish(ctx context.Context, id *Identity, client ClientInfo, offer string) (*Resource, string, error) {
-	st, err := m.enter(id.Stage)
-	if err != nil {
-		return nil, "", joinErr("INTERNAL", 503, 2008, "the media plane is shutting down")
-	}
 	pid := id.Claims.ParticipantID
-	if !id.Claims.Capabilities.Publish {
-		st.recordEvent(pid, "PUBLISH_ERROR", withError("INSUFFICIENT_CAPABILITIES"))
-		st.mu.Unlock()
-		return nil, "", joinErr("BAD_REQUEST", 403, 2003, "the participant token does not allow publishing")
-	}
-	publishers := 0
-	for _, p := range st.participants {
-		if p.publisher != nil && p.id != pid {
-			publishers++
+	var r, old *Resource
+	var router Router
+	var st *Stage
+	err := m.withStage(id, func(s *Stage) error {
+		st = s
+		if !id.Claims.Capabilities.Publish {
+			st.recordEventOf(pid, ivs.ParticipantEvent{Name: api.EventNamePublishError, ErrorCode: api.EventErrorCodeInsufficientCapabilities})
+			return fmt.Errorf("%w: publishing", ErrNotAllowed)
 		}
+		publishers := 0
+		for _, p := range st.participants {
+			if p.publisher != nil && p.id != pid {
+				publishers++
+			}
+		}
+		if m.cfg.MaxPublishers > 0 && publishers >= m.cfg.MaxPublishers {
+			st.recordEventOf(pid, ivs.ParticipantEvent{Name: api.EventNamePublishError, ErrorCode: api.EventErrorCodeQuotaExceeded})
+			return fmt.Errorf("%w: the stage already has %d publishers", ErrStageFull, publishers)
+		}
+		p := st.join(id, client)
+		old = p.publisher
+		r = &Resource{ID: newResourceID(), Kind: KindPublish, StageARN: st.arn, ParticipantID: pid, Token: id.Raw, st: st}
+		p.publisher = r
+		router = st.router
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
 	}
-	if m.cfg.MaxPublishers > 0 && publishers >= m.cfg.MaxPublishers {
-		st.recordEvent(pid, "PUBLISH_ERROR", withError("QUOTA_EXCEEDED"))
-		st.mu.Unlock()
-		return nil, "", joinErr("BAD_REQUEST", 403, 2005, "the stage already has %d publishers", publishers)
-	}
-	p := st.join(id, client)
-	old := p.publisher
-	r := &Resource{ID: newResourceID(), Kind: "publish", StageARN: st.arn, ParticipantID: pid, Token: id.Raw, st: st}
-	p.publisher = r
-	router := st.router
-	st.mu.Unlock()
 	if old != nil {
-		// Publishing again replaces the previous connection.
 		old.Close()
 	}
-	pub, answer, err := router.Publish(ctx, pid, offer, sfu.PublisherCallbacks{
+	conn, answer, err := router.Publish(ctx, pid, offer, sfu.PublisherCallbacks{
 		OnMedia:  func() { st.publishing(r) },
 		OnClosed: r.ended,
 	})
 	if err != nil {
-		st.mu.Lock()
-		code := "INVALID_INPUT"
+		code := api.EventErrorCodeInvalidInput
 		if errors.Is(err, sfu.ErrNoMatchingCodec) {
-			code = "INVALID_VIDEO_CODEC"
+			code = api.EventErrorCodeInvalidVideoCodec
 		}
-		st.recordEvent(pid, "PUBLISH_ERROR", withError(code))
-		st.mu.Unlock()
+		st.recordFailure(pid, ivs.ParticipantEvent{Name: api.EventNamePublishError, ErrorCode: code})
 		r.ended(err)
-		return nil, "", mediaErr(err)
+		return nil, "", st.mediaErr(err)
 	}
 	r.mu.Lock()
-	r.pub = pub
+	r.conn = conn
 	r.mu.Unlock()
 	m.addResource(r)
 	return r, answer, nil
+}
+
+// recordEventOf records an event of a participant who may not be on the
+// stage yet (a refusal). Called with st.mu held.
+func (st *Stage) recordEventOf(pid string, e ivs.ParticipantEvent) {
+	p := st.participants[pid]
+	if p == nil {
+		p = &Participant{id: pid}
+	}
+	st.recordEvent(p, e)
+}
+
+// recordFailure records a failed negotiation.
+func (st *Stage) recordFailure(pid string, e ivs.ParticipantEvent) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.recordEventOf(pid, e)
 }
 
 // publishing is the publisher's first media: it is now publishing.
@@ -153,96 +184,189 @@ func (st *Stage) publishing(r *Resource) {
 	}
 	p.publishing, p.published = true, true
 	st.recordParticipant(p)
-	st.recordEvent(p.id, "PUBLISH_STARTED", nil)
+	st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNamePublishStarted})
 	st.broadcast()
 }
 
 // Subscribe admits a subscriber to one publisher and answers its offer.
+// Subscribing again to the same publisher replaces the previous
+// subscription: a participant has one per publisher.
 func (m *Manager) Subscribe(ctx context.Context, id *Identity, client ClientInfo, publisherID, offer, initialLayer string) (*Resource, string, error) {
-	st, err := m.enter(id.Stage)
-	if err != nil {
-		return nil, "", joinErr("INTERNAL", 503, 2008, "the media plane is shutting down")
-	}
 	pid := id.Claims.ParticipantID
-	remote := func(e *api.Event) { e.RemoteParticipantId = api.Ptr(publisherID) }
-	if !id.Claims.Capabilities.Subscribe {
-		st.recordEvent(pid, "SUBSCRIBE_ERROR", both(remote, withError("INSUFFICIENT_CAPABILITIES")))
-		st.mu.Unlock()
-		return nil, "", joinErr("BAD_REQUEST", 403, 2003, "the participant token does not allow subscribing")
+	refused := func(code string) ivs.ParticipantEvent {
+		return ivs.ParticipantEvent{Name: api.EventNameSubscribeError, RemoteParticipantID: publisherID, ErrorCode: code}
 	}
-	if pub := st.participants[publisherID]; pub == nil || pub.publisher == nil || !pub.present {
-		st.recordEvent(pid, "SUBSCRIBE_ERROR", both(remote, withError("PUBLISHER_NOT_FOUND")))
-		st.mu.Unlock()
-		return nil, "", joinErr("BAD_REQUEST", 404, 2004, "participant %s is not publishing on this stage", publisherID)
-	}
-	if me := st.participants[pid]; m.cfg.MaxSubscribers > 0 && (me == nil || len(me.subs) == 0) {
-		subscribers := 0
-		for _, p := range st.participants {
-			if len(p.subs) > 0 {
-				subscribers++
+	var r, old *Resource
+	var router Router
+	var st *Stage
+	err := m.withStage(id, func(s *Stage) error {
+		st = s
+		if !id.Claims.Capabilities.Subscribe {
+			st.recordEventOf(pid, refused(api.EventErrorCodeInsufficientCapabilities))
+			return fmt.Errorf("%w: subscribing", ErrNotAllowed)
+		}
+		if pub := st.participants[publisherID]; pub == nil || pub.publisher == nil || !pub.present {
+			st.recordEventOf(pid, refused(api.EventErrorCodePublisherNotFound))
+			return fmt.Errorf("%w: participant %s", ErrPublisherNotFound, publisherID)
+		}
+		if me := st.participants[pid]; m.cfg.MaxSubscribers > 0 && (me == nil || len(me.subs) == 0) {
+			subscribers := 0
+			for _, p := range st.participants {
+				if len(p.subs) > 0 {
+					subscribers++
+				}
+			}
+			if subscribers >= m.cfg.MaxSubscribers {
+				st.recordEventOf(pid, refused(api.EventErrorCodeQuotaExceeded))
+				return fmt.Errorf("%w: the stage already has %d subscribers", ErrStageFull, subscribers)
 			}
 		}
-		if subscribers >= m.cfg.MaxSubscribers {
-			st.recordEvent(pid, "SUBSCRIBE_ERROR", both(remote, withError("QUOTA_EXCEEDED")))
-			st.mu.Unlock()
-			return nil, "", joinErr("BAD_REQUEST", 403, 2005, "the stage already has %d subscribers", subscribers)
+		p := st.join(id, client)
+		old = p.subs[publisherID]
+		if old != nil {
+			st.subscriptionGone(p, old)
 		}
+		r = &Resource{ID: newResourceID(), Kind: KindSubscribe, StageARN: st.arn, ParticipantID: pid, PublisherID: publisherID, Token: id.Raw, st: st}
+		p.subs[publisherID] = r
+		router = st.router
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
 	}
-	p := st.join(id, client)
-	r := &Resource{ID: newResourceID(), Kind: "subscribe", StageARN: st.arn, ParticipantID: pid, PublisherID: publisherID, Token: id.Raw, st: st}
-	p.subs[r.ID] = r
-	router := st.router
-	st.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
 	sub, answer, err := router.Subscribe(ctx, pid, publisherID, offer, sfu.SubscribeOptions{InitialLayer: initialLayer, OnClosed: r.ended})
 	if err != nil {
-		st.mu.Lock()
-		code := "INVALID_INPUT"
+		code := api.EventErrorCodeInvalidInput
 		switch {
 		case errors.Is(err, sfu.ErrPublisherNotFound):
-			code = "PUBLISHER_NOT_FOUND"
+			code = api.EventErrorCodePublisherNotFound
 		case errors.Is(err, sfu.ErrNoMatchingCodec):
-			code = "INVALID_VIDEO_CODEC"
+			code = api.EventErrorCodeInvalidVideoCodec
 		}
-		st.recordEvent(pid, "SUBSCRIBE_ERROR", both(remote, withError(code)))
-		st.mu.Unlock()
+		st.recordFailure(pid, refused(code))
 		r.ended(err)
-		return nil, "", mediaErr(err)
+		return nil, "", st.mediaErr(err)
 	}
-	r.mu.Lock()
-	r.sub = sub
-	r.mu.Unlock()
-	st.mu.Lock()
-	if p.subs[r.ID] == r {
-		st.recordEvent(pid, "SUBSCRIBE_STARTED", remote)
+	if !st.subscribed(r, sub) {
+		// The subscription was replaced or its participant disconnected
+		// while it was negotiated.
+		sub.Close()
+		r.ended(nil)
+		return nil, "", fmt.Errorf("%w: the subscription was ended while it was set up", ErrUnknownResource)
 	}
-	st.mu.Unlock()
 	m.addResource(r)
 	return r, answer, nil
 }
 
-func withError(code string) func(*api.Event) {
-	return func(e *api.Event) { e.ErrorCode = api.Ptr(code) }
-}
-
-func both(fs ...func(*api.Event)) func(*api.Event) {
-	return func(e *api.Event) {
-		for _, f := range fs {
-			f(e)
-		}
+// subscribed makes a negotiated subscription live and records it, unless
+// it was ended meanwhile.
+func (st *Stage) subscribed(r *Resource, sub Subscription) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p := st.participants[r.ParticipantID]
+	if p == nil || p.subs[r.PublisherID] != r {
+		return false
 	}
+	r.mu.Lock()
+	r.conn, r.sub = sub, sub
+	r.mu.Unlock()
+	st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameSubscribeStarted, RemoteParticipantID: r.PublisherID})
+	return true
 }
 
-// mediaErr maps engine errors to IVS's HTTP answers.
-func mediaErr(err error) *JoinError {
+// mediaErr turns the engine's refusals into the stage's.
+func (st *Stage) mediaErr(err error) error {
+	detail := func(sentinel error) string {
+		return strings.TrimPrefix(strings.TrimPrefix(err.Error(), sentinel.Error()), ": ")
+	}
 	switch {
 	case errors.Is(err, sfu.ErrNoMatchingCodec):
-		return joinErr("BAD_REQUEST", 400, 2014, "%v", err)
+		return ErrNoMatchingCodec
 	case errors.Is(err, sfu.ErrBadOffer):
-		return joinErr("BAD_REQUEST", 400, 2001, "%v", err)
+		return fmt.Errorf("%w: %s", ErrBadOffer, detail(sfu.ErrBadOffer))
 	case errors.Is(err, sfu.ErrPublisherNotFound):
-		return joinErr("BAD_REQUEST", 404, 2004, "%v", err)
+		return fmt.Errorf("%w: it stopped publishing", ErrPublisherNotFound)
+	case errors.Is(err, sfu.ErrClosed):
+		if st.rec.isDropped() {
+			return fmt.Errorf("%w: stage %s was deleted", ErrStageDeleted, st.arn)
+		}
+		return fmt.Errorf("%w: the stage session ended; try again", ErrUnavailable)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return joinErr("INTERNAL", 504, 2007, "the media negotiation timed out")
+		return ErrTimeout
 	}
-	return joinErr("INTERNAL", 500, 2006, "the media connection could not be set up: %v", err)
+	return fmt.Errorf("%w: setting up the media connection: %v", ErrInternal, err)
+}
+
+// subscription is the resource's subscription, or ErrNotSubscription.
+func (r *Resource) subscription() (Subscription, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sub == nil {
+		return nil, ErrNotSubscription
+	}
+	return r.sub, nil
+}
+
+// Layers are the simulcast layers of each video section of a
+// subscription, by mid.
+func (r *Resource) Layers() (map[string][]sfu.LayerInfo, error) {
+	sub, err := r.subscription()
+	if err != nil {
+		return nil, err
+	}
+	return sub.Layers(), nil
+}
+
+// SetLayer pins a simulcast layer of a video section, or with an empty
+// encodingID returns the section (every section, for an empty mid) to
+// automatic selection.
+func (r *Resource) SetLayer(mid, encodingID string) error {
+	sub, err := r.subscription()
+	if err != nil {
+		return err
+	}
+	if encodingID != "" {
+		return controlErr(sub.PinLayer(mid, encodingID))
+	}
+	for m := range sub.Layers() {
+		if mid == "" || mid == m {
+			if err := sub.UnpinLayer(m); err != nil {
+				return controlErr(err)
+			}
+		}
+	}
+	return nil
+}
+
+// Playback stops forwarding the sections in pause and resumes those in
+// play.
+func (r *Resource) Playback(pause, play []string) error {
+	sub, err := r.subscription()
+	if err != nil {
+		return err
+	}
+	if len(pause) > 0 {
+		if err := sub.Pause(pause); err != nil {
+			return controlErr(err)
+		}
+	}
+	if len(play) > 0 {
+		if err := sub.Play(play); err != nil {
+			return controlErr(err)
+		}
+	}
+	return nil
+}
+
+func controlErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sfu.ErrUnknownMedia) {
+		return fmt.Errorf("%w: %s", ErrBadRequest, strings.TrimPrefix(err.Error(), "sfu: "))
+	}
+	return fmt.Errorf("%w: %v", ErrInternal, err)
 }

@@ -11,8 +11,9 @@ import (
 // fsync). A worker goroutine runs only while there is work.
 type recorder struct {
 	mu      sync.Mutex
-	queue   []func(context.Context)
+	queue   []func(context.Context) error
 	running bool
+	dropped bool // the stage is deleted: nothing more is written
 	idle    *sync.Cond
 	onErr   func(error)
 }
@@ -26,16 +27,32 @@ func newRecorder(onErr func(error)) *recorder {
 // add queues a write; it never blocks.
 func (r *recorder) add(f func(context.Context) error) {
 	r.mu.Lock()
-	r.queue = append(r.queue, func(ctx context.Context) {
-		if err := f(ctx); err != nil {
-			r.onErr(err)
-		}
-	})
+	defer r.mu.Unlock()
+	if r.dropped {
+		return
+	}
+	r.queue = append(r.queue, f)
 	if !r.running {
 		r.running = true
 		go r.run()
 	}
+}
+
+// drop discards what is queued and everything added later: the stage's
+// records were deleted with it. A write already running may fail for that
+// reason; its error is not reported.
+func (r *recorder) drop() {
+	r.mu.Lock()
+	r.dropped = true
+	clear(r.queue)
+	r.queue = r.queue[:0]
 	r.mu.Unlock()
+}
+
+func (r *recorder) isDropped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
 }
 
 func (r *recorder) run() {
@@ -52,8 +69,16 @@ func (r *recorder) run() {
 		r.queue = r.queue[1:]
 		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		f(ctx)
+		err := f(ctx)
 		cancel()
+		if err != nil {
+			r.mu.Lock()
+			dropped := r.dropped
+			r.mu.Unlock()
+			if !dropped {
+				r.onErr(err)
+			}
+		}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
-	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
@@ -25,7 +24,7 @@ type Stage struct {
 
 	mu           sync.Mutex
 	sessionID    string
-	router       *sfu.Router
+	router       Router
 	participants map[string]*Participant
 	kicked       []disconnectedState
 	seq          int64
@@ -46,21 +45,14 @@ type Participant struct {
 
 	events       map[*EventsConn]struct{}
 	publisher    *Resource
-	publishing   bool // the current publisher's media is flowing
-	subs         map[string]*Resource
+	publishing   bool                 // the current publisher's media is flowing
+	subs         map[string]*Resource // by publisher id: one subscription each
 	audioMuted   bool
 	videoStopped bool
 }
 
 // ClientInfo is what a client says about itself.
-type ClientInfo struct {
-	Protocol       string // WHIP
-	BrowserName    string
-	BrowserVersion string
-	OSName         string
-	OSVersion      string
-	SDKVersion     string
-}
+type ClientInfo = ivs.ClientInfo
 
 func newStage(m *Manager, info *ivs.StageInfo) *Stage {
 	st := &Stage{m: m, arn: info.ARN, id: info.ID, info: info, participants: map[string]*Participant{}}
@@ -68,27 +60,6 @@ func newStage(m *Manager, info *ivs.StageInfo) *Stage {
 		m.log.Warn("recording stage activity", "stage", info.ARN, "err", err)
 	})
 	return st
-}
-
-// enter finds or starts the stage and locks it; the caller unlocks. It
-// retries if the stage it found has just ended its session and been
-// replaced.
-func (m *Manager) enter(info *ivs.StageInfo) (*Stage, error) {
-	for {
-		st, err := m.stage(info)
-		if err != nil {
-			return nil, err
-		}
-		st.mu.Lock()
-		if !st.ended {
-			return st, nil
-		}
-		st.mu.Unlock()
-		// The ended session's records (its end among them) are written
-		// before the next session's start.
-		st.rec.flush()
-		m.forget(st)
-	}
 }
 
 // join makes the token's participant present, starting a session if the
@@ -122,7 +93,7 @@ func (st *Stage) join(id *Identity, client ClientInfo) *Participant {
 	if !p.present {
 		p.present = true
 		st.recordParticipant(p)
-		st.recordEvent(p.id, "JOINED", nil)
+		st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameJoined})
 		st.broadcast()
 	}
 	return p
@@ -138,7 +109,7 @@ func (st *Stage) leaveIfIdle(p *Participant) {
 	p.present = false
 	p.publishing = false
 	st.recordParticipant(p)
-	st.recordEvent(p.id, "LEFT", nil)
+	st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameLeft})
 	st.broadcast()
 	for _, other := range st.participants {
 		if other.present {
@@ -152,25 +123,39 @@ func (st *Stage) leaveIfIdle(p *Participant) {
 
 // endIfEmpty ends the session after the grace period if nobody came back.
 func (st *Stage) endIfEmpty() {
-	st.mu.Lock()
-	for _, p := range st.participants {
-		if p.present {
-			st.mu.Unlock()
-			return
-		}
-	}
-	router := st.endSessionLocked()
-	st.mu.Unlock()
+	router := st.endIfEmptyLocked()
 	if router != nil {
 		router.Close()
 	}
-	st.rec.flush()
-	st.m.forget(st)
+	if st.isEnded() {
+		st.rec.flush()
+		st.m.forget(st)
+	}
+}
+
+func (st *Stage) endIfEmptyLocked() Router {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return nil
+	}
+	for _, p := range st.participants {
+		if p.present {
+			return nil
+		}
+	}
+	return st.endSessionLocked()
+}
+
+func (st *Stage) isEnded() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ended
 }
 
 // endSessionLocked records the session's end and retires this Stage value;
 // the caller closes the returned router after unlocking.
-func (st *Stage) endSessionLocked() *sfu.Router {
+func (st *Stage) endSessionLocked() Router {
 	router := st.router
 	if st.sessionID != "" {
 		sid := st.sessionID
@@ -185,59 +170,29 @@ func (st *Stage) endSessionLocked() *sfu.Router {
 	return router
 }
 
-// participantDoc is the API's view of a participant.
-func (st *Stage) participantDoc(p *Participant) *api.Participant {
-	state := "DISCONNECTED"
-	if p.present {
-		state = "CONNECTED"
-	}
-	doc := &api.Participant{
-		ParticipantId:   api.Ptr(p.id),
-		UserId:          api.Ptr(p.userID),
-		State:           api.Ptr(state),
-		FirstJoinTime:   api.Ptr(p.firstJoin),
-		Attributes:      p.attributes,
-		Published:       api.Ptr(p.published),
-		ReplicationType: api.Ptr("NONE"),
-	}
-	if doc.Attributes == nil {
-		doc.Attributes = map[string]string{}
-	}
-	if st.info.Recording == nil || st.info.Recording.StorageConfigurationArn == "" {
-		doc.RecordingState = api.Ptr("DISABLED")
-	}
-	set := func(dst **string, v string) {
-		if v != "" {
-			*dst = api.Ptr(v)
-		}
-	}
-	set(&doc.Protocol, p.client.Protocol)
-	set(&doc.BrowserName, p.client.BrowserName)
-	set(&doc.BrowserVersion, p.client.BrowserVersion)
-	set(&doc.OsName, p.client.OSName)
-	set(&doc.OsVersion, p.client.OSVersion)
-	set(&doc.SdkVersion, p.client.SDKVersion)
-	return doc
-}
-
 // recordParticipant queues the participant's current record. Called with
-// st.mu held (the document is built now, written later).
+// st.mu held (the record is taken now, written later).
 func (st *Stage) recordParticipant(p *Participant) {
-	doc, sid := st.participantDoc(p), st.sessionID
-	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordParticipant(ctx, st.arn, sid, doc) })
-}
-
-// recordEvent queues a participant event. Called with st.mu held.
-func (st *Stage) recordEvent(pid, name string, fill func(*api.Event)) {
 	if st.sessionID == "" {
 		return
 	}
-	e := &api.Event{Name: api.Ptr(name), ParticipantId: api.Ptr(pid), EventTime: api.Ptr(st.m.now().UTC().Truncate(time.Millisecond))}
-	if fill != nil {
-		fill(e)
+	rec := ivs.ParticipantRecord{
+		ID: p.id, UserID: p.userID, Attributes: p.attributes, Connected: p.present, FirstJoin: p.firstJoin,
+		Published: p.published, Recording: st.info.Recording, Client: p.client,
 	}
 	sid := st.sessionID
-	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordParticipantEvent(ctx, st.arn, sid, e) })
+	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordParticipantState(ctx, st.arn, sid, rec) })
+}
+
+// recordEvent queues a participant event. Called with st.mu held.
+func (st *Stage) recordEvent(p *Participant, e ivs.ParticipantEvent) {
+	if st.sessionID == "" {
+		return
+	}
+	e.ParticipantID, e.UserID = p.id, p.userID
+	e.Time = st.m.now().UTC().Truncate(time.Millisecond)
+	sid := st.sessionID
+	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordEvent(ctx, st.arn, sid, e) })
 }
 
 // present returns the present participants in a stable order.
@@ -257,80 +212,86 @@ func (st *Stage) present() []*Participant {
 	return ps
 }
 
-// kick disconnects a participant for good (DisconnectParticipant).
-func (st *Stage) kick(pid, reason string) {
-	st.mu.Lock()
-	p := st.participants[pid]
-	if p == nil {
-		st.mu.Unlock()
-		return
-	}
-	msg := disconnectMessage("PARTICIPANT_DISCONNECTED", reason)
+// detach ends the stage's side of all the participant's connections: its
+// events channels get msg and close, its media connections are recorded as
+// stopped and returned for the caller to close after unlocking (their
+// engine callbacks then find nothing left to do). Called with st.mu held.
+func (st *Stage) detach(p *Participant, msg []byte, reason string) []*Resource {
 	for c := range p.events {
 		c.sink.Send(msg)
-		c.sink.Close("participant disconnected")
+		c.sink.Close(reason)
 		delete(p.events, c)
 	}
-	st.kicked = append(st.kicked, disconnectedState{ID: p.id, UserID: p.userID, Status: "KICKED"})
-	if len(st.kicked) > 100 {
-		st.kicked = st.kicked[len(st.kicked)-100:]
+	var rs []*Resource
+	if r := p.publisher; r != nil {
+		st.publisherGone(p, r)
+		rs = append(rs, r)
 	}
-	resources := p.resources()
-	st.leaveIfIdle(p)
-	st.broadcast()
-	st.mu.Unlock()
+	for _, r := range p.subs {
+		st.subscriptionGone(p, r)
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// kick disconnects a participant for good (DisconnectParticipant).
+func (st *Stage) kick(pid, reason string) {
+	resources, ok := st.kickLocked(pid, reason)
+	if !ok {
+		return
+	}
 	for _, r := range resources {
 		r.Close()
 	}
 	st.m.log.Info("participant disconnected", "stage", st.arn, "participant", pid, "reason", reason)
 }
 
-// resources lists the participant's media connections. Called with st.mu
-// held.
-func (p *Participant) resources() []*Resource {
-	var rs []*Resource
-	if p.publisher != nil {
-		rs = append(rs, p.publisher)
+func (st *Stage) kickLocked(pid, reason string) ([]*Resource, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p := st.participants[pid]
+	if p == nil {
+		return nil, false
 	}
-	for _, r := range p.subs {
-		rs = append(rs, r)
+	resources := st.detach(p, disconnectMessage("PARTICIPANT_DISCONNECTED", reason), "participant disconnected")
+	st.kicked = append(st.kicked, disconnectedState{ID: p.id, UserID: p.userID, Status: "KICKED"})
+	if len(st.kicked) > 100 {
+		st.kicked = st.kicked[len(st.kicked)-100:]
 	}
-	return rs
+	st.leaveIfIdle(p)
+	st.broadcast()
+	return resources, true
 }
 
-// deleted disconnects everyone from a deleted stage and ends its session.
-func (st *Stage) deleted() { st.disconnectAll("STAGE_DELETED", "the stage was deleted") }
-
-// shutdown disconnects everyone because the server stops.
-func (st *Stage) shutdown() { st.disconnectAll("INTERNAL", "the server is shutting down") }
-
+// disconnectAll disconnects everyone (the stage was deleted, the server
+// stops) and ends the session, in one critical section: a join that comes
+// after finds this Stage value ended and goes to its successor (or is
+// refused), never into a session being ended.
 func (st *Stage) disconnectAll(code, reason string) {
-	st.mu.Lock()
-	msg := disconnectMessage(code, reason)
-	var resources []*Resource
-	for _, p := range st.participants {
-		for c := range p.events {
-			c.sink.Send(msg)
-			c.sink.Close(reason)
-			delete(p.events, c)
-		}
-		resources = append(resources, p.resources()...)
-	}
-	st.mu.Unlock()
+	resources, router := st.disconnectAllLocked(code, reason)
 	for _, r := range resources {
 		r.Close()
 	}
-	st.mu.Lock()
-	for _, p := range st.participants {
-		st.leaveIfIdle(p)
-	}
-	router := st.endSessionLocked()
-	st.mu.Unlock()
 	if router != nil {
 		router.Close()
 	}
 	st.rec.flush()
 	st.m.forget(st)
+}
+
+func (st *Stage) disconnectAllLocked(code, reason string) ([]*Resource, Router) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return nil, nil
+	}
+	msg := disconnectMessage(code, reason)
+	var resources []*Resource
+	for _, p := range st.participants {
+		resources = append(resources, st.detach(p, msg, reason)...)
+		st.leaveIfIdle(p)
+	}
+	return resources, st.endSessionLocked()
 }
 
 func newResourceID() string {

@@ -26,6 +26,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
 	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 const hookSecret = "webhook-test-secret"
@@ -102,7 +103,7 @@ func (h *hookReceiver) got() []*events.Event {
 
 func (h *hookReceiver) waitFor(t *testing.T, n int) []*events.Event {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d events at the webhook", n), func() bool { return len(h.got()) >= n })
+	testutil.Eventually(t, fmt.Sprintf("%d events at the webhook", n), func() bool { return len(h.got()) >= n })
 	return h.got()
 }
 
@@ -323,7 +324,7 @@ func TestUndeliveredEventsArriveAfterRestart(t *testing.T) {
 	url := hook.srv.URL + "/hook"
 	ts := startServer(t, dir, withWebhook(url, everyDetailType))
 	stage, sid, pid := recordStageLife(t, ts)
-	eventually(t, "a failed delivery", func() bool { hook.mu.Lock(); defer hook.mu.Unlock(); return hook.attempts > 0 })
+	testutil.Eventually(t, "a failed delivery", func() bool { hook.mu.Lock(); defer hook.mu.Unlock(); return hook.attempts > 0 })
 	ts.stop(t)
 
 	// The events wait in the outbox.
@@ -345,7 +346,7 @@ func TestUndeliveredEventsArriveAfterRestart(t *testing.T) {
 	hook.mu.Unlock()
 	ts2 := startServer(t, dir, withWebhook(url, everyDetailType))
 	checkStory(t, "after the restart", hook.waitFor(t, len(lifeStory(pid))), stage, sid, map[string]string{pid: "carol"}, lifeStory(pid))
-	eventually(t, "an empty outbox", func() bool {
+	testutil.Eventually(t, "an empty outbox", func() bool {
 		for _, s := range ts2.Events.Stats().Sinks {
 			if s.Queued != 0 {
 				return false
@@ -422,7 +423,7 @@ func TestPutEventsToAnEventBridgeCompatibleEndpoint(t *testing.T) {
 	})
 	stage, sid, pid := recordStageLife(t, ts)
 	story := lifeStory(pid)
-	eventually(t, "every entry", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.entries) >= len(story) })
+	testutil.Eventually(t, "every entry", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.entries) >= len(story) })
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
 	if len(fake.entries) != len(story) || fake.refused != 1 {
@@ -468,7 +469,7 @@ func TestEventStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(bg)
 	defer cancel()
 	stream := openEventStream(t, req.WithContext(ctx))
-	eventually(t, "the stream client", func() bool { return ts.Events.Stats().StreamClients == 1 })
+	testutil.Eventually(t, "the stream client", func() bool { return ts.Events.Stats().StreamClients == 1 })
 
 	stage, sid, pid := recordStageLife(t, ts)
 	story := lifeStory(pid)
@@ -487,7 +488,7 @@ func TestEventStream(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodGet, ts.BaseURL+"/v1/events", nil)
 	req.Header.Set("Authorization", "Bearer dashboard-token")
 	open := openEventStream(t, req)
-	eventually(t, "two stream clients", func() bool { return ts.Events.Stats().StreamClients == 2 })
+	testutil.Eventually(t, "two stream clients", func() bool { return ts.Events.Stats().StreamClients == 2 })
 	resp, err = http.Get(ts.BaseURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)

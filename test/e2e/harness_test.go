@@ -38,6 +38,16 @@ type testServer struct {
 // (a fresh temp dir when empty) and stops it when the test ends.
 func startServer(t testing.TB, dir string, mutate ...func(*config.Config)) *testServer {
 	t.Helper()
+	level := slog.LevelWarn
+	if os.Getenv("ROSTRUM_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	return startServerLogging(t, dir, slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}), mutate...)
+}
+
+// startServerLogging is startServer with the server's log going to h.
+func startServerLogging(t testing.TB, dir string, h slog.Handler, mutate ...func(*config.Config)) *testServer {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -48,11 +58,7 @@ func startServer(t testing.TB, dir string, mutate ...func(*config.Config)) *test
 	for _, m := range mutate {
 		m(cfg)
 	}
-	level := slog.LevelWarn
-	if os.Getenv("ROSTRUM_TEST_LOG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(h)
 	srv, err := server.Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)

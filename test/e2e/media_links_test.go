@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // The WHEP playback-control link pauses and resumes forwarding, the
@@ -30,26 +31,25 @@ func TestPlaybackControlSessionDeleteBeaconAndPing(t *testing.T) {
 	if err := sub.WaitFrames(ctx, "video", 5); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a PONG", func() bool { return !ev.LastPong().IsZero() })
+	testutil.Eventually(t, "a PONG", func() bool { return !ev.LastPong().IsZero() })
 
-	// Paused: nothing flows but, at most, a late retransmission; played: the
-	// stream flows again.
-	flowing := sub.Stats("video").Packets
-	time.Sleep(500 * time.Millisecond)
-	flowing = sub.Stats("video").Packets - flowing
+	// Paused: while the publisher sends 30 more frames, nothing reaches the
+	// subscriber but, at most, a few packets that were already on their
+	// way; played: the stream flows again. (Counted in frames sent, not in
+	// time, so that a slow machine changes nothing.)
 	if err := sub.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // let packets in flight arrive
 	paused := sub.Stats("video").Packets
-	time.Sleep(500 * time.Millisecond)
-	if got := sub.Stats("video").Packets - paused; got > 2 || flowing < 10 {
-		t.Errorf("%d packets arrived in 500 ms while paused, %d in 500 ms before", got, flowing)
+	sent := pub.Stats("video").Frames
+	testutil.Eventually(t, "30 frames sent while paused", func() bool { return pub.Stats("video").Frames >= sent+30 })
+	if got := sub.Stats("video").Packets - paused; got > 5 {
+		t.Errorf("%d packets arrived while the publisher sent 30 frames to a paused subscription", got)
 	}
 	if err := sub.Play(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "packets after play", func() bool { return sub.Stats("video").Packets > paused })
+	testutil.Eventually(t, "packets after play", func() bool { return sub.Stats("video").Packets > paused })
 
 	// The beacon ends the publisher's resource; its subscriber ends with it.
 	link := pub.Links()[rtclient.RelSessionDelete]

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
@@ -100,7 +101,7 @@ func TestSelfSignedTokensJoinAndExchange(t *testing.T) {
 		return ok && p.Attributes["role"] == "host"
 	})
 	sid := activeSession(t, c, stage)
-	eventually(t, "TOKEN_EXCHANGED recorded", func() bool {
+	testutil.Eventually(t, "TOKEN_EXCHANGED recorded", func() bool {
 		return hasEvent(c, stage, sid, "customer-chosen-1", types.EventName("TOKEN_EXCHANGED"), "")
 	})
 	// Deleting the public key revokes every token it signed.
@@ -189,7 +190,7 @@ func TestOBSStyleWHIPPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	sid := activeSession(t, c, stage)
-	eventually(t, "the OBS participant CONNECTED and published", func() bool {
+	testutil.Eventually(t, "the OBS participant CONNECTED and published", func() bool {
 		p, err := c.GetParticipant(bg, &ivsrealtime.GetParticipantInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(pid)})
 		return err == nil && p.Participant.State == types.ParticipantStateConnected && p.Participant.Published
 	})
@@ -197,7 +198,7 @@ func TestOBSStyleWHIPPublish(t *testing.T) {
 	if err := pub.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "LEFT after the WHIP DELETE", func() bool { return hasEvent(c, stage, sid, pid, types.EventNameLeft, "") })
+	testutil.Eventually(t, "LEFT after the WHIP DELETE", func() bool { return hasEvent(c, stage, sid, pid, types.EventNameLeft, "") })
 }
 
 func TestSetStateAndPublisherQuota(t *testing.T) {
@@ -223,7 +224,7 @@ func TestSetStateAndPublisherQuota(t *testing.T) {
 		t.Fatalf("second publisher with a quota of 1: %v", err)
 	}
 	sid := activeSession(t, c, stage)
-	eventually(t, "PUBLISH_ERROR QUOTA_EXCEEDED", func() bool {
+	testutil.Eventually(t, "PUBLISH_ERROR QUOTA_EXCEEDED", func() bool {
 		return hasEvent(c, stage, sid, bID, types.EventNamePublishError, "", types.EventErrorCodeQuotaExceeded)
 	})
 }
@@ -262,7 +263,7 @@ func TestSimulcastNACKAndPLIThroughTheServer(t *testing.T) {
 	if err := sub.WaitFrames(ctx, "video", 30); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "ten dropped packets recovered by NACK", func() bool {
+	testutil.Eventually(t, "ten dropped packets recovered by NACK", func() bool {
 		st := sub.Stats("video")
 		return dropped.Load() == 10 && st.NACKs > 0 && st.Lost == 0
 	})
@@ -276,7 +277,7 @@ func TestSimulcastNACKAndPLIThroughTheServer(t *testing.T) {
 	if err := sub.PinLayer(ctx, "", "hi"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the hi layer selected", func() bool {
+	testutil.Eventually(t, "the hi layer selected", func() bool {
 		ls, err := sub.Layers(ctx)
 		if err != nil {
 			return false
@@ -301,7 +302,7 @@ func TestSimulcastNACKAndPLIThroughTheServer(t *testing.T) {
 	if err := sub.SendPLI(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the subscriber's PLI to reach the publisher", func() bool { return pub.ReceivedPLIs() > plis })
+	testutil.Eventually(t, "the subscriber's PLI to reach the publisher", func() bool { return pub.ReceivedPLIs() > plis })
 
 	// A client that can only use TCP.
 	tcpTok, _ := newToken(t, c, stage, "tcp")
@@ -385,7 +386,7 @@ func TestSubscriberQuota(t *testing.T) {
 		t.Fatalf("second subscribing participant with a quota of 1: %v", err)
 	}
 	sid := activeSession(t, c, stage)
-	eventually(t, "SUBSCRIBE_ERROR QUOTA_EXCEEDED", func() bool {
+	testutil.Eventually(t, "SUBSCRIBE_ERROR QUOTA_EXCEEDED", func() bool {
 		return hasEvent(c, stage, sid, bID, types.EventNameSubscribeError, pubID, types.EventErrorCodeQuotaExceeded)
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // fixtures are real encoded media made by ffmpeg once per test binary.
@@ -148,7 +149,7 @@ func subscribe(t *testing.T, ctx context.Context, tok string, opts rtclient.Subs
 func activeSession(t *testing.T, c *ivsrealtime.Client, stage string) string {
 	t.Helper()
 	var sid string
-	eventually(t, "an active session", func() bool {
+	testutil.Eventually(t, "an active session", func() bool {
 		g, err := c.GetStage(bg, &ivsrealtime.GetStageInput{Arn: aws.String(stage)})
 		if err != nil {
 			return false
@@ -157,18 +158,6 @@ func activeSession(t *testing.T, c *ivsrealtime.Client, stage string) string {
 		return sid != ""
 	})
 	return sid
-}
-
-// eventually polls cond until it holds or the test's patience ends.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestPublishSubscribeAndWhatTheAPIShows(t *testing.T) {
@@ -211,7 +200,7 @@ func TestPublishSubscribeAndWhatTheAPIShows(t *testing.T) {
 
 			// The API shows what happened.
 			sid := activeSession(t, c, stage)
-			eventually(t, "both participants CONNECTED, alice published", func() bool {
+			testutil.Eventually(t, "both participants CONNECTED, alice published", func() bool {
 				out, err := c.ListParticipants(bg, &ivsrealtime.ListParticipantsInput{StageArn: aws.String(stage), SessionId: aws.String(sid)})
 				if err != nil || len(out.Participants) != 2 {
 					return false
@@ -227,10 +216,10 @@ func TestPublishSubscribeAndWhatTheAPIShows(t *testing.T) {
 			if err != nil || aws.ToString(gp.Participant.UserId) != "alice" || gp.Participant.Protocol != types.ParticipantProtocolWhip {
 				t.Errorf("GetParticipant = %+v, %v", gp, err)
 			}
-			eventually(t, "bob's SUBSCRIBE_STARTED naming alice", func() bool {
+			testutil.Eventually(t, "bob's SUBSCRIBE_STARTED naming alice", func() bool {
 				return hasEvent(c, stage, sid, subID, types.EventNameSubscribeStarted, pubID)
 			})
-			eventually(t, "alice's PUBLISH_STARTED", func() bool { return hasEvent(c, stage, sid, pubID, types.EventNamePublishStarted, "") })
+			testutil.Eventually(t, "alice's PUBLISH_STARTED", func() bool { return hasEvent(c, stage, sid, pubID, types.EventNamePublishStarted, "") })
 
 			// Alice unpublishes and leaves: Bob's subscription ends, events follow.
 			if err := pub.Close(ctx); err != nil {
@@ -245,15 +234,15 @@ func TestPublishSubscribeAndWhatTheAPIShows(t *testing.T) {
 				}
 				return true
 			})
-			eventually(t, "alice's PUBLISH_STOPPED and LEFT", func() bool {
+			testutil.Eventually(t, "alice's PUBLISH_STOPPED and LEFT", func() bool {
 				return hasEvent(c, stage, sid, pubID, types.EventNamePublishStopped, "") && hasEvent(c, stage, sid, pubID, types.EventNameLeft, "")
 			})
-			eventually(t, "bob's SUBSCRIBE_STOPPED", func() bool { return hasEvent(c, stage, sid, subID, types.EventNameSubscribeStopped, pubID) })
+			testutil.Eventually(t, "bob's SUBSCRIBE_STOPPED", func() bool { return hasEvent(c, stage, sid, subID, types.EventNameSubscribeStopped, pubID) })
 
 			// When Bob goes too, the session ends after the grace period.
 			sub.Close(ctx)
 			bobEvents.Close()
-			eventually(t, "the session to end", func() bool {
+			testutil.Eventually(t, "the session to end", func() bool {
 				ss, err := c.GetStageSession(bg, &ivsrealtime.GetStageSessionInput{StageArn: aws.String(stage), SessionId: aws.String(sid)})
 				return err == nil && ss.StageSession.EndTime != nil
 			})
@@ -339,7 +328,7 @@ func TestDisconnectParticipantKicksForGood(t *testing.T) {
 		t.Errorf("publishing with a revoked token: %v", err)
 	}
 	sid := activeSession(t, c, stage)
-	eventually(t, "alice's LEFT", func() bool { return hasEvent(c, stage, sid, pubID, types.EventNameLeft, "") })
+	testutil.Eventually(t, "alice's LEFT", func() bool { return hasEvent(c, stage, sid, pubID, types.EventNameLeft, "") })
 	// A missing stage is ResourceNotFound.
 	_, err = c.DisconnectParticipant(bg, &ivsrealtime.DisconnectParticipantInput{StageArn: aws.String(stage + "x"), ParticipantId: aws.String(pubID)})
 	var nf *types.ResourceNotFoundException
@@ -396,7 +385,7 @@ func TestMediaEndpointRefusals(t *testing.T) {
 		t.Errorf("subscribe to someone not publishing: %d %d", s, cd)
 	}
 	sid := activeSession(t, c, stage)
-	eventually(t, "PUBLISH_ERROR and SUBSCRIBE_ERROR events", func() bool {
+	testutil.Eventually(t, "PUBLISH_ERROR and SUBSCRIBE_ERROR events", func() bool {
 		return hasEvent(c, stage, sid, subOnlyID, types.EventNamePublishError, "", types.EventErrorCodeInsufficientCapabilities) &&
 			hasEvent(c, stage, sid, subOnlyID, types.EventNameSubscribeError, "", types.EventErrorCodePublisherNotFound)
 	})

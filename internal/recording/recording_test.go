@@ -1,0 +1,543 @@
+package recording
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/rostrum-dev/rostrum/internal/rtclient"
+	"github.com/rostrum-dev/rostrum/internal/sfu"
+)
+
+// These tests record real pion publishers (H.264 or VP8 and Opus made by
+// ffmpeg) through the real forwarding engine and ffmpeg, into a folder
+// storage, and check the result with ffprobe.
+
+// dirStorage is the smallest Storage: bucket B key K is the file dir/B/K.
+// A bucket that is not a folder does not exist.
+type dirStorage struct {
+	dir string
+	mu  sync.Mutex
+	n   int
+}
+
+var errNoBucket = errors.New("no such bucket")
+
+func (d *dirStorage) Put(_ context.Context, bucket, key string, body []byte, _ string) error {
+	if _, err := os.Stat(filepath.Join(d.dir, bucket)); err != nil {
+		return errNoBucket
+	}
+	p := filepath.Join(d.dir, bucket, key)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.n++
+	tmp := fmt.Sprintf("%s.tmp%d", p, d.n)
+	d.mu.Unlock()
+	if err := os.WriteFile(tmp, body, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+var fixtures struct {
+	once sync.Once
+	f    rtclient.Fixtures
+	err  error
+}
+
+func needMedia(t *testing.T) rtclient.Fixtures {
+	t.Helper()
+	for _, tool := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not installed", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	fixtures.once.Do(func() {
+		dir := filepath.Join(os.TempDir(), "rostrum-recording-fixtures")
+		fixtures.f, fixtures.err = rtclient.GenerateFixtures(context.Background(), dir)
+	})
+	if fixtures.err != nil {
+		t.Fatal(fixtures.err)
+	}
+	return fixtures.f
+}
+
+// publisher is a pion peer publishing file sources to a router.
+type publisher struct {
+	pub  *sfu.Publisher
+	pc   *webrtc.PeerConnection
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func publish(t *testing.T, r *sfu.Router, id string, sources ...rtclient.MediaSource) *publisher {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Offer only the codecs sent: the engine answers with the first it
+	// supports.
+	me := &webrtc.MediaEngine{}
+	for i, src := range sources {
+		c := src.Codec()
+		kind := webrtc.RTPCodecTypeVideo
+		if strings.HasPrefix(c.MimeType, "audio/") {
+			kind = webrtc.RTPCodecTypeAudio
+		}
+		if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: c, PayloadType: webrtc.PayloadType(96 + i)}, kind); err != nil {
+			t.Fatal(err)
+		}
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &publisher{pc: pc, stop: make(chan struct{})}
+	type out struct {
+		tr  *webrtc.TrackLocalStaticSample
+		src rtclient.MediaSource
+	}
+	var outs []out
+	for i, src := range sources {
+		tr, err := webrtc.NewTrackLocalStaticSample(src.Codec(), fmt.Sprintf("t%d", i), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, out{tr, src})
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	sp, answer, err := r.Publish(ctx, id, pc.LocalDescription().SDP, sfu.PublisherCallbacks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.pub = sp
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outs {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			next := time.Now()
+			for {
+				f, err := o.src.NextFrame()
+				if err != nil {
+					return
+				}
+				_ = o.tr.WriteSample(media.Sample{Data: f.Data, Duration: f.Duration})
+				next = next.Add(f.Duration)
+				select {
+				case <-p.stop:
+					return
+				case <-time.After(time.Until(next)):
+				}
+			}
+		}()
+	}
+	return p
+}
+
+// close leaves as a client does (WHIP DELETE): the server closes the
+// publisher.
+func (p *publisher) close() {
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	close(p.stop)
+	p.wg.Wait()
+	_ = p.pub.Close()
+	_ = p.pc.Close()
+}
+
+// changes records OnChange.
+type changes struct {
+	mu  sync.Mutex
+	all []Change
+	ch  chan Change
+}
+
+func newChanges() *changes { return &changes{ch: make(chan Change, 100)} }
+
+func (c *changes) add(ch Change) {
+	c.mu.Lock()
+	c.all = append(c.all, ch)
+	c.mu.Unlock()
+	c.ch <- ch
+}
+
+// await returns the next change in state st, failing on a timeout.
+func (c *changes) await(t *testing.T, st State) Change {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case ch := <-c.ch:
+			if ch.State == st {
+				return ch
+			}
+			if ch.State == Failed && st != Failed {
+				t.Fatalf("recording failed: %s", ch.Reason)
+			}
+		case <-timeout:
+			t.Fatalf("no %s change within a minute", st)
+		}
+	}
+}
+
+type env struct {
+	t       *testing.T
+	engine  *sfu.Engine
+	router  *sfu.Router
+	store   *dirStorage
+	mgr     *Manager
+	changes *changes
+	spool   string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e, err := sfu.NewEngine(sfu.Config{ListenIP: "127.0.0.1", TCPPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	st := &dirStorage{dir: filepath.Join(root, "storage")}
+	if err := os.MkdirAll(filepath.Join(st.dir, "bucket"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ev := &env{t: t, engine: e, router: e.NewRouter("st-1"), store: st, changes: newChanges(), spool: filepath.Join(root, "spool")}
+	ev.mgr = NewManager(Config{Storage: st, SpoolDir: ev.spool, OnChange: ev.changes.add, SyncInterval: 300 * time.Millisecond})
+	t.Cleanup(func() {
+		_ = ev.mgr.Close(context.Background())
+		_ = ev.router.Close()
+		_ = e.Close()
+	})
+	return ev
+}
+
+var alice = Participant{StageARN: "arn:aws:ivs:us-east-1:123456789012:stage/abcdABCDef12", StageID: "abcdABCDef12", SessionID: "st-1", ParticipantID: "alice"}
+
+func settings() Settings {
+	return Settings{
+		StorageConfigurationARN: "arn:aws:ivs:us-east-1:123456789012:storage-configuration/s1", Bucket: "bucket",
+		MediaTypes: AudioVideo, SegmentSeconds: 2,
+		ThumbnailIntervalSeconds: 1, ThumbnailSequential: true, ThumbnailLatest: true,
+	}
+}
+
+func sources(t *testing.T, f rtclient.Fixtures, video string) []rtclient.MediaSource {
+	t.Helper()
+	a, err := rtclient.NewFileSource(f.Opus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := rtclient.NewFileSource(video)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []rtclient.MediaSource{a, v}
+}
+
+// probe is what ffprobe says of a file or playlist.
+type probe struct {
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+	Streams []struct {
+		CodecType string `json:"codec_type"`
+		CodecName string `json:"codec_name"`
+		Width     int    `json:"width"`
+		Height    int    `json:"height"`
+		StartTime string `json:"start_time"`
+	} `json:"streams"`
+}
+
+func ffprobe(t *testing.T, path string) probe {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var p probe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (p probe) duration() float64 {
+	d, _ := strconv.ParseFloat(p.Format.Duration, 64)
+	return d
+}
+
+func (p probe) codec(kind string) (string, int, int) {
+	for _, s := range p.Streams {
+		if s.CodecType == kind {
+			return s.CodecName, s.Width, s.Height
+		}
+	}
+	return "", 0, 0
+}
+
+func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t)
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	ev.mgr.Publishing(alice, settings(), ev.router)
+	started := ev.changes.await(t, Active)
+	if started.Outcome != Started || started.Bucket != "bucket" || !strings.HasPrefix(started.KeyPrefix, "abcdABCDef12/st-1/alice/") {
+		t.Fatalf("start change %+v", started)
+	}
+	begin := time.Now()
+	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	// While recording, the playlist is an EVENT playlist of finished segments.
+	waitFile(t, filepath.Join(prefix, keyPlaylist), "#EXT-X-PLAYLIST-TYPE:EVENT")
+	time.Sleep(6*time.Second - time.Since(begin)) // publish for a while
+	wall := time.Since(begin).Seconds()
+	pub.close()
+	ended := ev.changes.await(t, Stopped)
+	if ended.Outcome != Ended || ended.Duration <= 0 {
+		t.Fatalf("end change %+v", ended)
+	}
+
+	pl := readFile(t, filepath.Join(prefix, keyPlaylist))
+	if !strings.Contains(pl, "#EXT-X-PLAYLIST-TYPE:VOD") || !strings.Contains(pl, "#EXT-X-ENDLIST") || !strings.Contains(pl, `#EXT-X-MAP:URI="init-0.mp4"`) {
+		t.Fatalf("final playlist:\n%s", pl)
+	}
+	mv := readFile(t, filepath.Join(prefix, keyMultivariant))
+	if !strings.Contains(mv, "high/playlist.m3u8") || !strings.Contains(mv, "RESOLUTION=640x360") || !strings.Contains(mv, `CODECS="avc1.42`) || !strings.Contains(mv, `,mp4a.40.2"`) {
+		t.Fatalf("multivariant playlist:\n%s", mv)
+	}
+	p := ffprobe(t, filepath.Join(prefix, keyMultivariant))
+	if c, w, h := p.codec("video"); c != "h264" || w != 640 || h != 360 {
+		t.Fatalf("video stream %s %dx%d", c, w, h)
+	}
+	if c, _, _ := p.codec("audio"); c != "aac" {
+		t.Fatalf("audio stream %q", c)
+	}
+	t.Logf("streams %+v, duration %.3f s, published %.3f s", p.Streams, p.duration(), wall)
+	// The media lasts as long as the publisher published, less the wait for
+	// ffmpeg to start and the first keyframe (a second at most).
+	if d := p.duration(); d < wall-2.5 || d > wall+1 {
+		t.Fatalf("recording lasts %.2f s for %.2f s of publishing", d, wall)
+	}
+	if got := ended.Duration.Seconds(); got < p.duration()-1 || got > p.duration()+1 {
+		t.Fatalf("reported duration %.2f s, media %.2f s", got, p.duration())
+	}
+
+	// Thumbnails: one a second, JPEGs of the picture's size, and the latest.
+	thumbs, _ := filepath.Glob(filepath.Join(prefix, dirThumbnails, "*.jpg"))
+	if len(thumbs) < 3 {
+		t.Fatalf("%d thumbnails for %.1f s at one a second", len(thumbs), wall)
+	}
+	for _, th := range []string{filepath.Join(prefix, dirThumbnails, "1.jpg"), filepath.Join(prefix, keyLatestThumb)} {
+		if c, w, h := ffprobe(t, th).codec("video"); c != "mjpeg" || w != 640 || h != 360 {
+			t.Fatalf("thumbnail %s: %s %dx%d", th, c, w, h)
+		}
+	}
+
+	// The event files, as IVS writes them.
+	var doc eventFile
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(prefix, keyEnded))), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Version != "v1" || doc.StageARN != alice.StageARN || doc.SessionID != "st-1" || doc.ParticipantID != "alice" ||
+		doc.RecordingStatus != statusEnded || doc.RecordingStartedAt == "" || doc.RecordingEndedAt == "" ||
+		doc.Media.HLS == nil || doc.Media.HLS.DurationMs == nil || *doc.Media.HLS.DurationMs != ended.Duration.Milliseconds() ||
+		doc.Media.HLS.Renditions[0].Path != "high" || doc.Media.Thumbnails == nil || doc.Media.LatestThumbnail == nil {
+		t.Fatalf("recording-ended.json: %+v", doc)
+	}
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(prefix, keyStarted))), &doc); err != nil || doc.RecordingStatus != statusStarted {
+		t.Fatalf("recording-started.json: %v %+v", err, doc)
+	}
+	if _, err := os.Stat(ev.spool); err == nil {
+		left, _ := filepath.Glob(filepath.Join(ev.spool, "*", "*", "*", "*"))
+		if len(left) > 0 {
+			t.Fatalf("spool not cleaned: %v", left)
+		}
+	}
+}
+
+func TestRecordingAMissingBucketFails(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t)
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	defer pub.close()
+	s := settings()
+	s.Bucket = "no-such-bucket"
+	ev.mgr.Publishing(alice, s, ev.router)
+	c := ev.changes.await(t, Failed)
+	if c.Outcome != StartFailed || !strings.Contains(c.Reason, "no-such-bucket") {
+		t.Fatalf("failure %+v", c)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func waitFile(t *testing.T, p, contains string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), contains) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never contained %q", p, contains)
+}
+
+func TestRecordsVP8AsH264(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t)
+	pub := publish(t, ev.router, "alice", sources(t, f, f.VP8)...)
+	s := settings()
+	s.ThumbnailIntervalSeconds = 0 // DISABLED
+	ev.mgr.Publishing(alice, s, ev.router)
+	started := ev.changes.await(t, Active)
+	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
+	pub.close()
+	ev.changes.await(t, Stopped)
+	p := ffprobe(t, filepath.Join(prefix, keyMultivariant))
+	if c, w, h := p.codec("video"); c != "h264" || w != 640 || h != 360 {
+		t.Fatalf("video stream %s %dx%d, want VP8 converted to H.264", c, w, h)
+	}
+	if thumbs, _ := filepath.Glob(filepath.Join(prefix, "media", "*thumbnail*", "*", "*.jpg")); len(thumbs) != 0 {
+		t.Fatalf("thumbnails written while DISABLED: %v", thumbs)
+	}
+	var doc eventFile
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(prefix, keyEnded))), &doc); err != nil || doc.Media.Thumbnails != nil {
+		t.Fatalf("recording-ended.json lists thumbnails while DISABLED: %v %+v", err, doc.Media)
+	}
+}
+
+func TestReconnectWithinTheWindowContinuesTheRecording(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t)
+	s := settings()
+	s.ReconnectWindow = 30 * time.Second
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	ev.mgr.Publishing(alice, s, ev.router)
+	started := ev.changes.await(t, Active)
+	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
+	thumbsBefore := countFiles(t, filepath.Join(prefix, dirThumbnails))
+	pub.close()
+
+	// Back within the window, under the same participant ID.
+	pub = publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	ev.mgr.Publishing(alice, s, ev.router)
+	waitFile(t, filepath.Join(prefix, keyPlaylist), `#EXT-X-MAP:URI="init-1.mp4"`)
+	waitFile(t, filepath.Join(prefix, keyPlaylist), "#EXT-X-DISCONTINUITY")
+	time.Sleep(3 * time.Second) // publish a little more
+	pub.close()
+	// The recording ends only when the window has passed; end it now, as a
+	// stopping server does.
+	if err := ev.mgr.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ended := ev.changes.await(t, Stopped)
+	if ended.KeyPrefix != started.KeyPrefix {
+		t.Fatalf("the reconnect started a new recording: %s after %s", ended.KeyPrefix, started.KeyPrefix)
+	}
+	pl := readFile(t, filepath.Join(prefix, keyPlaylist))
+	segs, _ := readFFmpegPlaylist([]byte(pl))
+	for i, sg := range segs {
+		if sg.URI != strconv.Itoa(i+1)+".mp4" {
+			t.Fatalf("segment %d is %s: numbering does not go on across the reconnect\n%s", i, sg.URI, pl)
+		}
+	}
+	if n := countFiles(t, filepath.Join(prefix, dirThumbnails)); n <= thumbsBefore {
+		t.Fatalf("thumbnails did not go on after the reconnect (%d then %d)", thumbsBefore, n)
+	}
+	if c, _, _ := ffprobe(t, filepath.Join(prefix, keyMultivariant)).codec("video"); c != "h264" {
+		t.Fatal("the continued recording does not play")
+	}
+	for _, c := range ev.changes.all {
+		if c.Outcome == Started && c.KeyPrefix != started.KeyPrefix {
+			t.Fatal("a second Recording Start for a reconnect within the window")
+		}
+	}
+}
+
+func TestRecoverFinishesWhatACrashLeft(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t)
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	defer pub.close()
+	ev.mgr.Publishing(alice, settings(), ev.router)
+	started := ev.changes.await(t, Active)
+	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
+	// What a server killed now leaves: its spool as it is (copied, as the
+	// running recording will go on changing this one).
+	crashed := filepath.Join(t.TempDir(), "spool")
+	if err := exec.Command("cp", "-a", ev.spool, crashed).Run(); err != nil {
+		t.Fatal(err)
+	}
+
+	ch := newChanges()
+	next := NewManager(Config{Storage: ev.store, SpoolDir: crashed, OnChange: ch.add})
+	n, err := next.Recover(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("Recover: %d, %v", n, err)
+	}
+	c := ch.await(t, Failed)
+	if c.Outcome != EndFailed || c.KeyPrefix != started.KeyPrefix || c.Duration <= 0 {
+		t.Fatalf("recovery change %+v", c)
+	}
+	var doc eventFile
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(prefix, keyFailed))), &doc); err != nil || doc.RecordingStatus != statusEndedWithFail || doc.StatusMessage == "" {
+		t.Fatalf("recording-failed.json: %v %+v", err, doc)
+	}
+	if pl := readFile(t, filepath.Join(prefix, keyPlaylist)); !strings.Contains(pl, "#EXT-X-ENDLIST") {
+		t.Fatalf("the recovered playlist is left open:\n%s", pl)
+	}
+	if left, _ := filepath.Glob(filepath.Join(crashed, "*", "*", "*", "*", stateFile)); len(left) != 0 {
+		t.Fatalf("recovered state left in the spool: %v", left)
+	}
+}
+
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	e, _ := os.ReadDir(dir)
+	return len(e)
+}

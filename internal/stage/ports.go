@@ -1,0 +1,79 @@
+package stage
+
+import (
+	"context"
+	"time"
+
+	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/sfu"
+)
+
+// Service is what the stage layer uses of the IVS service: admitting
+// participant tokens and recording what happens on stages. *ivs.Service
+// implements it.
+type Service interface {
+	// Admit returns the key, the stage and the revocation a token's kid,
+	// stage and participant id name (see ivs.Service.Admit).
+	Admit(ctx context.Context, kid, stageARN, participantID string) (*ivs.Admission, error)
+	RecordStageSessionStart(ctx context.Context, stageARN, sessionID string, at time.Time) error
+	EndStageSession(ctx context.Context, stageARN, sessionID string) error
+	RecordParticipantState(ctx context.Context, stageARN, sessionID string, p ivs.ParticipantRecord) error
+	RecordEvent(ctx context.Context, stageARN, sessionID string, e ivs.ParticipantEvent) error
+}
+
+// Engine is what the stage layer uses of the forwarding engine: one router
+// per stage session.
+type Engine interface {
+	NewRouter(sessionID string) Router
+}
+
+// Router forwards one stage session's media.
+type Router interface {
+	Publish(ctx context.Context, publisherID, offer string, cb sfu.PublisherCallbacks) (Conn, string, error)
+	Subscribe(ctx context.Context, subscriberID, publisherID, offer string, opts sfu.SubscribeOptions) (Subscription, string, error)
+	// Close closes every connection of the session and waits for their
+	// callbacks; it is never called with a stage lock held.
+	Close() error
+}
+
+// Conn is one peer connection of the engine.
+type Conn interface {
+	Close() error
+}
+
+// Subscription is a subscriber's peer connection, with its controls.
+type Subscription interface {
+	Conn
+	Layers() map[string][]sfu.LayerInfo
+	PinLayer(mid, encodingID string) error
+	UnpinLayer(mid string) error
+	Pause(mids []string) error
+	Play(mids []string) error
+}
+
+// EngineOf adapts the forwarding engine to the stage layer.
+func EngineOf(e *sfu.Engine) Engine { return sfuEngine{e} }
+
+type sfuEngine struct{ e *sfu.Engine }
+
+func (e sfuEngine) NewRouter(id string) Router { return sfuRouter{e.e.NewRouter(id)} }
+
+type sfuRouter struct{ r *sfu.Router }
+
+func (r sfuRouter) Publish(ctx context.Context, publisherID, offer string, cb sfu.PublisherCallbacks) (Conn, string, error) {
+	p, answer, err := r.r.Publish(ctx, publisherID, offer, cb)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, answer, nil
+}
+
+func (r sfuRouter) Subscribe(ctx context.Context, subscriberID, publisherID, offer string, opts sfu.SubscribeOptions) (Subscription, string, error) {
+	s, answer, err := r.r.Subscribe(ctx, subscriberID, publisherID, offer, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, answer, nil
+}
+
+func (r sfuRouter) Close() error { return r.r.Close() }
