@@ -12,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // Issue 15: video stopped for every subscriber 32,768 packets after it
@@ -69,7 +70,7 @@ func TestMediaCrossesSequenceAndTimestampWraps(t *testing.T) {
 	})
 	kinds := []string{rtclient.KindAudio, rtclient.KindVideo}
 	for _, kind := range kinds {
-		eventually(t, "the publisher's first "+kind+" packet", func() bool { return pub.Stats(kind).Packets > 0 })
+		testutil.Eventually(t, "the publisher's first "+kind+" packet", func() bool { return pub.Stats(kind).Packets > 0 })
 	}
 	sub := subscribeWhenPublished(t, ctx, subTok, pubID)
 	open()
@@ -88,7 +89,7 @@ func TestMediaCrossesSequenceAndTimestampWraps(t *testing.T) {
 		// Where the subscriber's stream started, in packets sent: no
 		// earlier than the publisher's count when its first packet arrived.
 		var started int64
-		eventually(t, "the subscriber's first "+kind+" packet", func() bool {
+		testutil.Eventually(t, "the subscriber's first "+kind+" packet", func() bool {
 			if sub.Stats(kind).FirstPacket.IsZero() {
 				return false
 			}
@@ -208,7 +209,7 @@ func subscribeWhenPublished(t *testing.T, ctx context.Context, tok, pubID string
 	t.Helper()
 	var sub *rtclient.Subscriber
 	var err error
-	eventually(t, "a subscription", func() bool {
+	testutil.Eventually(t, "a subscription", func() bool {
 		sub, err = rtclient.Subscribe(ctx, tok, rtclient.SubscribeOptions{PublisherID: pubID, LoopbackOnly: true})
 		return err == nil
 	})
