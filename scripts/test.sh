@@ -22,6 +22,16 @@ fi
 # Broadcast SDK for the interoperability test.
 bash test/browser/install.sh
 
+# The object storage tests (internal/objstore) run their contract suite
+# against a real S3-compatible service too: Versity's S3 gateway, installed
+# from the Go module proxy. Without it they skip, and fail under CI=true.
+VERSITYGW_VERSION=v1.8.0
+if ! command -v versitygw >/dev/null && [ ! -x "$(go env GOPATH)/bin/versitygw" ] \
+    && { [ -z "$(go env GOBIN)" ] || [ ! -x "$(go env GOBIN)/versitygw" ]; }; then
+  echo "== installing versitygw $VERSITYGW_VERSION"
+  GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+
 echo "== go mod download"
 go mod download
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -87,8 +88,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	log.Info("rostrum serving", "version", buildVersion(), "addr", srv.Addr().String(), "url", srv.BaseURL,
-		"region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
+	udp, tcp := srv.MediaAddrs()
+	media := []any{"media_udp", udp.String()}
+	if tcp != nil {
+		media = append(media, "media_tcp", tcp.String())
+	}
+	log.Info("rostrum serving", append([]any{"version", buildVersion(), "addr", srv.Addr().String(), "url", srv.BaseURL},
+		append(media, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir, "node", srv.Service.NodeID())...)...)
+	if err := writePIDFile(cfg.HTTP.PIDFile); err != nil {
+		log.Error("--pid-file", "err", err)
+	} else if cfg.HTTP.PIDFile != "" {
+		defer os.Remove(cfg.HTTP.PIDFile)
+	}
 	if cfg.AccessKeyID == config.DevAccessKeyID {
 		fmt.Fprintf(stdout, "\nDevelopment credentials (set --access-key-id/--secret-access-key for anything else):\n"+
 			"  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n  export AWS_DEFAULT_REGION=%s\n"+
@@ -109,6 +120,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// writePIDFile writes this process's id to path, if set.
+func writePIDFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	return os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

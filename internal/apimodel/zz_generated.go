@@ -1027,7 +1027,7 @@ type Composition struct {
 	StageArn     string               `json:"stageArn"`
 	StartTime    *time.Time           `json:"startTime,omitempty"`
 	State        string               `json:"state"`
-	Tags         map[string]string    `json:"tags,omitempty"`
+	Tags         map[string]string    `json:"tags,omitzero"`
 }
 
 type CompositionRecordingHlsConfiguration struct {
@@ -1041,7 +1041,7 @@ type CompositionSummary struct {
 	StageArn     string               `json:"stageArn"`
 	StartTime    *time.Time           `json:"startTime,omitempty"`
 	State        string               `json:"state"`
-	Tags         map[string]string    `json:"tags,omitempty"`
+	Tags         map[string]string    `json:"tags,omitzero"`
 }
 
 type CompositionThumbnailConfiguration struct {
@@ -1051,7 +1051,7 @@ type CompositionThumbnailConfiguration struct {
 
 type CreateEncoderConfigurationRequest struct {
 	Name  *string           `json:"name,omitempty"`
-	Tags  map[string]string `json:"tags,omitempty"`
+	Tags  map[string]string `json:"tags,omitzero"`
 	Video *Video            `json:"video,omitempty"`
 }
 
@@ -1060,13 +1060,13 @@ type CreateEncoderConfigurationResponse struct {
 }
 
 type CreateIngestConfigurationRequest struct {
-	Attributes      map[string]string `json:"attributes,omitempty"`
+	Attributes      map[string]string `json:"attributes,omitzero"`
 	IngestProtocol  string            `json:"ingestProtocol"`
 	InsecureIngest  *bool             `json:"insecureIngest,omitempty"`
 	Name            *string           `json:"name,omitempty"`
 	RedundantIngest *bool             `json:"redundantIngest,omitempty"`
 	StageArn        *string           `json:"stageArn,omitempty"`
-	Tags            map[string]string `json:"tags,omitempty"`
+	Tags            map[string]string `json:"tags,omitzero"`
 	UserId          *string           `json:"userId,omitempty"`
 }
 
@@ -1075,7 +1075,7 @@ type CreateIngestConfigurationResponse struct {
 }
 
 type CreateParticipantTokenRequest struct {
-	Attributes   map[string]string `json:"attributes,omitempty"`
+	Attributes   map[string]string `json:"attributes,omitzero"`
 	Capabilities []string          `json:"capabilities,omitempty"`
 	Duration     *int32            `json:"duration,omitempty"`
 	StageArn     string            `json:"stageArn"`
@@ -1090,7 +1090,7 @@ type CreateStageRequest struct {
 	AutoParticipantRecordingConfiguration *AutoParticipantRecordingConfiguration `json:"autoParticipantRecordingConfiguration,omitempty"`
 	Name                                  *string                                `json:"name,omitempty"`
 	ParticipantTokenConfigurations        []ParticipantTokenConfiguration        `json:"participantTokenConfigurations,omitempty"`
-	Tags                                  map[string]string                      `json:"tags,omitempty"`
+	Tags                                  map[string]string                      `json:"tags,omitzero"`
 }
 
 type CreateStageResponse struct {
@@ -1101,7 +1101,7 @@ type CreateStageResponse struct {
 type CreateStorageConfigurationRequest struct {
 	Name *string                 `json:"name,omitempty"`
 	S3   *S3StorageConfiguration `json:"s3"`
-	Tags map[string]string       `json:"tags,omitempty"`
+	Tags map[string]string       `json:"tags,omitzero"`
 }
 
 type CreateStorageConfigurationResponse struct {
@@ -1182,14 +1182,14 @@ type DisconnectParticipantResponse struct {
 type EncoderConfiguration struct {
 	Arn   string            `json:"arn"`
 	Name  *string           `json:"name,omitempty"`
-	Tags  map[string]string `json:"tags,omitempty"`
+	Tags  map[string]string `json:"tags,omitzero"`
 	Video *Video            `json:"video,omitempty"`
 }
 
 type EncoderConfigurationSummary struct {
 	Arn  string            `json:"arn"`
 	Name *string           `json:"name,omitempty"`
-	Tags map[string]string `json:"tags,omitempty"`
+	Tags map[string]string `json:"tags,omitzero"`
 }
 
 type Event struct {
@@ -1206,7 +1206,7 @@ type Event struct {
 }
 
 type ExchangedParticipantToken struct {
-	Attributes     map[string]string `json:"attributes,omitempty"`
+	Attributes     map[string]string `json:"attributes,omitzero"`
 	Capabilities   []string          `json:"capabilities,omitempty"`
 	ExpirationTime *time.Time        `json:"expirationTime,omitempty"`
 	UserId         *string           `json:"userId,omitempty"`
@@ -1291,7 +1291,7 @@ type GridConfiguration struct {
 type ImportPublicKeyRequest struct {
 	Name              *string           `json:"name,omitempty"`
 	PublicKeyMaterial string            `json:"publicKeyMaterial"`
-	Tags              map[string]string `json:"tags,omitempty"`
+	Tags              map[string]string `json:"tags,omitzero"`
 }
 
 type ImportPublicKeyResponse struct {
@@ -1300,7 +1300,7 @@ type ImportPublicKeyResponse struct {
 
 type IngestConfiguration struct {
 	Arn                        string                      `json:"arn"`
-	Attributes                 map[string]string           `json:"attributes,omitempty"`
+	Attributes                 map[string]string           `json:"attributes,omitzero"`
 	IngestProtocol             string                      `json:"ingestProtocol"`
 	Name                       *string                     `json:"name,omitempty"`
 	ParticipantId              string                      `json:"participantId"`
@@ -1309,7 +1309,7 @@ type IngestConfiguration struct {
 	StageArn                   string                      `json:"stageArn"`
 	State                      string                      `json:"state"`
 	StreamKey                  string                      `json:"streamKey"`
-	Tags                       map[string]string           `json:"tags,omitempty"`
+	Tags                       map[string]string           `json:"tags,omitzero"`
 	UserId                     *string                     `json:"userId,omitempty"`
 }
 
@@ -1454,7 +1454,7 @@ type ListTagsForResourceResponse struct {
 }
 
 type Participant struct {
-	Attributes             map[string]string `json:"attributes,omitempty"`
+	Attributes             map[string]string `json:"attributes,omitzero"`
 	BrowserName            *string           `json:"browserName,omitempty"`
 	BrowserVersion         *string           `json:"browserVersion,omitempty"`
 	FirstJoinTime          *time.Time        `json:"firstJoinTime,omitempty"`
@@ -1513,7 +1513,7 @@ type ParticipantThumbnailConfiguration struct {
 }
 
 type ParticipantToken struct {
-	Attributes     map[string]string `json:"attributes,omitempty"`
+	Attributes     map[string]string `json:"attributes,omitzero"`
 	Capabilities   []string          `json:"capabilities,omitempty"`
 	Duration       *int32            `json:"duration,omitempty"`
 	ExpirationTime *time.Time        `json:"expirationTime,omitempty"`
@@ -1523,7 +1523,7 @@ type ParticipantToken struct {
 }
 
 type ParticipantTokenConfiguration struct {
-	Attributes   map[string]string `json:"attributes,omitempty"`
+	Attributes   map[string]string `json:"attributes,omitzero"`
 	Capabilities []string          `json:"capabilities,omitempty"`
 	Duration     *int32            `json:"duration,omitempty"`
 	UserId       *string           `json:"userId,omitempty"`
@@ -1548,13 +1548,13 @@ type PublicKey struct {
 	Fingerprint       *string           `json:"fingerprint,omitempty"`
 	Name              *string           `json:"name,omitempty"`
 	PublicKeyMaterial *string           `json:"publicKeyMaterial,omitempty"`
-	Tags              map[string]string `json:"tags,omitempty"`
+	Tags              map[string]string `json:"tags,omitzero"`
 }
 
 type PublicKeySummary struct {
 	Arn  *string           `json:"arn,omitempty"`
 	Name *string           `json:"name,omitempty"`
-	Tags map[string]string `json:"tags,omitempty"`
+	Tags map[string]string `json:"tags,omitzero"`
 }
 
 type RecordingConfiguration struct {
@@ -1588,7 +1588,7 @@ type Stage struct {
 	AutoParticipantRecordingConfiguration *AutoParticipantRecordingConfiguration `json:"autoParticipantRecordingConfiguration,omitempty"`
 	Endpoints                             *StageEndpoints                        `json:"endpoints,omitempty"`
 	Name                                  *string                                `json:"name,omitempty"`
-	Tags                                  map[string]string                      `json:"tags,omitempty"`
+	Tags                                  map[string]string                      `json:"tags,omitzero"`
 }
 
 type StageEndpoints struct {
@@ -1614,7 +1614,7 @@ type StageSummary struct {
 	ActiveSessionId *string           `json:"activeSessionId,omitempty"`
 	Arn             string            `json:"arn"`
 	Name            *string           `json:"name,omitempty"`
-	Tags            map[string]string `json:"tags,omitempty"`
+	Tags            map[string]string `json:"tags,omitzero"`
 }
 
 type StartCompositionRequest struct {
@@ -1622,7 +1622,7 @@ type StartCompositionRequest struct {
 	IdempotencyToken *string                    `json:"idempotencyToken,omitempty"`
 	Layout           *LayoutConfiguration       `json:"layout,omitempty"`
 	StageArn         string                     `json:"stageArn"`
-	Tags             map[string]string          `json:"tags,omitempty"`
+	Tags             map[string]string          `json:"tags,omitzero"`
 }
 
 type StartCompositionResponse struct {
@@ -1630,7 +1630,7 @@ type StartCompositionResponse struct {
 }
 
 type StartParticipantReplicationRequest struct {
-	Attributes             map[string]string `json:"attributes,omitempty"`
+	Attributes             map[string]string `json:"attributes,omitzero"`
 	DestinationStageArn    string            `json:"destinationStageArn"`
 	ParticipantId          string            `json:"participantId"`
 	ReconnectWindowSeconds *int32            `json:"reconnectWindowSeconds,omitempty"`
@@ -1674,14 +1674,14 @@ type StorageConfiguration struct {
 	Arn  string                  `json:"arn"`
 	Name *string                 `json:"name,omitempty"`
 	S3   *S3StorageConfiguration `json:"s3,omitempty"`
-	Tags map[string]string       `json:"tags,omitempty"`
+	Tags map[string]string       `json:"tags,omitzero"`
 }
 
 type StorageConfigurationSummary struct {
 	Arn  string                  `json:"arn"`
 	Name *string                 `json:"name,omitempty"`
 	S3   *S3StorageConfiguration `json:"s3,omitempty"`
-	Tags map[string]string       `json:"tags,omitempty"`
+	Tags map[string]string       `json:"tags,omitzero"`
 }
 
 type TagResourceRequest struct {

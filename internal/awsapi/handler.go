@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,6 +35,16 @@ type Handler struct {
 	log      *slog.Logger
 	rpc      map[string]*api.Operation // POST /{Name} operations
 	tags     map[string]*api.Operation // method → /tags/{resourceArn} operation
+
+	// Observer, if set, is told of every answered request (metrics).
+	Observer Observer
+}
+
+// Observer is told of each answered request: the operation's name
+// ("unknown" when none matched), the HTTP status, the error type
+// (x-amzn-ErrorType; empty on success) and how long it took.
+type Observer interface {
+	ObserveRequest(operation string, status int, errorType string, d time.Duration)
 }
 
 // New returns a handler that serves svc and accepts requests signed with
@@ -98,7 +109,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == http.StatusInternalServerError {
 		level = slog.LevelError
 	}
-	attrs := []any{"op", name, "status", status, "request_id", reqID, "duration", time.Since(start)}
+	took := time.Since(start)
+	if h.Observer != nil {
+		h.Observer.ObserveRequest(name, status, w.Header().Get("x-amzn-ErrorType"), took)
+	}
+	attrs := []any{"op", name, "status", status, "request_id", reqID, "duration", took}
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
@@ -108,6 +123,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve handles one request and returns the status it wrote.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op *api.Operation, label string) (int, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		// The server's read timeout cut a body that came too slowly.
+		e := &api.Error{Code: "RequestTimeoutException", Message: "The request body was not received in time."}
+		return writeErrorStatus(w, e, http.StatusRequestTimeout), e
+	}
 	if err != nil {
 		return writeError(w, api.Validationf("Could not read the request body: %v", err)), err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
 // The development credential pair, accepted unless others are configured.
@@ -36,6 +37,9 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	Quotas          ivs.Quotas
+	// SelfSignedTokenMaxLifetime bounds exp − iat of participant tokens
+	// signed with an imported public key (internal/token.Limits).
+	SelfSignedTokenMaxLifetime time.Duration
 
 	// Media plane.
 	RTCUDPPort     int
@@ -52,6 +56,16 @@ type Config struct {
 
 	// Event sinks: webhooks, EventBridge, the live stream (events.go).
 	Events Events
+
+	// Object storage of recordings: a local folder or S3 (storage.go).
+	Storage Storage
+
+	// HTTP limits and the metrics listener (http.go).
+	HTTP HTTP
+
+	// Crash recovery and retention (nodes.go).
+	Node      Node
+	Retention Retention
 
 	// DevTokenEndpoint serves /dev/stages and /dev/tokens, which create
 	// stages and participant tokens without credentials, for the demo page.
@@ -75,9 +89,10 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.IntVar(&c.Quotas.IngestConfigurations, "quota-ingest-configurations", ivs.DefaultQuotas.IngestConfigurations, "ingest configurations per account")
 	fs.IntVar(&c.Quotas.PublicKeys, "quota-public-keys", ivs.DefaultQuotas.PublicKeys, "public keys per account")
 	fs.IntVar(&c.Quotas.TagsPerResource, "quota-tags-per-resource", ivs.DefaultQuotas.TagsPerResource, "tags per resource")
+	fs.DurationVar(&c.SelfSignedTokenMaxLifetime, "self-signed-token-max-lifetime", token.DefaultMaxLifetime, "longest lifetime (exp - iat) of a participant token signed with an imported public key; longer ones are refused (default: 14 days, the longest token CreateParticipantToken mints)")
 	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7882, "the one UDP port of all WebRTC media (ICE over UDP); 0 picks a free port")
 	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", 7881, "the one TCP port for WebRTC media over TCP (ICE-TCP) for clients without UDP; 0 picks a free port, -1 disables")
-	fs.StringVar(&c.RTCListenIP, "rtc-listen-ip", "", "address the media ports bind to (default: all interfaces)")
+	fs.StringVar(&c.RTCListenIP, "rtc-listen-ip", "", "address the media ports bind to (default: the host of --listen, so 127.0.0.1 unless --listen says otherwise; all interfaces when --rtc-public-ip is set or --public-url names another host)")
 	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", "", "comma-separated IPs to advertise as media candidates, for hosts behind 1:1 NAT (default: the interface addresses)")
 	fs.DurationVar(&c.SessionGrace, "session-grace", 10*time.Second, "how long a stage session outlives its last participant, so that reconnects stay in one session")
 	fs.IntVar(&c.MaxPublishers, "max-publishers", 12, "publishers per stage (IVS: 12)")
@@ -85,6 +100,9 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ParticipantConnectRate, "participant-connect-rate", 2, "media connections (events channel, publish, subscribe) one participant may open per second after its burst; 0 = no limit")
 	fs.IntVar(&c.ParticipantConnectBurst, "participant-connect-burst", 30, "media connections one participant may open at once before --participant-connect-rate applies")
 	c.eventFlagDefs(fs)
+	c.storageFlagDefs(fs)
+	c.httpFlagDefs(fs)
+	c.nodeFlagDefs(fs)
 	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
 
@@ -173,7 +191,19 @@ func (c *Config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: must be text or json", c.LogFormat))
 	}
+	if c.SelfSignedTokenMaxLifetime < time.Second {
+		errs = append(errs, fmt.Errorf("--self-signed-token-max-lifetime %v: must be at least 1s", c.SelfSignedTokenMaxLifetime))
+	}
 	if err := c.validateEvents(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateStorage(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateHTTP(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateNode(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

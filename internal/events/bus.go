@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +20,9 @@ type Sink interface {
 	// Name identifies the sink's queue in the outbox. It must stay the
 	// same across restarts so that undelivered events find their sink
 	// again. A sink that implements fmt.Stringer names itself in logs and
-	// metrics with String (e.g. a URL without its password).
+	// metrics with String, which must hold no secret (a webhook shows its
+	// scheme and host only: paths and queries often carry tokens); else
+	// Name is shown.
 	Name() string
 	// BatchSize is the most events one Deliver call takes.
 	BatchSize() int
@@ -135,7 +139,7 @@ func NewBus(cfg Config) (*Bus, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Bus{cfg: cfg, store: cfg.Store, log: cfg.Logger, live: newHub(cfg.StreamReplay), ctx: ctx, cancel: cancel}
-	seen := map[string]bool{}
+	seen, shown := map[string]bool{}, map[string]bool{}
 	for _, sc := range cfg.Sinks {
 		if sc.Sink == nil {
 			cancel()
@@ -155,6 +159,13 @@ func NewBus(cfg Config) (*Bus, error) {
 		if s, ok := sc.Sink.(fmt.Stringer); ok {
 			display = s.String()
 		}
+		// Logs and metrics tell sinks apart by display name: two webhooks
+		// on one host (their paths are not shown, they may hold secrets)
+		// get their position in the configuration added.
+		if shown[display] {
+			display = fmt.Sprintf("%s #%d", display, len(b.sinks)+1)
+		}
+		shown[display] = true
 		b.sinks = append(b.sinks, &route{sink: sc.Sink, name: name, display: display, pattern: p, wake: make(chan struct{}, 1)})
 	}
 	return b, nil
@@ -182,7 +193,7 @@ func (b *Bus) Start(ctx context.Context) error {
 	for name, n := range counts {
 		if !known[name] && n > 0 {
 			b.log.Warn("undelivered events wait for a sink that is not configured; they are kept until it is",
-				"sink", name, "events", n)
+				"sink", redactURLs(name), "events", n)
 		}
 	}
 	for _, r := range b.sinks {
@@ -277,7 +288,7 @@ func (p *Prepared) Done(err error) {
 	}
 	c, _ := b.published.LoadOrStore(p.ev.DetailType, new(atomic.Int64))
 	c.(*atomic.Int64).Add(1)
-	b.live.publish(&liveEvent{id: p.ev.ID, doc: p.doc, view: p.view, account: p.ev.Account})
+	b.live.publish(&Live{ID: p.ev.ID, Doc: p.doc, View: p.view, Account: p.ev.Account})
 	b.log.Debug("event published", "event_id", p.ev.ID, "detail_type", p.ev.DetailType,
 		"event_name", eventName(p.view), "stage", p.ev.Stage, "sinks", len(p.routes))
 }
@@ -293,6 +304,19 @@ func (b *Bus) Publish(ctx context.Context, ev *Event) error {
 	}
 	p.Done(err)
 	return err
+}
+
+// redactURLs shows a sink's outbox name (for a webhook, its whole URL)
+// with each URL cut to its scheme and host: paths and queries often carry
+// the receiver's secret.
+func redactURLs(name string) string {
+	words := strings.Fields(name)
+	for i, w := range words {
+		if u, err := url.Parse(w); err == nil && u.Scheme != "" && u.Host != "" {
+			words[i] = u.Scheme + "://" + u.Host
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 func eventName(view map[string]any) string {

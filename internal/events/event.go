@@ -1,7 +1,9 @@
 // Package events is Rostrum's event bus: the EventBridge-shaped documents
-// that IVS sends (IVS-BEHAVIOUR.md §4), the durable outbox they wait in, and
-// the sinks that deliver them: signed webhooks, an EventBridge-compatible
-// PutEvents endpoint and a server-sent-events stream.
+// that IVS sends (IVS-BEHAVIOUR.md §4), the event patterns that choose them,
+// the durable outbox they wait in and the live feed. The sinks that deliver
+// them (signed webhooks, an EventBridge-compatible PutEvents endpoint) are
+// in package sink, the server-sent-events stream of the live feed in
+// package stream; both depend on this package, never the reverse.
 //
 // The IVS service publishes every event through one Bus. Events born from a
 // fact the service records (a participant event, a session start or end) are
@@ -10,7 +12,7 @@
 // documents can never disagree; events with no such fact (compositions,
 // recordings) go through Bus.Publish. After the commit a sink's deliverer
 // takes the event from the outbox, delivers it at least once, in order per
-// stage, retrying with backoff, and deletes it. The live stream gets it at
+// stage, retrying with backoff, and deletes it. The live feed gets it at
 // once, from memory.
 package events
 

@@ -11,7 +11,7 @@ import (
 const maxEncoderPixels = 2073600
 
 func (s *Service) CreateEncoderConfiguration(ctx context.Context, in *api.CreateEncoderConfigurationRequest) (*api.CreateEncoderConfigurationResponse, error) {
-	if err := s.checkTagCount(in.Tags); err != nil {
+	if err := s.checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	v := api.Video{Width: api.Ptr(int32(1280)), Height: api.Ptr(int32(720)), Framerate: api.Ptr(float32(30)), Bitrate: api.Ptr(int32(2500000))}
@@ -60,6 +60,7 @@ func (s *Service) GetEncoderConfiguration(ctx context.Context, in *api.GetEncode
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
+	doc.Tags = tagsOrEmpty(doc.Tags)
 	return &api.GetEncoderConfigurationResponse{EncoderConfiguration: doc}, nil
 }
 
@@ -81,7 +82,7 @@ func (s *Service) ListEncoderConfigurations(ctx context.Context, in *api.ListEnc
 }
 
 func (s *Service) CreateStorageConfiguration(ctx context.Context, in *api.CreateStorageConfigurationRequest) (*api.CreateStorageConfigurationResponse, error) {
-	if err := s.checkTagCount(in.Tags); err != nil {
+	if err := s.checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	doc := &api.StorageConfiguration{
@@ -106,6 +107,7 @@ func (s *Service) GetStorageConfiguration(ctx context.Context, in *api.GetStorag
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
+	doc.Tags = tagsOrEmpty(doc.Tags)
 	return &api.GetStorageConfigurationResponse{StorageConfiguration: doc}, nil
 }
 

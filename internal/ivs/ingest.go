@@ -21,7 +21,7 @@ const (
 )
 
 func (s *Service) CreateIngestConfiguration(ctx context.Context, in *api.CreateIngestConfigurationRequest) (*api.CreateIngestConfigurationResponse, error) {
-	if err := s.checkTagCount(in.Tags); err != nil {
+	if err := s.checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	insecure := api.Val(in.InsecureIngest)
@@ -33,9 +33,9 @@ func (s *Service) CreateIngestConfiguration(ctx context.Context, in *api.CreateI
 	}
 	stageARN := api.Val(in.StageArn)
 	if stageARN != "" {
-		if _, err := s.get(ctx, stageARN, kindStage, foreignNotFound); err != nil {
-			// CreateIngestConfiguration declares no ResourceNotFoundException.
-			return nil, api.Validationf("stageArn: stage %s does not exist.", stageARN)
+		// CreateIngestConfiguration declares no ResourceNotFoundException.
+		if _, err := s.getRef(ctx, "stageArn", stageARN, kindStage, missingIsInvalid); err != nil {
+			return nil, err
 		}
 	}
 	id := newID(12)
@@ -47,7 +47,7 @@ func (s *Service) CreateIngestConfiguration(ctx context.Context, in *api.CreateI
 		StageArn:        stageARN,
 		ParticipantId:   newID(12),
 		State:           ingestInactive,
-		UserId:          in.UserId,
+		UserId:          api.Ptr(api.Val(in.UserId)),
 		Attributes:      in.Attributes,
 		RedundantIngest: api.Ptr(api.Val(in.RedundantIngest)),
 		Tags:            tagsOrEmpty(in.Tags),
@@ -60,7 +60,17 @@ func (s *Service) CreateIngestConfiguration(ctx context.Context, in *api.CreateI
 	if err := s.create(ctx, r, s.cfg.Quotas.IngestConfigurations, "ingest configurations"); err != nil {
 		return nil, err
 	}
-	return &api.CreateIngestConfigurationResponse{IngestConfiguration: &doc.IngestConfiguration}, nil
+	return &api.CreateIngestConfigurationResponse{IngestConfiguration: doc.view()}, nil
+}
+
+// view is the ingest configuration as the API shows it: as AWS answers,
+// userId and tags are present when empty ("" and {}), for documents stored
+// before Rostrum wrote them so too.
+func (d *ingestDoc) view() *api.IngestConfiguration {
+	v := d.IngestConfiguration
+	v.UserId = api.Ptr(api.Val(v.UserId))
+	v.Tags = tagsOrEmpty(v.Tags)
+	return &v
 }
 
 // streamKey has IVS's form rt_{account}_{region}_{id}_{secret}.
@@ -90,7 +100,7 @@ func (s *Service) GetIngestConfiguration(ctx context.Context, in *api.GetIngestC
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
-	return &api.GetIngestConfigurationResponse{IngestConfiguration: &doc.IngestConfiguration}, nil
+	return &api.GetIngestConfigurationResponse{IngestConfiguration: doc.view()}, nil
 }
 
 func (s *Service) UpdateIngestConfiguration(ctx context.Context, in *api.UpdateIngestConfigurationRequest) (*api.UpdateIngestConfigurationResponse, error) {
@@ -98,7 +108,7 @@ func (s *Service) UpdateIngestConfiguration(ctx context.Context, in *api.UpdateI
 		return nil, err
 	}
 	if in.StageArn != nil && *in.StageArn != "" {
-		if _, err := s.get(ctx, *in.StageArn, kindStage, foreignAccessDenied); err != nil {
+		if _, err := s.getRef(ctx, "stageArn", *in.StageArn, kindStage, missingIsNotFound); err != nil {
 			return nil, err
 		}
 	}
@@ -129,7 +139,7 @@ func (s *Service) UpdateIngestConfiguration(ctx context.Context, in *api.UpdateI
 	if err != nil {
 		return nil, s.storeErr(ctx, err, in.Arn)
 	}
-	return &api.UpdateIngestConfigurationResponse{IngestConfiguration: &doc.IngestConfiguration}, nil
+	return &api.UpdateIngestConfigurationResponse{IngestConfiguration: doc.view()}, nil
 }
 
 func (s *Service) DeleteIngestConfiguration(ctx context.Context, in *api.DeleteIngestConfigurationRequest) (*api.DeleteIngestConfigurationResponse, error) {
@@ -152,13 +162,21 @@ func (s *Service) ListIngestConfigurations(ctx context.Context, in *api.ListInge
 	if in.FilterByStageArn != nil && in.FilterByState != nil {
 		return nil, api.Validationf("Only one of filterByStageArn or filterByState may be given.")
 	}
+	// Filtering by another account's stage is refused as ListStageSessions
+	// and ListParticipants refuse it; a stage of one's own that does not
+	// exist (any more) just matches nothing.
+	if in.FilterByStageArn != nil {
+		if err := s.ownStage(ctx, *in.FilterByStageArn); err != nil {
+			return nil, err
+		}
+	}
 	q := store.ResourceQuery{Kind: kindIngestConfiguration, Ref: api.Val(in.FilterByStageArn), State: api.Val(in.FilterByState)}
 	out := &api.ListIngestConfigurationsResponse{IngestConfigurations: []api.IngestConfigurationSummary{}}
 	next, err := listDocs(ctx, s, "ListIngestConfigurations", q, in.NextToken, in.MaxResults, 50,
 		func(d *ingestDoc, _ *store.Resource) {
 			out.IngestConfigurations = append(out.IngestConfigurations, api.IngestConfigurationSummary{
 				Arn: d.Arn, Name: d.Name, IngestProtocol: d.IngestProtocol, StageArn: d.StageArn,
-				ParticipantId: d.ParticipantId, State: d.State, UserId: d.UserId, RedundantIngest: d.RedundantIngest,
+				ParticipantId: d.ParticipantId, State: d.State, UserId: api.Ptr(api.Val(d.UserId)), RedundantIngest: d.RedundantIngest,
 			})
 		})
 	out.NextToken = next

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
+	"time"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 	"github.com/rostrum-dev/rostrum/internal/store"
@@ -51,6 +52,66 @@ type StageInfo struct {
 	// Recording is whether the stage records its participants
 	// (auto-participant recording with a storage configuration).
 	Recording bool
+	// RecordingSettings are how, when Recording.
+	RecordingSettings *RecordingSettings
+}
+
+// RecordingSettings are a stage's autoParticipantRecordingConfiguration,
+// with its defaults applied and the storage configuration's bucket.
+type RecordingSettings struct {
+	StorageConfigurationARN string
+	Bucket                  string
+	MediaTypes              string // api.ParticipantRecordingMediaType*
+	// ThumbnailIntervalSeconds is 0 when thumbnails are DISABLED.
+	ThumbnailIntervalSeconds int
+	ThumbnailSequential      bool
+	ThumbnailLatest          bool
+	SegmentSeconds           int
+	ReconnectWindowSeconds   int
+}
+
+// recordingSettings resolves a stage's recording configuration.
+func (s *Service) recordingSettings(ctx context.Context, c *api.AutoParticipantRecordingConfiguration) (*RecordingSettings, error) {
+	r, err := s.store.GetResource(ctx, c.StorageConfigurationArn)
+	if err != nil {
+		return nil, fmt.Errorf("ivs: reading storage configuration %s: %w", c.StorageConfigurationArn, err)
+	}
+	sc, err := decodeDoc[api.StorageConfiguration](r)
+	if err != nil {
+		return nil, err
+	}
+	rs := &RecordingSettings{StorageConfigurationARN: c.StorageConfigurationArn, MediaTypes: api.ParticipantRecordingMediaTypeAudioVideo, SegmentSeconds: 6}
+	if sc.S3 != nil {
+		rs.Bucket = sc.S3.BucketName
+	}
+	if len(c.MediaTypes) > 0 {
+		rs.MediaTypes = c.MediaTypes[0]
+	}
+	if h := c.HlsConfiguration; h != nil && h.TargetSegmentDurationSeconds != nil {
+		rs.SegmentSeconds = int(*h.TargetSegmentDurationSeconds)
+	}
+	if w := c.RecordingReconnectWindowSeconds; w != nil {
+		rs.ReconnectWindowSeconds = int(*w)
+	}
+	// IVS's defaults: INTERVAL, every 60 s, SEQUENTIAL.
+	th := api.ParticipantThumbnailConfiguration{}
+	if c.ThumbnailConfiguration != nil {
+		th = *c.ThumbnailConfiguration
+	}
+	if api.Val(th.RecordingMode) != api.ThumbnailRecordingModeDisabled {
+		rs.ThumbnailIntervalSeconds = 60
+		if th.TargetIntervalSeconds != nil {
+			rs.ThumbnailIntervalSeconds = int(*th.TargetIntervalSeconds)
+		}
+		if len(th.Storage) == 0 {
+			th.Storage = []string{api.ThumbnailStorageTypeSequential}
+		}
+		for _, st := range th.Storage {
+			rs.ThumbnailSequential = rs.ThumbnailSequential || st == api.ThumbnailStorageTypeSequential
+			rs.ThumbnailLatest = rs.ThumbnailLatest || st == api.ThumbnailStorageTypeLatest
+		}
+	}
+	return rs, nil
 }
 
 // Errors of Admit. Any other error is the store's: the caller answers it as
@@ -68,6 +129,10 @@ type Admission struct {
 	Key     *ecdsa.PublicKey
 	Stage   *StageInfo
 	Revoked bool
+	// MaxLifetime is the longest exp − iat a token signed by Key may
+	// declare: the operator's limit for self-signed tokens, 0 (the
+	// default, 14 days) for the server's own.
+	MaxLifetime time.Duration
 }
 
 // Admit answers, in one call, everything the media plane asks the service
@@ -104,6 +169,7 @@ func (s *Service) Admit(ctx context.Context, kid, stageARN, participantID string
 		if err != nil {
 			return nil, err
 		}
+		a.MaxLifetime = s.cfg.SelfSignedTokenMaxLifetime
 		if a.Key, err = token.ParsePublicKeyPEM(api.Val(doc.PublicKeyMaterial)); err != nil {
 			return nil, fmt.Errorf("ivs: public key %s: %w", kid, err)
 		}
@@ -121,6 +187,11 @@ func (s *Service) Admit(ctx context.Context, kid, stageARN, participantID string
 	}
 	rec := doc.AutoParticipantRecordingConfiguration
 	a.Stage = &StageInfo{ARN: stageARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
+	if a.Stage.Recording {
+		if a.Stage.RecordingSettings, err = s.recordingSettings(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
 	if a.Revoked, err = s.store.IsParticipantRevoked(ctx, stageARN, participantID); err != nil {
 		return nil, fmt.Errorf("ivs: reading revocations of %s: %w", stageARN, err)
 	}

@@ -2,7 +2,9 @@ package ivs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
@@ -33,7 +35,11 @@ type ParticipantRecord struct {
 	FirstJoin  time.Time
 	Published  bool // ever published in this session
 	Recording  bool // the stage records its participants
-	Client     ClientInfo
+	// The participant's recording, when Recording: its state
+	// (api.ParticipantRecordingState*; "" before it first publishes), the
+	// bucket and the participant's prefix in it.
+	RecordingState, RecordingBucket, RecordingPrefix string
+	Client                                           ClientInfo
 }
 
 // TokenView is one side of a token exchange.
@@ -79,8 +85,15 @@ func participantDoc(p ParticipantRecord) *api.Participant {
 	if doc.Attributes == nil {
 		doc.Attributes = map[string]string{}
 	}
+	// The model: the bucket and prefix are "" when recording is off.
+	doc.RecordingS3BucketName, doc.RecordingS3Prefix = api.Ptr(""), api.Ptr("")
 	if !p.Recording {
 		doc.RecordingState = api.Ptr(api.ParticipantRecordingStateDisabled)
+	} else {
+		doc.RecordingS3BucketName, doc.RecordingS3Prefix = api.Ptr(p.RecordingBucket), api.Ptr(p.RecordingPrefix)
+		if p.RecordingState != "" {
+			doc.RecordingState = api.Ptr(p.RecordingState)
+		}
 	}
 	set := func(dst **string, v string) {
 		if v != "" {
@@ -145,4 +158,55 @@ func (s *Service) recordEvent(ctx context.Context, stageARN, sessionID, userID s
 	}, p.Entries()...)
 	p.Done(err)
 	return err
+}
+
+// RecordingChange is a new state of a participant's recording.
+type RecordingChange struct {
+	ParticipantID string
+	State         string // api.ParticipantRecordingState*
+	// Event is the IVS event it makes (events.Recording*), or "".
+	Event     string
+	Bucket    string
+	Prefix    string // the participant's: <stageId>/<sessionId>/<participantId>
+	KeyPrefix string // the recording's: Prefix/<timestamp>
+	Duration  time.Duration
+	Reason    string
+}
+
+// RecordRecordingChange publishes the "IVS Participant Recording State
+// Change" event of a change, if it makes one. With patch, it also writes
+// the state into the participant's stored record: the media plane does
+// that itself while the participant is on the stage, and asks for the
+// patch when the change comes after (a recording ends after its reconnect
+// window, or is closed at the next start after a crash).
+func (s *Service) RecordRecordingChange(ctx context.Context, stageARN, sessionID string, c RecordingChange, patch bool) error {
+	if patch {
+		row, err := s.store.GetParticipant(ctx, stageARN, sessionID, c.ParticipantID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			var doc api.Participant
+			if err := json.Unmarshal(row.Doc, &doc); err != nil {
+				return fmt.Errorf("ivs: participant %s: %w", c.ParticipantID, err)
+			}
+			doc.RecordingState = api.Ptr(c.State)
+			doc.RecordingS3BucketName, doc.RecordingS3Prefix = api.Ptr(c.Bucket), api.Ptr(c.Prefix)
+			if err := s.RecordParticipant(ctx, stageARN, sessionID, &doc); err != nil {
+				return err
+			}
+		}
+	}
+	if c.Event == "" {
+		return nil
+	}
+	d := events.ParticipantRecordingStateChange{
+		SessionID: sessionID, EventName: c.Event, ParticipantID: c.ParticipantID,
+		RecordingS3BucketName: c.Bucket, RecordingS3KeyPrefix: c.KeyPrefix, RecordingStatusReason: c.Reason,
+	}
+	if c.Event == events.RecordingEnd || c.Event == events.RecordingEndFailure {
+		ms := c.Duration.Milliseconds()
+		d.RecordingDurationMs = &ms
+	}
+	return s.PublishParticipantRecordingEvent(ctx, stageARN, d)
 }

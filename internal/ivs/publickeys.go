@@ -9,7 +9,7 @@ import (
 )
 
 func (s *Service) ImportPublicKey(ctx context.Context, in *api.ImportPublicKeyRequest) (*api.ImportPublicKeyResponse, error) {
-	if err := s.checkTagCount(in.Tags); err != nil {
+	if err := s.checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	pub, err := token.ParsePublicKeyPEM(in.PublicKeyMaterial)
@@ -55,6 +55,7 @@ func (s *Service) GetPublicKey(ctx context.Context, in *api.GetPublicKeyRequest)
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
+	doc.Tags = tagsOrEmpty(doc.Tags)
 	return &api.GetPublicKeyResponse{PublicKey: doc}, nil
 }
 

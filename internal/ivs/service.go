@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -76,8 +78,14 @@ type Config struct {
 	// Events, if set, is the bus the service publishes EventBridge-shaped
 	// events to, written to its outbox with the facts they report.
 	Events *events.Bus
+	// NodeID names this node (process) as the owner of the sessions it
+	// starts (see CloseNodeSessions).
+	NodeID string
 	Logger *slog.Logger
-	Now    func() time.Time
+	// SelfSignedTokenMaxLifetime bounds exp − iat of participant tokens
+	// signed with an imported public key; 0 is token.DefaultMaxLifetime.
+	SelfSignedTokenMaxLifetime time.Duration
+	Now                        func() time.Time
 }
 
 // Service implements every operation of the ivs-realtime API.
@@ -218,6 +226,35 @@ func (s *Service) get(ctx context.Context, arn, kind string, opt resolveOpt) (*s
 	return r, nil
 }
 
+// missingRef says how an operation answers a reference to a resource that
+// does not exist: ResourceNotFoundException where the operation declares
+// it, else ValidationException (SDKs decode only declared errors).
+type missingRef int
+
+const (
+	missingIsInvalid missingRef = iota
+	missingIsNotFound
+)
+
+// getRef loads a resource that a request names as a reference rather than
+// as its target: CreateStage's storage configuration, an ingest
+// configuration's stage. Another account's ARN is AccessDeniedException, as
+// it is for a target (every operation that takes a reference declares it):
+// an account uses only its own resources, wherever it names them. A missing
+// resource, or another region's, is answered as missing says, naming field.
+func (s *Service) getRef(ctx context.Context, field, arn, kind string, missing missingRef) (*store.Resource, error) {
+	r, err := s.get(ctx, arn, kind, foreignAccessDenied)
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == api.ResourceNotFoundException {
+		what := strings.ReplaceAll(kind, "-", " ")
+		if missing == missingIsNotFound {
+			return nil, api.NotFoundf("%s: %s %s does not exist.", field, what, arn)
+		}
+		return nil, api.Validationf("%s: %s %s does not exist.", field, what, arn)
+	}
+	return r, err
+}
+
 // internal logs an unexpected error and hides its detail from the caller.
 func (s *Service) internal(ctx context.Context, err error) error {
 	s.log.ErrorContext(ctx, "internal error", "err", err)
@@ -311,12 +348,38 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// tagsOrEmpty returns tags, or an empty map: resources always show "tags".
+// tagsOrEmpty returns tags, or an empty map: resources always show "tags",
+// {} when they have none, as AWS answers.
 func tagsOrEmpty(t map[string]string) map[string]string {
 	if t == nil {
 		return map[string]string{}
 	}
 	return t
+}
+
+// checkTags checks the tags a request gives a new resource: no reserved
+// key, and no more than the quota.
+func (s *Service) checkTags(tags map[string]string) error {
+	if err := checkTagKeys(maps.Keys(tags)); err != nil {
+		return err
+	}
+	return s.checkTagCount(tags)
+}
+
+// msgReservedTagKey is AWS's answer to a tag key in the aws: namespace, in
+// the wording AWS's restJson1 services behind API Gateway use (IVS does not
+// publish its own). AWS reserves the prefix in any letter case for the tags
+// it sets itself; they can be neither set nor removed by users.
+const msgReservedTagKey = "Invalid tag key. Tag keys cannot start with 'aws:' (case insensitive)"
+
+// checkTagKeys refuses keys in AWS's reserved aws: namespace, in any case.
+func checkTagKeys(keys iter.Seq[string]) error {
+	for k := range keys {
+		if len(k) >= 4 && strings.EqualFold(k[:4], "aws:") {
+			return api.Validationf("%s", msgReservedTagKey)
+		}
+	}
+	return nil
 }
 
 func (s *Service) checkTagCount(tags map[string]string) error {

@@ -27,7 +27,7 @@ func (s *Service) StartStageSession(ctx context.Context, stageARN string) (strin
 func (s *Service) RecordStageSessionStart(ctx context.Context, stageARN, sessionID string, at time.Time) error {
 	at = at.UTC().Truncate(time.Millisecond)
 	p := s.prepare(events.NewSessionEvent(stageARN, sessionID, at, true))
-	err := s.store.StartStageSession(ctx, &store.StageSession{StageARN: stageARN, SessionID: sessionID, StartTime: at}, p.Entries()...)
+	err := s.store.StartStageSession(ctx, &store.StageSession{StageARN: stageARN, SessionID: sessionID, StartTime: at, NodeID: s.cfg.NodeID}, p.Entries()...)
 	p.Done(err)
 	return err
 }
@@ -161,6 +161,10 @@ func (s *Service) GetParticipant(ctx context.Context, in *api.GetParticipantRequ
 	if err != nil {
 		return nil, s.internal(ctx, err)
 	}
+	// The model: the bucket and prefix of the participant's recording, or
+	// "" when it is not recorded (recording is not built yet).
+	p.RecordingS3BucketName = api.Ptr(api.Val(p.RecordingS3BucketName))
+	p.RecordingS3Prefix = api.Ptr(api.Val(p.RecordingS3Prefix))
 	return &api.GetParticipantResponse{Participant: p}, nil
 }
 

@@ -2,7 +2,6 @@ package ivs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 type stageDoc = api.Stage
 
 func (s *Service) CreateStage(ctx context.Context, in *api.CreateStageRequest) (*api.CreateStageResponse, error) {
-	if err := s.checkTagCount(in.Tags); err != nil {
+	if err := s.checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	for i, c := range in.ParticipantTokenConfigurations {
@@ -24,7 +23,8 @@ func (s *Service) CreateStage(ctx context.Context, in *api.CreateStageRequest) (
 			return nil, err
 		}
 	}
-	rec, refs, err := s.recordingConfig(ctx, in.AutoParticipantRecordingConfiguration, nil)
+	// CreateStage declares no ResourceNotFoundException.
+	rec, refs, err := s.recordingConfig(ctx, in.AutoParticipantRecordingConfiguration, nil, missingIsInvalid)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func (s *Service) CreateStage(ctx context.Context, in *api.CreateStageRequest) (
 // fills in IVS's defaults. An absent configuration keeps prev (UpdateStage)
 // or is the disabled one; storageConfigurationArn "" disables recording and
 // resets the other members.
-func (s *Service) recordingConfig(ctx context.Context, in, prev *api.AutoParticipantRecordingConfiguration) (*api.AutoParticipantRecordingConfiguration, []string, error) {
+func (s *Service) recordingConfig(ctx context.Context, in, prev *api.AutoParticipantRecordingConfiguration, missing missingRef) (*api.AutoParticipantRecordingConfiguration, []string, error) {
 	if in == nil {
 		if prev != nil {
 			return prev, refsOf(prev), nil
@@ -63,13 +63,7 @@ func (s *Service) recordingConfig(ctx context.Context, in, prev *api.AutoPartici
 	}
 	c := *in
 	if c.StorageConfigurationArn != "" {
-		if _, err := s.get(ctx, c.StorageConfigurationArn, kindStorageConfiguration, foreignNotFound); err != nil {
-			var ae *api.Error
-			if errors.As(err, &ae) && ae.Code == api.ResourceNotFoundException {
-				// CreateStage declares no ResourceNotFoundException: a
-				// reference to a missing configuration is invalid input.
-				return nil, nil, api.Validationf("autoParticipantRecordingConfiguration.storageConfigurationArn: storage configuration %s does not exist.", c.StorageConfigurationArn)
-			}
+		if _, err := s.getRef(ctx, "autoParticipantRecordingConfiguration.storageConfigurationArn", c.StorageConfigurationArn, kindStorageConfiguration, missing); err != nil {
 			return nil, nil, err
 		}
 	} else {
@@ -131,6 +125,7 @@ func hasDuplicates(list []string) bool {
 // the active session and this server's endpoints.
 func (s *Service) stageView(doc *stageDoc, r *store.Resource) *api.Stage {
 	v := *doc
+	v.Tags = tagsOrEmpty(v.Tags)
 	if r.ActiveSessionID != "" {
 		v.ActiveSessionId = api.Ptr(r.ActiveSessionID)
 	}
@@ -169,7 +164,7 @@ func (s *Service) UpdateStage(ctx context.Context, in *api.UpdateStageRequest) (
 	var refs []string
 	if in.AutoParticipantRecordingConfiguration != nil {
 		var err error
-		if rec, refs, err = s.recordingConfig(ctx, in.AutoParticipantRecordingConfiguration, nil); err != nil {
+		if rec, refs, err = s.recordingConfig(ctx, in.AutoParticipantRecordingConfiguration, nil, missingIsNotFound); err != nil {
 			return nil, err
 		}
 	}

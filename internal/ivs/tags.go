@@ -3,6 +3,8 @@ package ivs
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 	"github.com/rostrum-dev/rostrum/internal/store"
@@ -38,6 +40,9 @@ func (s *Service) ListTagsForResource(ctx context.Context, in *api.ListTagsForRe
 }
 
 func (s *Service) TagResource(ctx context.Context, in *api.TagResourceRequest) (*api.TagResourceResponse, error) {
+	if err := checkTagKeys(maps.Keys(in.Tags)); err != nil {
+		return nil, err
+	}
 	return &api.TagResourceResponse{}, s.updateTags(ctx, in.ResourceArn, func(tags map[string]string) {
 		for k, v := range in.Tags {
 			tags[k] = v
@@ -46,6 +51,10 @@ func (s *Service) TagResource(ctx context.Context, in *api.TagResourceRequest) (
 }
 
 func (s *Service) UntagResource(ctx context.Context, in *api.UntagResourceRequest) (*api.UntagResourceResponse, error) {
+	// AWS's own tags can be neither set nor removed.
+	if err := checkTagKeys(slices.Values(in.TagKeys)); err != nil {
+		return nil, err
+	}
 	return &api.UntagResourceResponse{}, s.updateTags(ctx, in.ResourceArn, func(tags map[string]string) {
 		for _, k := range in.TagKeys {
 			delete(tags, k)

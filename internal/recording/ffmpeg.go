@@ -211,9 +211,13 @@ func (r *run) videoCodec() string {
 // ffmpegArgs builds the command line of one run.
 func ffmpegArgs(cfg runConfig, sdpPath string, video, audio bool, videoCodec string) []string {
 	remux := strings.EqualFold(videoCodec, "H264")
-	// No -nostdin: "q" on standard input is how a run ends gracefully.
+	// No -nostdin: "q" on standard input is the fallback way to end a run.
 	args := []string{"-hide_banner", "-nostats", "-loglevel", "warning",
 		"-protocol_whitelist", "file,udp,rtp",
+		// The input ends when neither RTP nor RTCP has come for this long:
+		// how a run ends (stop). While the publisher is silent, the
+		// sender reports every reportInterval keep it open.
+		"-listen_timeout", strconv.Itoa(int(inputTimeout / time.Second)),
 		// Hold reordered packets a little longer than ffmpeg's default
 		// before declaring them lost; the engine already retransmits.
 		"-reorder_queue_size", "200",
@@ -286,11 +290,20 @@ func (r *run) writeRTP(i int, h *rtp.Header, payload []byte) {
 	o.octets.Add(uint32(len(payload)))
 }
 
+// inputTimeout is how long ffmpeg waits for a packet before it ends its
+// input (ffmpeg's -listen_timeout, whole seconds); reportInterval is how
+// often the sender reports go out, well within it.
+const (
+	inputTimeout   = 2 * time.Second
+	reportInterval = 500 * time.Millisecond
+)
+
 // sendReports sends each recorded track's sender report to ffmpeg every
-// second: ffmpeg aligns audio and video by them.
+// reportInterval: ffmpeg aligns audio and video by them, and they keep its
+// input open while the publisher sends nothing.
 func (r *run) sendReports() {
 	defer r.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(reportInterval)
 	defer t.Stop()
 	buf := make([]byte, 64)
 	for {
@@ -317,26 +330,52 @@ func (r *run) sendReports() {
 	}
 }
 
-// stop ends ffmpeg gracefully ("q" on its input: it finishes the last
-// segment and its playlist), killing it if it has not exited by the
-// deadline. It returns ffmpeg's error, if it failed.
+// stop ends ffmpeg gracefully (it finishes the last segment and its
+// playlist), killing it if it has not exited by the deadline. It returns
+// ffmpeg's error, if it failed.
 func (r *run) stop(timeout time.Duration) error {
 	close(r.stopReports)
 	r.wg.Wait()
 	r.closeOuts()
-	_, _ = r.stdin.Write([]byte("q"))
+	// With nothing more coming (no RTP, no sender reports), ffmpeg's input
+	// times out after inputTimeout, and ffmpeg finishes: everything it had
+	// received goes into the last segment and the playlist gets its end. A
+	// signal would not do better: ffmpeg reads "q" or a first SIGINT only
+	// between packets, and a second SIGINT, which interrupts a blocked
+	// read, also interrupts the writing of the last segment.
 	_ = r.stdin.Close()
 	select {
 	case <-r.done:
-	case <-time.After(timeout):
-		r.kill()
-		<-r.done
-		return fmt.Errorf("%w: ffmpeg did not finish within %s", ErrToolkit, timeout)
+	case <-time.After(inputTimeout + 3*time.Second):
+		_ = r.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-r.done:
+		case <-time.After(timeout):
+			r.kill()
+			<-r.done
+			return fmt.Errorf("%w: ffmpeg did not finish within %s", ErrToolkit, inputTimeout+3*time.Second+timeout)
+		}
 	}
-	if r.err != nil {
+	// ffmpeg reports its input's timeout (how a run ends) with an exit
+	// status: what counts is that it finished its playlist.
+	if r.err != nil && !r.finishedPlaylist() {
 		return fmt.Errorf("%w: ffmpeg: %v: %s", ErrToolkit, r.err, r.tail.String())
 	}
 	return nil
+}
+
+// finishedPlaylist reports whether ffmpeg ended its media playlist (or had
+// none to write: thumbnails only).
+func (r *run) finishedPlaylist() bool {
+	if r.cfg.media == NoMedia {
+		return true
+	}
+	b, err := os.ReadFile(filepath.Join(r.cfg.dir, "hls", "playlist.m3u8"))
+	if err != nil {
+		return false
+	}
+	_, ended := readFFmpegPlaylist(b)
+	return ended
 }
 
 func (r *run) kill() {

@@ -1,10 +1,12 @@
 package recording
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -23,9 +25,13 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 )
 
-// Storage is what a recording writes to: object storage, by bucket and key.
+// Storage is what a recording writes to: object storage, by bucket and
+// key (objstore.Storage).
 type Storage interface {
-	Put(ctx context.Context, bucket, key string, body []byte, contentType string) error
+	// CheckBucket verifies that the bucket exists (the local folder makes
+	// it) and accepts writes.
+	CheckBucket(ctx context.Context, bucket string) error
+	Put(ctx context.Context, bucket, key string, body io.Reader, contentType string) error
 }
 
 // Source taps a publisher of a stage session (sfu.Router).
@@ -113,10 +119,13 @@ type Manager struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	recs   map[string]*Recording // by session and participant
-	closed bool
-	wg     goroutines.Group // recordings' work: taps close while Close waits
+	mu   sync.Mutex
+	recs map[string]*Recording // by session and participant
+	// lastStart is the start of each participant's latest recording (to
+	// the second); entries are few per session and small.
+	lastStart map[string]time.Time
+	closed    bool
+	wg        goroutines.Group // recordings' work: taps close while Close waits
 }
 
 // NewManager returns a Manager. Nothing is checked here: a missing ffmpeg
@@ -128,7 +137,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = time.Second
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "recording"), recs: map[string]*Recording{}}
+	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "recording"), recs: map[string]*Recording{}, lastStart: map[string]time.Time{}}
 }
 
 func recKey(p Participant) string { return p.SessionID + "/" + p.ParticipantID }
@@ -227,6 +236,7 @@ type Recording struct {
 	prefix   string
 	runs     int // publisher connections so far
 	tap      *sfu.Tap
+	restarts int // ffmpeg runs started again on the current tap
 	window   *time.Timer
 	finished bool
 	progress progress
@@ -251,7 +261,21 @@ type progress struct {
 }
 
 func (m *Manager) newRecording(p Participant, s Settings) *Recording {
-	started := time.Now()
+	// The recording's folder is named after its start to the second, as
+	// IVS names it; a participant who publishes again within the same
+	// second (a quick republish with no reconnect window) must not land in
+	// the folder of the recording still finishing, so its start moves on
+	// to the next free second. Called with m.mu held.
+	started := time.Now().Truncate(time.Second)
+	for k, t := range m.lastStart {
+		if started.Sub(t) > time.Minute {
+			delete(m.lastStart, k)
+		}
+	}
+	if last, ok := m.lastStart[recKey(p)]; ok && !started.After(last) {
+		started = last.Add(time.Second)
+	}
+	m.lastStart[recKey(p)] = started
 	prefix := keyPrefix(p.StageID, p.SessionID, p.ParticipantID, started)
 	dir := filepath.Join(m.cfg.SpoolDir, p.StageID, p.SessionID, p.ParticipantID, started.UTC().Format("2006-01-02T15-04-05Z"))
 	r := &Recording{
@@ -322,7 +346,11 @@ func (r *Recording) connect(src Source) {
 	if first {
 		r.change(Starting, NoEvent, "")
 		doc := eventDoc(r.p, r.s, statusStarted, "", r.started, time.Time{}, nil)
-		if err := r.put(ctx, keyStarted, doc, "application/json"); err != nil {
+		err := r.m.cfg.Storage.CheckBucket(ctx, r.s.Bucket)
+		if err == nil {
+			err = r.put(ctx, keyStarted, doc, "application/json")
+		}
+		if err != nil {
 			r.fail(StartFailed, fmt.Sprintf("writing %s to bucket %s: %v", keyStarted, r.s.Bucket, err), false)
 			return
 		}
@@ -345,14 +373,13 @@ func (r *Recording) connect(src Source) {
 }
 
 func (r *Recording) startRun(ctx context.Context, src Source) error {
-	bin, err := r.m.ffmpeg()
-	if err != nil {
+	if _, err := r.m.ffmpeg(); err != nil {
 		return err
 	}
 	var tap *sfu.Tap
 	ready := make(chan struct{}) // tap is set
 	defer close(ready)
-	tap, err = src.Tap(r.p.ParticipantID, sfu.TapOptions{
+	tap, err := src.Tap(r.p.ParticipantID, sfu.TapOptions{
 		OnPacket: func(track int, h *rtp.Header, payload []byte) {
 			if rn := r.cur.Load(); rn != nil {
 				rn.writeRTP(track, h, payload)
@@ -365,6 +392,23 @@ func (r *Recording) startRun(ctx context.Context, src Source) error {
 	})
 	if err != nil {
 		return fmt.Errorf("reading the publisher: %w", err)
+	}
+	if err := r.runOn(ctx, tap); err != nil {
+		tap.Close()
+		return err
+	}
+	r.mu.Lock()
+	r.tap, r.restarts = tap, 0
+	r.mu.Unlock()
+	return nil
+}
+
+// runOn starts an ffmpeg run on a tap: the next run of the recording, its
+// numbering going on from the last. Called with opMu held.
+func (r *Recording) runOn(ctx context.Context, tap *sfu.Tap) error {
+	bin, err := r.m.ffmpeg()
+	if err != nil {
+		return err
 	}
 	r.mu.Lock()
 	runIndex := r.runs
@@ -389,17 +433,54 @@ func (r *Recording) startRun(ctx context.Context, src Source) error {
 	r.mu.Unlock()
 	rn, err := startRun(ctx, cfg)
 	if err != nil {
-		tap.Close()
 		return err
 	}
-	r.mu.Lock()
-	r.tap = tap
-	r.mu.Unlock()
 	r.cur.Store(rn)
 	// The tap's first keyframe may have gone by before ffmpeg listened.
 	tap.RequestKeyframe()
 	r.saveState()
+	r.m.wg.Go(func() { r.watch(rn, tap) })
 	return nil
+}
+
+// maxRestarts bounds how often a recording starts ffmpeg again on one
+// publisher connection before it gives up on the connection.
+const maxRestarts = 5
+
+// watch starts the run again when ffmpeg ends while the publisher is still
+// there: its input timed out (the publisher sent nothing, not even a
+// sender report's worth, for a while) or it failed. The next run goes on
+// with the numbering, as after a reconnect. After maxRestarts the
+// connection is given up (its tap closed): the recording then waits for
+// the publisher to come back within its window, or ends.
+func (r *Recording) watch(rn *run, tap *sfu.Tap) {
+	<-rn.done
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	if !r.cur.CompareAndSwap(rn, nil) {
+		return // stopped on purpose
+	}
+	r.log.Warn("ffmpeg ended while recording; starting it again", "err", rn.err, "ffmpeg", rn.tail.String())
+	_ = rn.stop(time.Second)
+	r.sync(context.Background())
+	r.mu.Lock()
+	live := r.tap == tap && !r.finished
+	r.restarts++
+	give := r.restarts > maxRestarts
+	r.mu.Unlock()
+	if !live {
+		return
+	}
+	if !give {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := r.runOn(ctx, tap)
+		cancel()
+		if err == nil {
+			return
+		}
+		r.log.Warn("starting ffmpeg again", "err", err)
+	}
+	tap.Close() // OnClosed: the recording waits for a reconnect, or ends
 }
 
 // lastOnDisk is the highest number N of a file N<ext> in the sub folder of
@@ -572,7 +653,7 @@ func (r *Recording) fail(out Outcome, reason string, writeFile bool) {
 }
 
 func (r *Recording) put(ctx context.Context, key string, body []byte, contentType string) error {
-	return r.m.cfg.Storage.Put(ctx, r.s.Bucket, path.Join(r.prefix, key), body, contentType)
+	return r.m.cfg.Storage.Put(ctx, r.s.Bucket, path.Join(r.prefix, key), bytes.NewReader(body), contentType)
 }
 
 func (r *Recording) startSync() {

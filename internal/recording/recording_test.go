@@ -3,7 +3,6 @@ package recording
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,40 +16,32 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/rostrum-dev/rostrum/internal/objstore"
+	"github.com/rostrum-dev/rostrum/internal/objstore/folder"
+	"github.com/rostrum-dev/rostrum/internal/objstore/objstoretest"
+	"github.com/rostrum-dev/rostrum/internal/objstore/s3store"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // These tests record real pion publishers (H.264 or VP8 and Opus made by
 // ffmpeg) through the real forwarding engine and ffmpeg, into a folder
 // storage, and check the result with ffprobe.
 
-// dirStorage is the smallest Storage: bucket B key K is the file dir/B/K.
-// A bucket that is not a folder does not exist.
-type dirStorage struct {
-	dir string
-	mu  sync.Mutex
-	n   int
-}
-
-var errNoBucket = errors.New("no such bucket")
-
-func (d *dirStorage) Put(_ context.Context, bucket, key string, body []byte, _ string) error {
-	if _, err := os.Stat(filepath.Join(d.dir, bucket)); err != nil {
-		return errNoBucket
+// s3Storage is a real S3-compatible service (Versity's gateway) serving a
+// folder, with a bucket "bucket".
+func s3Storage(t *testing.T) (objstore.Storage, string) {
+	t.Helper()
+	g := objstoretest.StartVersityGW(t)
+	st, err := s3store.New(s3store.Config{Endpoint: g.Endpoint, Region: g.Region, AccessKeyID: g.AccessKeyID, SecretAccessKey: g.SecretAccessKey, ForcePathStyle: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := filepath.Join(d.dir, bucket, key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+	if err := st.CreateBucket(context.Background(), "bucket"); err != nil {
+		t.Fatal(err)
 	}
-	d.mu.Lock()
-	d.n++
-	tmp := fmt.Sprintf("%s.tmp%d", p, d.n)
-	d.mu.Unlock()
-	if err := os.WriteFile(tmp, body, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return st, g.Dir
 }
 
 var fixtures struct {
@@ -219,25 +210,32 @@ type env struct {
 	t       *testing.T
 	engine  *sfu.Engine
 	router  *sfu.Router
-	store   *dirStorage
+	store   objstore.Storage
+	dir     string // where the storage keeps bucket B's key K: dir/B/K
 	mgr     *Manager
 	changes *changes
 	spool   string
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv records into the local folder storage, or with s3 into a real
+// S3-compatible service.
+func newEnv(t *testing.T, s3 bool) *env {
 	t.Helper()
 	e, err := sfu.NewEngine(sfu.Config{ListenIP: "127.0.0.1", TCPPort: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	st := &dirStorage{dir: filepath.Join(root, "storage")}
-	if err := os.MkdirAll(filepath.Join(st.dir, "bucket"), 0o755); err != nil {
-		t.Fatal(err)
+	ev := &env{t: t, engine: e, router: e.NewRouter("st-1"), changes: newChanges(), spool: filepath.Join(root, "spool")}
+	if s3 {
+		ev.store, ev.dir = s3Storage(t)
+	} else {
+		ev.dir = filepath.Join(root, "storage")
+		if ev.store, err = folder.New(ev.dir); err != nil {
+			t.Fatal(err)
+		}
 	}
-	ev := &env{t: t, engine: e, router: e.NewRouter("st-1"), store: st, changes: newChanges(), spool: filepath.Join(root, "spool")}
-	ev.mgr = NewManager(Config{Storage: st, SpoolDir: ev.spool, OnChange: ev.changes.add, SyncInterval: 300 * time.Millisecond})
+	ev.mgr = NewManager(Config{Storage: ev.store, SpoolDir: ev.spool, OnChange: ev.changes.add, SyncInterval: 300 * time.Millisecond})
 	t.Cleanup(func() {
 		_ = ev.mgr.Close(context.Background())
 		_ = ev.router.Close()
@@ -269,50 +267,15 @@ func sources(t *testing.T, f rtclient.Fixtures, video string) []rtclient.MediaSo
 	return []rtclient.MediaSource{a, v}
 }
 
-// probe is what ffprobe says of a file or playlist.
-type probe struct {
-	Format struct {
-		Duration string `json:"duration"`
-	} `json:"format"`
-	Streams []struct {
-		CodecType string `json:"codec_type"`
-		CodecName string `json:"codec_name"`
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-		StartTime string `json:"start_time"`
-	} `json:"streams"`
-}
-
-func ffprobe(t *testing.T, path string) probe {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	var p probe
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func (p probe) duration() float64 {
-	d, _ := strconv.ParseFloat(p.Format.Duration, 64)
-	return d
-}
-
-func (p probe) codec(kind string) (string, int, int) {
-	for _, s := range p.Streams {
-		if s.CodecType == kind {
-			return s.CodecName, s.Width, s.Height
-		}
-	}
-	return "", 0, 0
-}
-
 func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
+	for _, s3 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "folder", true: "s3"}[s3], func(t *testing.T) { testRecordsH264AndOpus(t, s3) })
+	}
+}
+
+func testRecordsH264AndOpus(t *testing.T, s3 bool) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, s3)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
 	ev.mgr.Publishing(alice, settings(), ev.router)
 	started := ev.changes.await(t, Active)
@@ -320,13 +283,15 @@ func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
 		t.Fatalf("start change %+v", started)
 	}
 	begin := time.Now()
-	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	// While recording, the playlist is an EVENT playlist of finished segments.
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "#EXT-X-PLAYLIST-TYPE:EVENT")
 	time.Sleep(6*time.Second - time.Since(begin)) // publish for a while
 	wall := time.Since(begin).Seconds()
 	pub.close()
+	t.Logf("publisher closed after %.1f s", time.Since(begin).Seconds())
 	ended := ev.changes.await(t, Stopped)
+	t.Logf("recording stopped after %.1f s", time.Since(begin).Seconds())
 	if ended.Outcome != Ended || ended.Duration <= 0 {
 		t.Fatalf("end change %+v", ended)
 	}
@@ -339,21 +304,21 @@ func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
 	if !strings.Contains(mv, "high/playlist.m3u8") || !strings.Contains(mv, "RESOLUTION=640x360") || !strings.Contains(mv, `CODECS="avc1.42`) || !strings.Contains(mv, `,mp4a.40.2"`) {
 		t.Fatalf("multivariant playlist:\n%s", mv)
 	}
-	p := ffprobe(t, filepath.Join(prefix, keyMultivariant))
-	if c, w, h := p.codec("video"); c != "h264" || w != 640 || h != 360 {
+	p := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant))
+	if c, w, h := p.Stream("video"); c != "h264" || w != 640 || h != 360 {
 		t.Fatalf("video stream %s %dx%d", c, w, h)
 	}
-	if c, _, _ := p.codec("audio"); c != "aac" {
+	if c, _, _ := p.Stream("audio"); c != "aac" {
 		t.Fatalf("audio stream %q", c)
 	}
-	t.Logf("streams %+v, duration %.3f s, published %.3f s", p.Streams, p.duration(), wall)
+	t.Logf("streams %+v, duration %.3f s, published %.3f s", p.Streams, p.Duration(), wall)
 	// The media lasts as long as the publisher published, less the wait for
 	// ffmpeg to start and the first keyframe (a second at most).
-	if d := p.duration(); d < wall-2.5 || d > wall+1 {
+	if d := p.Duration(); d < wall-2.5 || d > wall+1 {
 		t.Fatalf("recording lasts %.2f s for %.2f s of publishing", d, wall)
 	}
-	if got := ended.Duration.Seconds(); got < p.duration()-1 || got > p.duration()+1 {
-		t.Fatalf("reported duration %.2f s, media %.2f s", got, p.duration())
+	if got := ended.Duration.Seconds(); got < p.Duration()-1 || got > p.Duration()+1 {
+		t.Fatalf("reported duration %.2f s, media %.2f s", got, p.Duration())
 	}
 
 	// Thumbnails: one a second, JPEGs of the picture's size, and the latest.
@@ -362,7 +327,7 @@ func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
 		t.Fatalf("%d thumbnails for %.1f s at one a second", len(thumbs), wall)
 	}
 	for _, th := range []string{filepath.Join(prefix, dirThumbnails, "1.jpg"), filepath.Join(prefix, keyLatestThumb)} {
-		if c, w, h := ffprobe(t, th).codec("video"); c != "mjpeg" || w != 640 || h != 360 {
+		if c, w, h := testutil.FFprobe(t, th).Stream("video"); c != "mjpeg" || w != 640 || h != 360 {
 			t.Fatalf("thumbnail %s: %s %dx%d", th, c, w, h)
 		}
 	}
@@ -391,7 +356,7 @@ func TestRecordsH264AndOpusAsIVSLaysItOut(t *testing.T) {
 
 func TestRecordingAMissingBucketFails(t *testing.T) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, true)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
 	defer pub.close()
 	s := settings()
@@ -426,18 +391,18 @@ func waitFile(t *testing.T, p, contains string) {
 
 func TestRecordsVP8AsH264(t *testing.T) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, false)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.VP8)...)
 	s := settings()
 	s.ThumbnailIntervalSeconds = 0 // DISABLED
 	ev.mgr.Publishing(alice, s, ev.router)
 	started := ev.changes.await(t, Active)
-	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
 	pub.close()
 	ev.changes.await(t, Stopped)
-	p := ffprobe(t, filepath.Join(prefix, keyMultivariant))
-	if c, w, h := p.codec("video"); c != "h264" || w != 640 || h != 360 {
+	p := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant))
+	if c, w, h := p.Stream("video"); c != "h264" || w != 640 || h != 360 {
 		t.Fatalf("video stream %s %dx%d, want VP8 converted to H.264", c, w, h)
 	}
 	if thumbs, _ := filepath.Glob(filepath.Join(prefix, "media", "*thumbnail*", "*", "*.jpg")); len(thumbs) != 0 {
@@ -451,13 +416,13 @@ func TestRecordsVP8AsH264(t *testing.T) {
 
 func TestReconnectWithinTheWindowContinuesTheRecording(t *testing.T) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, false)
 	s := settings()
 	s.ReconnectWindow = 30 * time.Second
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
 	ev.mgr.Publishing(alice, s, ev.router)
 	started := ev.changes.await(t, Active)
-	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
 	thumbsBefore := countFiles(t, filepath.Join(prefix, dirThumbnails))
 	pub.close()
@@ -488,7 +453,7 @@ func TestReconnectWithinTheWindowContinuesTheRecording(t *testing.T) {
 	if n := countFiles(t, filepath.Join(prefix, dirThumbnails)); n <= thumbsBefore {
 		t.Fatalf("thumbnails did not go on after the reconnect (%d then %d)", thumbsBefore, n)
 	}
-	if c, _, _ := ffprobe(t, filepath.Join(prefix, keyMultivariant)).codec("video"); c != "h264" {
+	if c, _, _ := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant)).Stream("video"); c != "h264" {
 		t.Fatal("the continued recording does not play")
 	}
 	for _, c := range ev.changes.all {
@@ -500,12 +465,12 @@ func TestReconnectWithinTheWindowContinuesTheRecording(t *testing.T) {
 
 func TestRecoverFinishesWhatACrashLeft(t *testing.T) {
 	f := needMedia(t)
-	ev := newEnv(t)
+	ev := newEnv(t, false)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
 	defer pub.close()
 	ev.mgr.Publishing(alice, settings(), ev.router)
 	started := ev.changes.await(t, Active)
-	prefix := filepath.Join(ev.store.dir, "bucket", started.KeyPrefix)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
 	// What a server killed now leaves: its spool as it is (copied, as the
 	// running recording will go on changing this one).
@@ -528,8 +493,11 @@ func TestRecoverFinishesWhatACrashLeft(t *testing.T) {
 	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(prefix, keyFailed))), &doc); err != nil || doc.RecordingStatus != statusEndedWithFail || doc.StatusMessage == "" {
 		t.Fatalf("recording-failed.json: %v %+v", err, doc)
 	}
-	if pl := readFile(t, filepath.Join(prefix, keyPlaylist)); !strings.Contains(pl, "#EXT-X-ENDLIST") {
-		t.Fatalf("the recovered playlist is left open:\n%s", pl)
+	if pl := readFile(t, filepath.Join(prefix, keyPlaylist)); !strings.Contains(pl, "#EXT-X-ENDLIST") || !strings.Contains(pl, "2.mp4") {
+		t.Fatalf("the recovered playlist is left open or empty:\n%s", pl)
+	}
+	if c, _, _ := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant)).Stream("video"); c != "h264" {
+		t.Fatal("the recovered recording does not play")
 	}
 	if left, _ := filepath.Glob(filepath.Join(crashed, "*", "*", "*", "*", stateFile)); len(left) != 0 {
 		t.Fatalf("recovered state left in the spool: %v", left)
@@ -540,4 +508,72 @@ func countFiles(t *testing.T, dir string) int {
 	t.Helper()
 	e, _ := os.ReadDir(dir)
 	return len(e)
+}
+
+func TestAnFFmpegThatDiesIsStartedAgain(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t, false)
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	ev.mgr.Publishing(alice, settings(), ev.router)
+	started := ev.changes.await(t, Active)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
+	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
+	ev.mgr.mu.Lock()
+	r := ev.mgr.recs[recKey(alice)]
+	ev.mgr.mu.Unlock()
+	if err := r.cur.Load().cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// The recording goes on in a new run, numbering on.
+	waitFile(t, filepath.Join(prefix, keyPlaylist), `#EXT-X-MAP:URI="init-1.mp4"`)
+	pub.close()
+	ended := ev.changes.await(t, Stopped)
+	if ended.KeyPrefix != started.KeyPrefix {
+		t.Fatalf("a new recording after ffmpeg died: %s", ended.KeyPrefix)
+	}
+	pl := readFile(t, filepath.Join(prefix, keyPlaylist))
+	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY") || !strings.Contains(pl, "#EXT-X-ENDLIST") {
+		t.Fatalf("playlist after a restart:\n%s", pl)
+	}
+	if c, _, _ := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant)).Stream("video"); c != "h264" {
+		t.Fatal("the recording does not play after a restart")
+	}
+}
+
+// Two recordings of one participant started within the same second (a
+// quick republish) get folders of their own.
+func TestRecordingsStartedInOneSecondDoNotShareAFolder(t *testing.T) {
+	m := NewManager(Config{SpoolDir: t.TempDir()})
+	m.mu.Lock()
+	a, b := m.newRecording(alice, settings()), m.newRecording(alice, settings())
+	m.mu.Unlock()
+	if a.prefix == b.prefix || a.dir == b.dir {
+		t.Fatalf("both recordings in %s", a.prefix)
+	}
+	if !b.started.After(a.started) {
+		t.Fatalf("the second starts at %v, not after %v", b.started, a.started)
+	}
+}
+
+func TestReconnectAfterTheWindowStartsANewRecording(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t, false)
+	s := settings()
+	s.ReconnectWindow = time.Second
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	ev.mgr.Publishing(alice, s, ev.router)
+	first := ev.changes.await(t, Active)
+	waitFile(t, filepath.Join(ev.dir, "bucket", first.KeyPrefix, keyPlaylist), "1.mp4")
+	pub.close()
+	// The window passes: the recording ends.
+	if ended := ev.changes.await(t, Stopped); ended.KeyPrefix != first.KeyPrefix {
+		t.Fatalf("ended %s, want %s", ended.KeyPrefix, first.KeyPrefix)
+	}
+	pub = publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	defer pub.close()
+	ev.mgr.Publishing(alice, s, ev.router)
+	second := ev.changes.await(t, Active)
+	if second.Outcome != Started || second.KeyPrefix == first.KeyPrefix {
+		t.Fatalf("a publisher back after the window continued %s (%+v)", first.KeyPrefix, second)
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
+	"github.com/rostrum-dev/rostrum/internal/events/sink"
 	"github.com/rostrum-dev/rostrum/internal/store"
 )
 
@@ -23,7 +24,7 @@ func startEventBus(ctx context.Context, cfg *config.Config, st store.Store, log 
 	ec := cfg.Events
 	var sinks []events.SinkConfig
 	for _, h := range ec.WebhookList() {
-		w, err := events.NewWebhook(h.URL, []byte(ec.WebhookSecret), webhookTimeout)
+		w, err := sink.NewWebhook(h.URL, []byte(ec.WebhookSecret), webhookTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -45,7 +46,7 @@ func startEventBus(ctx context.Context, cfg *config.Config, st store.Store, log 
 		if id == "" || secret == "" {
 			return nil, fmt.Errorf("--event-bridge-bus needs credentials: --event-bridge-access-key-id and --event-bridge-secret-access-key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 		}
-		eb, err := events.NewEventBridge(events.EventBridgeConfig{
+		eb, err := sink.NewEventBridge(sink.EventBridgeConfig{
 			Endpoint:    ec.BridgeEndpoint,
 			Region:      region,
 			Credentials: credentials.NewStaticCredentialsProvider(id, secret, token),

@@ -19,7 +19,11 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/awsapi"
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
+	"github.com/rostrum-dev/rostrum/internal/events/stream"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/metrics"
+	"github.com/rostrum-dev/rostrum/internal/objstore"
+	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/signal"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
@@ -40,28 +44,60 @@ type Server struct {
 	Stages   *stage.Manager
 	Service  *ivs.Service
 	Events   *events.Bus
-	BaseURL  string
-	ready    atomic.Bool
-	done     chan error
-	stopOnce sync.Once
-	stopErr  error
+	// Storage is where recordings are written (OpenStorage).
+	Storage objstore.Storage
+	// Recordings records the publishers of stages that record.
+	Recordings *recording.Manager
+	BaseURL    string
+	ready      atomic.Bool
+	done       chan error
+	stopOnce   sync.Once
+	stopErr    error
+	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
+	housekeeping *housekeeping
+	unlock       func() // releases the data dir (datadir_unix.go)
 
 	eventStream http.Handler
+
+	metrics         *metrics.Registry // metrics.go
+	metricsHTTP     *http.Server
+	metricsListener net.Listener
 }
 
 // Start opens the store, binds the listener and starts serving.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	storage, err := OpenStorage(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			unlock()
+		}
+	}()
+	sqlStore, err := sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	reg := metrics.New(log)
+	st := reg.Store(sqlStore)
+	node, err := resolveNodeID(ctx, cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, listenError(err, "HTTP", "--listen", cfg.Listen)
 	}
 	base := cfg.BaseURL(ln.Addr())
 	bus, err := startEventBus(ctx, cfg, st, log)
@@ -77,8 +113,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Quotas:    cfg.Quotas,
 		Store:     st,
 		Events:    bus,
+		NodeID:    node,
 		Logger:    log,
+
+		SelfSignedTokenMaxLifetime: cfg.SelfSignedTokenMaxLifetime,
 	})
+	if err == nil {
+		err = closeLeftovers(ctx, svc, log)
+	}
 	if err != nil {
 		bus.Close()
 		ln.Close()
@@ -88,7 +130,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	engine, err := sfu.NewEngine(sfu.Config{
 		UDPPort:   cfg.RTCUDPPort,
 		TCPPort:   cfg.RTCTCPPort,
-		ListenIP:  cfg.RTCListenIP,
+		ListenIP:  cfg.MediaListenIP(),
 		PublicIPs: cfg.PublicIPs(),
 		Logger:    log,
 	})
@@ -96,7 +138,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		bus.Close()
 		ln.Close()
 		st.Close()
-		return nil, fmt.Errorf("media engine: %w", err)
+		return nil, engineError(err, cfg.RTCUDPPort, cfg.RTCTCPPort)
 	}
 	stages := stage.NewManager(stage.Config{
 		SessionGrace:   cfg.SessionGrace,
@@ -108,6 +150,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Logger:         log,
 	}, svc, stage.EngineOf(engine))
 	svc.SetMediaPlane(stages)
+	recordings := recording.NewManager(recording.Config{
+		Storage:  storage,
+		SpoolDir: filepath.Join(cfg.DataDir, "recording-spool"),
+		Logger:   log,
+		OnChange: stages.RecordingChanged,
+	})
+	stages.SetRecorder(recordings)
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,
@@ -115,13 +164,44 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	}
 	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1)}
 	s.Events = bus
-	s.eventStream = bus.StreamHandler(events.StreamAuth{Verifier: verifier, Token: cfg.Events.StreamToken})
+	s.Storage = storage
+	s.Recordings = recordings
+	log.Info("recording storage", "storage", storage.String())
+	// Recordings a killed server left half-written are closed (FAILED,
+	// with what had been written) while the server starts serving.
+	go func() {
+		n, err := recordings.Recover(ctx)
+		if err != nil {
+			log.Warn("closing recordings left by the previous run", "err", err)
+		} else if n > 0 {
+			log.Warn("closed recordings left open by the previous run", "recordings", n)
+		}
+	}()
+	s.eventStream = stream.Handler(bus, stream.Auth{Verifier: verifier, Token: cfg.Events.StreamToken})
+	api := awsapi.New(svc, verifier, log)
+	s.observe(reg, api)
+	if err := s.startMetricsListener(cfg.HTTP.MetricsListen); err != nil {
+		stages.Close()
+		bus.Close()
+		engine.Close()
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	// Every request is bounded (a slow body, a slow reader, an idle
+	// keep-alive); the events websocket (hijacked) and the live event
+	// stream (http.ResponseController) lift the bounds once accepted.
 	s.http = &http.Server{
-		Handler:           s.routes(awsapi.New(svc, verifier, log), signal.New(stages, log)),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           s.routes(api, signal.New(stages, log)),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
+	s.housekeeping = startHousekeeping(cfg, svc, st, log)
+	s.unlock, started = unlock, true
 	s.ready.Store(true)
 	return s, nil
 }
@@ -150,9 +230,12 @@ func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.
 	for _, p := range signal.Prefixes {
 		mux.Handle(p, media)
 	}
-	// The live event stream (server-sent events) and the bus's metrics.
+	// The live event stream (server-sent events) and, unless
+	// --metrics-listen moves them, the metrics.
 	mux.Handle("/v1/events", s.eventStream)
-	mux.Handle("GET /metrics", s.Events.MetricsHandler())
+	if s.cfg.HTTP.MetricsListen == "" {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	// The browser library (/sdk/), the demo page (/demo/) and, only with
 	// --dev-token-endpoint, the development token endpoint (/dev/).
 	webOpts := web.Options{Logger: s.log}
@@ -186,15 +269,23 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
+	// Open recordings are finished now, whatever their reconnect windows:
+	// playlists made VOD, recording-ended.json written, their events in
+	// the outbox before the bus closes.
+	if err := s.Recordings.Close(ctx); err != nil {
+		s.log.Warn("finishing recordings", "err", err)
+	}
+	err := s.housekeeping.signOff(ctx)
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.
 	s.Events.Close()
-	err := s.http.Shutdown(ctx)
+	err = errors.Join(err, s.http.Shutdown(ctx), s.stopMetricsListener(ctx))
 	if cerr := s.engine.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	if cerr := s.store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
+	s.unlock()
 	return err
 }

@@ -57,6 +57,8 @@ type Engine struct {
 	mu      sync.Mutex
 	routers map[*Router]struct{}
 	closed  bool
+
+	stats engineStats // stats.go
 }
 
 type peerRole uint8
@@ -147,15 +149,16 @@ func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
 		reg.Add(roleFactory{e: e, role: role, inner: f})
 		return nil
 	}
-	nackGen, err := nack.NewGeneratorInterceptor()
+	reg.Add(statsFactory{e: e}) // first: it sees the wire (stats.go)
+	nackGen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(logs))
 	if err := add(rolePublisher, nackGen, err); err != nil {
 		return nil, err
 	}
-	rr, err := report.NewReceiverInterceptor()
+	rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(logs))
 	if err := add(rolePublisher, rr, err); err != nil {
 		return nil, err
 	}
-	twccFeedback, err := twcc.NewSenderInterceptor()
+	twccFeedback, err := twcc.NewSenderInterceptor(twcc.WithLoggerFactory(logs))
 	if err := add(rolePublisher, twccFeedback, err); err != nil {
 		return nil, err
 	}
@@ -216,6 +219,7 @@ func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConn
 	if err != nil {
 		return nil, nil, err
 	}
+	e.stats.watchJoin(pc, role)
 	return pc, est, nil
 }
 

@@ -54,3 +54,6 @@ const msgSignatureMismatch = "The request signature we calculated does not match
 
 const msgPayloadMismatch = "The provided 'x-amz-content-sha256' header does not match what was computed: " +
 	"the payload hash does not match the SHA-256 of the request body."
+
+const msgUnsignedPayload = "This service does not accept unsigned payloads: sign the SHA-256 of the request body " +
+	"(UNSIGNED-PAYLOAD and STREAMING-* are for Amazon S3 only), in the header and in presigned URLs alike."

@@ -111,6 +111,9 @@ func FuzzVerify(f *testing.F) {
 		req := fuzzRequest(method, host, path, query, authz, amzDate, ctype, contentSHA, len(body), viaRequestURI)
 		p, verr := v.Verify(req, []byte(body))
 		if verr == nil {
+			if isUnsigned(contentSHA) {
+				t.Fatalf("accepted an unsigned payload (%s)", contentSHA)
+			}
 			if p.AccessKeyID != testAKID || p.AccountID != testAccount {
 				t.Fatalf("accepted with principal %+v", p)
 			}

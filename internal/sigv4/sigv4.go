@@ -16,7 +16,9 @@
 // specification as the AWS SDKs implement it for non-S3 services: the
 // already-escaped request path is URI-encoded a second time, and a path that
 // only matches after RFC 3986 dot-segment/duplicate-slash normalisation (as
-// botocore and the JavaScript SDK sign it) is accepted too.
+// botocore and the JavaScript SDK sign it) is accepted too. The payload is
+// always the SHA-256 of the body received: UNSIGNED-PAYLOAD is S3's alone
+// (see payloadHash).
 package sigv4
 
 import (
@@ -146,7 +148,7 @@ func (v *Verifier) verify(r *http.Request, body []byte) (Principal, *Error) {
 		return Principal{}, errUnrecognized()
 	}
 
-	payloads, err := payloadHashes(r, body, req.presigned)
+	payload, err := payloadHash(r, body)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -161,16 +163,27 @@ func (v *Verifier) verify(r *http.Request, body []byte) (Principal, *Error) {
 	}
 	key := signingKey(cred.SecretAccessKey, req.scope)
 	provided := []byte(strings.ToLower(req.signature))
-	for _, uri := range canonicalURIs(path) {
-		for _, q := range queries {
-			for _, ph := range payloads {
-				creq := canonicalRequest(r.Method, uri, q, headers, req.signedHeaders, ph)
+	matches := func(payload string) bool {
+		for _, uri := range canonicalURIs(path) {
+			for _, q := range queries {
+				creq := canonicalRequest(r.Method, uri, q, headers, req.signedHeaders, payload)
 				sig := signature(key, stringToSign(req.amzDate, req.scope, creq))
 				if subtle.ConstantTimeCompare(sig, provided) == 1 {
-					return Principal{AccessKeyID: cred.AccessKeyID, AccountID: cred.AccountID}, nil
+					return true
 				}
 			}
 		}
+		return false
+	}
+	if matches(payload) {
+		return Principal{AccessKeyID: cred.AccessKeyID, AccountID: cred.AccountID}, nil
+	}
+	// A presigned URL made the S3 way signs UNSIGNED-PAYLOAD in place of the
+	// body's hash. It is refused all the same; checking for it (only after
+	// the real check failed) turns a puzzling mismatch into a message that
+	// says what to change.
+	if req.presigned && matches(unsignedPayload) {
+		return Principal{}, errInvalid(msgUnsignedPayload)
 	}
 	return Principal{}, errInvalid(msgSignatureMismatch)
 }
@@ -352,24 +365,34 @@ func (v *Verifier) lookup(id string) (Credential, bool) {
 	return Credential{}, false
 }
 
-// payloadHashes returns the payload hash candidates for the canonical
-// request. A client-supplied X-Amz-Content-Sha256 is used as is after
-// checking it against body (unless it is UNSIGNED-PAYLOAD); otherwise the
-// body is hashed. Presigned URLs are commonly signed with UNSIGNED-PAYLOAD,
-// so that is accepted as a second candidate for them.
-func payloadHashes(r *http.Request, body []byte, presigned bool) ([]string, *Error) {
+// payloadHash returns the payload hash of the canonical request: always the
+// SHA-256 of the body that arrived. Only Amazon S3 lets a client leave the
+// body out of the signature (UNSIGNED-PAYLOAD, STREAMING-*); restJson1
+// services such as ivs-realtime hash the real body, so a signature, header
+// or presigned, covers every byte of the request. Accepting UNSIGNED-PAYLOAD
+// here would let anyone holding a presigned URL send it with another body
+// (a token for another stage, other capabilities). No AWS SDK sends it for
+// this API: aws-sdk-go-v2, the JS SDK v3 and botocore sign the body's hash,
+// presigned or not, for every service but S3.
+//
+// A client-supplied X-Amz-Content-Sha256 must be that hash; anything else
+// is refused before the signature is checked, with a message that says why.
+func payloadHash(r *http.Request, body []byte) (string, *Error) {
 	sum := sha256.Sum256(body)
 	bodyHash := hex.EncodeToString(sum[:])
-	if h := r.Header.Get(hdrContentSHA); h != "" {
-		if h != unsignedPayload && !strings.EqualFold(h, bodyHash) {
-			return nil, errInvalid(msgPayloadMismatch)
+	if h := r.Header.Get(hdrContentSHA); h != "" && !strings.EqualFold(h, bodyHash) {
+		if isUnsigned(h) {
+			return "", errInvalid(msgUnsignedPayload)
 		}
-		return []string{h}, nil
+		return "", errInvalid(msgPayloadMismatch)
 	}
-	if presigned {
-		return []string{bodyHash, unsignedPayload}, nil
-	}
-	return []string{bodyHash}, nil
+	return bodyHash, nil
+}
+
+// isUnsigned reports whether h is one of S3's placeholders for a payload
+// left out of the signature.
+func isUnsigned(h string) bool {
+	return h == unsignedPayload || strings.HasPrefix(h, "STREAMING-")
 }
 
 func hmacSHA256(key []byte, data string) []byte {

@@ -315,15 +315,57 @@ func TestSessionTokenAndContentSHA(t *testing.T) {
 		t.Fatal(got.err)
 	}
 
-	// UNSIGNED-PAYLOAD skips the body check but is still signed.
-	r = newReq(t, "POST", s.URL+"/CreateStage", body)
-	r.Header.Set(hdrContentSHA, unsignedPayload)
-	o = defaultSign()
-	o.payloadHash = unsignedPayload
-	sign(t, r, body, o)
-	if got := s.do(t, r); got.err != nil {
-		t.Fatal(got.err)
+	// UNSIGNED-PAYLOAD is S3's: this API refuses it, even correctly signed,
+	// and says why.
+	for _, h := range []string{unsignedPayload, "STREAMING-UNSIGNED-PAYLOAD-TRAILER"} {
+		r = newReq(t, "POST", s.URL+"/CreateStage", body)
+		r.Header.Set(hdrContentSHA, h)
+		o = defaultSign()
+		o.payloadHash = h
+		sign(t, r, body, o)
+		expectErr(t, s.do(t, r).err, CodeInvalidSignature, msgUnsignedPayload)
 	}
+}
+
+// TestPresignedBodyIsSigned: a presigned POST covers its body, as AWS's
+// restJson1 services check it; the body of a presigned URL cannot be
+// swapped, and a URL presigned with UNSIGNED-PAYLOAD (the S3 way) is
+// refused with a message saying so.
+func TestPresignedBodyIsSigned(t *testing.T) {
+	s := newServer(t, newVerifier())
+	const stageX = `{"stageArn":"arn:aws:ivs:us-east-1:123456789012:stage/stageXXXXXXX","capabilities":["PUBLISH"]}`
+	const stageY = `{"stageArn":"arn:aws:ivs:us-east-1:123456789012:stage/stageYYYYYYY","capabilities":["PUBLISH"]}`
+	presign := func(body, payloadHash string) string {
+		r := newReq(t, "POST", s.URL+"/CreateParticipantToken", []byte(body))
+		u, _, err := v4.NewSigner().PresignHTTP(context.Background(),
+			aws.Credentials{AccessKeyID: testAKID, SecretAccessKey: testSecret},
+			r, payloadHash, testService, testRegion, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	post := func(u, body string) received { return s.do(t, newReq(t, "POST", u, []byte(body))) }
+	if len(stageX) != len(stageY) {
+		t.Fatal("the swapped body must keep the signed Content-Length")
+	}
+
+	// What SDKs do for non-S3 services: the body's hash.
+	u := presign(stageX, hashHex([]byte(stageX)))
+	if got := post(u, stageX); got.err != nil {
+		t.Fatalf("presigned with the body's hash: %v", got.err)
+	}
+	expectErr(t, post(u, stageY).err, CodeInvalidSignature, msgSignatureMismatch)
+	expectErr(t, post(u, "").err, CodeInvalidSignature, msgSignatureMismatch)
+
+	u = presign(stageX, unsignedPayload)
+	expectErr(t, post(u, stageX).err, CodeInvalidSignature, msgUnsignedPayload)
+	expectErr(t, post(u, stageY).err, CodeInvalidSignature, msgUnsignedPayload)
+
+	// The header cannot reopen the door on a presigned URL either.
+	r := newReq(t, "POST", u, []byte(stageY))
+	r.Header.Set(hdrContentSHA, unsignedPayload)
+	expectErr(t, s.do(t, r).err, CodeInvalidSignature, msgUnsignedPayload)
 }
 
 func TestPresignedURL(t *testing.T) {

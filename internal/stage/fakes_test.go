@@ -5,14 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/store"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
@@ -71,7 +72,11 @@ func (s *fakeService) RecordParticipantState(ctx context.Context, arn, sid strin
 	if p.Connected {
 		state = "CONNECTED"
 	}
-	return s.write(arn, p.ID+" "+state)
+	line := p.ID + " " + state
+	if p.Recording {
+		line += " recording=" + p.RecordingState + " " + p.RecordingBucket + " " + p.RecordingPrefix
+	}
+	return s.write(arn, line)
 }
 
 func (s *fakeService) RecordEvent(ctx context.Context, arn, sid string, e ivs.ParticipantEvent) error {
@@ -83,6 +88,10 @@ func (s *fakeService) RecordEvent(ctx context.Context, arn, sid string, e ivs.Pa
 		line += " " + e.ErrorCode
 	}
 	return s.write(arn, line)
+}
+
+func (s *fakeService) RecordRecordingChange(ctx context.Context, arn, sid string, c ivs.RecordingChange, patch bool) error {
+	return s.write(arn, c.ParticipantID+" recording "+c.State+" "+c.Event)
 }
 
 func (s *fakeService) deleteStage(arn string) {
@@ -157,6 +166,10 @@ func (r *fakeRouter) Subscribe(ctx context.Context, sid, pid, offer string, opts
 		return nil, "", err
 	}
 	return c, "answer", nil
+}
+
+func (r *fakeRouter) Tap(string, sfu.TapOptions) (*sfu.Tap, error) {
+	return nil, sfu.ErrPublisherNotFound
 }
 
 func (r *fakeRouter) Close() error {
@@ -286,7 +299,7 @@ type rig struct {
 	svc    *fakeService
 	engine *fakeEngine
 	stage  *ivs.StageInfo
-	warns  *logCounter
+	warns  *testutil.Warnings
 }
 
 const testStageARN = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGhIjKl"
@@ -295,7 +308,7 @@ func newRig(t testing.TB, mutate ...func(*Config)) *rig {
 	svc := newFakeService(t)
 	info := &ivs.StageInfo{ARN: testStageARN, ID: "AbCdEfGhIjKl", Owner: "123456789012"}
 	svc.stages[info.ARN] = info
-	warns := &logCounter{}
+	warns := &testutil.Warnings{}
 	cfg := Defaults
 	cfg.Logger = slog.New(warns)
 	for _, f := range mutate {
@@ -378,31 +391,24 @@ func count(lines []string, line string) int {
 	return n
 }
 
-// logCounter counts warnings and errors logged.
-type logCounter struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logCounter) Enabled(ctx context.Context, lv slog.Level) bool { return lv >= slog.LevelWarn }
-func (l *logCounter) Handle(ctx context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		b.WriteString(" " + a.String())
-		return true
-	})
-	l.mu.Lock()
-	l.lines = append(l.lines, b.String())
-	l.mu.Unlock()
-	return nil
-}
-func (l *logCounter) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logCounter) WithGroup(string) slog.Handler      { return l }
-func (l *logCounter) logged() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.lines...)
-}
-
 var errStore = errors.New("fake: the database is locked")
+
+// fakeRecorder remembers whom the stage asked it to record.
+type fakeRecorder struct {
+	mu    sync.Mutex
+	calls []recording.Participant
+	sets  []recording.Settings
+}
+
+func (f *fakeRecorder) Publishing(p recording.Participant, s recording.Settings, src recording.Source) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, p)
+	f.sets = append(f.sets, s)
+}
+
+func (f *fakeRecorder) called() []recording.Participant {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]recording.Participant(nil), f.calls...)
+}

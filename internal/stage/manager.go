@@ -60,12 +60,13 @@ const deletedMemory = time.Minute
 
 // Manager holds the live stages of this node.
 type Manager struct {
-	cfg    Config
-	svc    Service
-	engine Engine
-	log    *slog.Logger
-	now    func() time.Time
-	limit  *connectLimiter
+	cfg      Config
+	svc      Service
+	engine   Engine
+	recorder Recorder // nil: nothing is recorded
+	log      *slog.Logger
+	now      func() time.Time
+	limit    *connectLimiter
 
 	mu        sync.Mutex
 	stages    map[string]*Stage // by stage ARN
@@ -89,6 +90,10 @@ func NewManager(cfg Config, svc Service, engine Engine) *Manager {
 		limit:  newConnectLimiter(cfg.ConnectRate, cfg.ConnectBurst),
 		stages: map[string]*Stage{}, deleted: map[string]time.Time{}, resources: map[string]*Resource{}}
 }
+
+// SetRecorder makes the manager record the publishers of stages that
+// record their participants. Call it before the manager is used.
+func (m *Manager) SetRecorder(r Recorder) { m.recorder = r }
 
 // Identity is an authenticated participant token.
 type Identity struct {
@@ -123,7 +128,7 @@ func (m *Manager) Authenticate(ctx context.Context, raw string) (*Identity, erro
 	if err := p.Verify(a.Key); err != nil {
 		return nil, fmt.Errorf("%w: its signature does not verify", ErrTokenSignature)
 	}
-	if err := c.Validate(m.now(), m.cfg.TokenLeeway); err != nil {
+	if err := c.ValidateWith(m.now(), token.Limits{Leeway: m.cfg.TokenLeeway, MaxLifetime: a.MaxLifetime}); err != nil {
 		if errors.Is(err, token.ErrExpired) {
 			return nil, ErrTokenExpired
 		}

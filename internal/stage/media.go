@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
+	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 )
 
@@ -186,6 +189,66 @@ func (st *Stage) publishing(r *Resource) {
 	st.recordParticipant(p)
 	st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNamePublishStarted})
 	st.broadcast()
+	if rs := st.info.RecordingSettings; rs != nil && st.m.recorder != nil && st.router != nil {
+		st.m.recorder.Publishing(recording.Participant{
+			StageARN: st.arn, StageID: st.id, SessionID: st.sessionID, ParticipantID: p.id,
+		}, recordingSettings(rs), st.router)
+	}
+}
+
+// recordingSettings are the recorder's terms for a stage's settings.
+func recordingSettings(rs *ivs.RecordingSettings) recording.Settings {
+	return recording.Settings{
+		StorageConfigurationARN:  rs.StorageConfigurationARN,
+		Bucket:                   rs.Bucket,
+		MediaTypes:               recording.MediaTypes(rs.MediaTypes),
+		ThumbnailIntervalSeconds: rs.ThumbnailIntervalSeconds,
+		ThumbnailSequential:      rs.ThumbnailSequential,
+		ThumbnailLatest:          rs.ThumbnailLatest,
+		SegmentSeconds:           rs.SegmentSeconds,
+		ReconnectWindow:          time.Duration(rs.ReconnectWindowSeconds) * time.Second,
+	}
+}
+
+// RecordingChanged is the recorder telling the state of a participant's
+// recording. The stage writes it into the participant's record while the
+// participant's session is live; afterwards (a reconnect window that
+// outlives the session, a recording closed after a crash) the service
+// patches the stored record.
+func (m *Manager) RecordingChanged(c recording.Change) {
+	rc := ivs.RecordingChange{
+		ParticipantID: c.ParticipantID, State: string(c.State), Bucket: c.Bucket,
+		Prefix:    recording.ParticipantPrefix(c.StageID, c.SessionID, c.ParticipantID),
+		KeyPrefix: c.KeyPrefix, Duration: c.Duration, Reason: c.Reason,
+	}
+	switch c.Outcome {
+	case recording.Started:
+		rc.Event = events.RecordingStart
+	case recording.Ended:
+		rc.Event = events.RecordingEnd
+	case recording.StartFailed:
+		rc.Event = events.RecordingStartFailure
+	case recording.EndFailed:
+		rc.Event = events.RecordingEndFailure
+	}
+	if st := m.lookupStage(c.StageARN); st != nil {
+		st.mu.Lock()
+		p := st.participants[c.ParticipantID]
+		if p != nil && st.sessionID == c.SessionID {
+			p.recState, p.recBucket, p.recPrefix = rc.State, rc.Bucket, rc.Prefix
+			st.recordParticipant(p)
+			sid, arn := st.sessionID, st.arn
+			st.rec.add(func(ctx context.Context) error { return m.svc.RecordRecordingChange(ctx, arn, sid, rc, false) })
+			st.mu.Unlock()
+			return
+		}
+		st.mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.svc.RecordRecordingChange(ctx, c.StageARN, c.SessionID, rc, true); err != nil {
+		m.log.Warn("recording a participant's recording state", "stage", c.StageARN, "participant", c.ParticipantID, "err", err)
+	}
 }
 
 // Subscribe admits a subscriber to one publisher and answers its offer.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 )
 
@@ -19,6 +20,9 @@ type Service interface {
 	EndStageSession(ctx context.Context, stageARN, sessionID string) error
 	RecordParticipantState(ctx context.Context, stageARN, sessionID string, p ivs.ParticipantRecord) error
 	RecordEvent(ctx context.Context, stageARN, sessionID string, e ivs.ParticipantEvent) error
+	// RecordRecordingChange reports a participant recording's new state
+	// (patching the stored participant when patch is set).
+	RecordRecordingChange(ctx context.Context, stageARN, sessionID string, c ivs.RecordingChange, patch bool) error
 }
 
 // Engine is what the stage layer uses of the forwarding engine: one router
@@ -31,9 +35,17 @@ type Engine interface {
 type Router interface {
 	Publish(ctx context.Context, publisherID, offer string, cb sfu.PublisherCallbacks) (Conn, string, error)
 	Subscribe(ctx context.Context, subscriberID, publisherID, offer string, opts sfu.SubscribeOptions) (Subscription, string, error)
+	// Tap reads a publisher's media inside the process (for recording).
+	Tap(publisherID string, opts sfu.TapOptions) (*sfu.Tap, error)
 	// Close closes every connection of the session and waits for their
 	// callbacks; it is never called with a stage lock held.
 	Close() error
+}
+
+// Recorder records the participants who publish on stages that record
+// (*recording.Manager); it reports back through Manager.RecordingChanged.
+type Recorder interface {
+	Publishing(p recording.Participant, s recording.Settings, src recording.Source)
 }
 
 // Conn is one peer connection of the engine.
@@ -74,6 +86,10 @@ func (r sfuRouter) Subscribe(ctx context.Context, subscriberID, publisherID, off
 		return nil, "", err
 	}
 	return s, answer, nil
+}
+
+func (r sfuRouter) Tap(publisherID string, opts sfu.TapOptions) (*sfu.Tap, error) {
+	return r.r.Tap(publisherID, opts)
 }
 
 func (r sfuRouter) Close() error { return r.r.Close() }

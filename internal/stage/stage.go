@@ -10,6 +10,7 @@ import (
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
@@ -49,6 +50,10 @@ type Participant struct {
 	subs         map[string]*Resource // by publisher id: one subscription each
 	audioMuted   bool
 	videoStopped bool
+
+	// The participant's recording (on a stage that records), as the
+	// recorder last reported it.
+	recState, recBucket, recPrefix string
 }
 
 // ClientInfo is what a client says about itself.
@@ -179,6 +184,13 @@ func (st *Stage) recordParticipant(p *Participant) {
 	rec := ivs.ParticipantRecord{
 		ID: p.id, UserID: p.userID, Attributes: p.attributes, Connected: p.present, FirstJoin: p.firstJoin,
 		Published: p.published, Recording: st.info.Recording, Client: p.client,
+		RecordingState: p.recState, RecordingBucket: p.recBucket, RecordingPrefix: p.recPrefix,
+	}
+	if rs := st.info.RecordingSettings; rs != nil && rec.RecordingBucket == "" {
+		// Recording is on: the bucket and the participant's prefix are
+		// known before anything is recorded.
+		rec.RecordingBucket = rs.Bucket
+		rec.RecordingPrefix = recording.ParticipantPrefix(st.id, st.sessionID, p.id)
 	}
 	sid := st.sessionID
 	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordParticipantState(ctx, st.arn, sid, rec) })

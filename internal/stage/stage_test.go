@@ -10,6 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
 	"github.com/rostrum-dev/rostrum/internal/token"
@@ -68,8 +70,8 @@ func TestJoinLeaveAndGracePeriod(t *testing.T) {
 		if got := r.svc.recorded(); count(got, "session started") != 2 || count(got, "session ended") != 2 {
 			t.Fatalf("a second session: %q", got)
 		}
-		if len(r.warns.logged()) != 0 {
-			t.Errorf("warnings: %q", r.warns.logged())
+		if len(r.warns.Lines()) != 0 {
+			t.Errorf("warnings: %q", r.warns.Lines())
 		}
 	})
 }
@@ -251,7 +253,7 @@ func TestDeleteStage(t *testing.T) {
 	}
 	// What the deleted stage would still have recorded is dropped, not
 	// failed: nothing is logged.
-	if w := r.warns.logged(); len(w) != 0 {
+	if w := r.warns.Lines(); len(w) != 0 {
 		t.Errorf("warnings: %q", w)
 	}
 	// A join authenticated before the delete is refused.
@@ -399,5 +401,45 @@ func TestAuthenticate(t *testing.T) {
 		if _, err := r.m.Authenticate(ctx, c.tok); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
+	}
+}
+
+// On a stage that records, a participant who starts publishing is handed
+// to the recorder; the recorder's reports become the participant's
+// recording state in its record, with their events, while the session
+// lives, and patches of the stored record after it.
+func TestPublishersOfARecordingStageAreRecorded(t *testing.T) {
+	testutil.CheckLeaks(t)
+	r := newRig(t)
+	r.stage.Recording = true
+	r.stage.RecordingSettings = &ivs.RecordingSettings{
+		StorageConfigurationARN: "arn:aws:ivs:us-east-1:123456789012:storage-configuration/s", Bucket: "b",
+		MediaTypes: "AUDIO_ONLY", ThumbnailIntervalSeconds: 0, SegmentSeconds: 4, ReconnectWindowSeconds: 30,
+	}
+	rec := &fakeRecorder{}
+	r.m.SetRecorder(rec)
+	r.open("bob") // bob only listens: not recorded
+	_, pub := r.publish("alice")
+	calls := rec.called()
+	if len(calls) != 1 || calls[0].ParticipantID != "alice" || calls[0].StageID != "AbCdEfGhIjKl" || calls[0].SessionID == "" {
+		t.Fatalf("recorder asked %+v", calls)
+	}
+	if s := rec.sets[0]; s.Bucket != "b" || s.MediaTypes != recording.AudioOnly || s.SegmentSeconds != 4 || s.ReconnectWindow != 30*time.Second {
+		t.Fatalf("recorder settings %+v", s)
+	}
+	sid := calls[0].SessionID
+	prefix := "AbCdEfGhIjKl/" + sid + "/alice"
+	// Before the recording reports, the bucket and prefix are known.
+	r.expectWrites("alice CONNECTED recording= b " + prefix)
+
+	r.m.RecordingChanged(recording.Change{Participant: calls[0], State: recording.Active, Outcome: recording.Started, Bucket: "b", KeyPrefix: prefix + "/2026-12-01T00-00-00Z"})
+	r.expectWrites("alice CONNECTED recording=ACTIVE b "+prefix, "alice recording ACTIVE Recording Start")
+
+	// After the session, the service patches the stored record.
+	pub.Close()
+	r.m.Close()
+	r.m.RecordingChanged(recording.Change{Participant: calls[0], State: recording.Stopped, Outcome: recording.Ended, Bucket: "b", KeyPrefix: prefix + "/2026-12-01T00-00-00Z", Duration: time.Minute})
+	if got := r.svc.recorded(); got[len(got)-1] != "alice recording STOPPED Recording End" {
+		t.Fatalf("the end after the session: %q", got[len(got)-1])
 	}
 }

@@ -21,6 +21,9 @@ var (
 	ErrNotFound      = errors.New("store: not found")
 	ErrAlreadyExists = errors.New("store: already exists")
 	ErrQuotaExceeded = errors.New("store: quota exceeded")
+	// ErrNodeAlive: CloseNodeSessions found a heartbeat newer than the
+	// caller's staleness cut-off.
+	ErrNodeAlive = errors.New("store: node is alive")
 )
 
 // Resource is one API resource.
@@ -69,6 +72,41 @@ type StageSession struct {
 	SessionID string
 	StartTime time.Time
 	EndTime   *time.Time // nil while active
+	// NodeID is the Rostrum node (process) whose media plane runs the
+	// session. If that node stops without ending it (kill -9, a crash, a
+	// lost machine), CloseNodeSessions ends it on the node's behalf.
+	NodeID string
+}
+
+// Node is a Rostrum node as its heartbeats tell: the last time it was
+// known to be alive.
+type Node struct {
+	ID        string
+	Heartbeat time.Time
+}
+
+// OpenSession is an active session of a node that is being closed, with
+// what closing it needs to know.
+type OpenSession struct {
+	Session *StageSession
+	// End is when the session ends: the node's last sign of life, the
+	// latest of its last heartbeat, the session's start and the times of
+	// the session's events.
+	End time.Time
+	// Connected are the session's participants whose State is CONNECTED,
+	// in Seq order; Events are all their events, in Seq order.
+	Connected []*Participant
+	Events    []*ParticipantEvent
+}
+
+// SessionClosing is what CloseNodeSessions writes besides the sessions'
+// ends: participant rows to insert or replace (as PutParticipant does),
+// events to append and outbox entries, each under one of the sessions
+// being closed.
+type SessionClosing struct {
+	Participants []*Participant
+	Events       []*ParticipantEvent
+	Outbox       []*OutboxEntry
 }
 
 // Participant is one participant of a stage session; Doc is the API's
@@ -179,6 +217,14 @@ type Store interface {
 	ListParticipants(ctx context.Context, q ParticipantQuery) ([]*Participant, error)
 
 	AddParticipantEvent(ctx context.Context, e *ParticipantEvent, outbox ...*OutboxEntry) error
+	// DeleteEndedSessions enforces retention: it deletes rows of sessions
+	// that ended before endedBefore, at most limit rows in one
+	// transaction (so that it never holds the write lock long): their
+	// events first, then their participants, then the sessions
+	// themselves once nothing is left under them. Active sessions are
+	// never deleted. It returns how many rows it deleted; fewer than
+	// limit means nothing that had expired when it ran is left.
+	DeleteEndedSessions(ctx context.Context, endedBefore time.Time, limit int) (int, error)
 	// ListParticipantEvents returns one participant's events in order.
 	ListParticipantEvents(ctx context.Context, stageARN, sessionID, participantID string, p Page) ([]*ParticipantEvent, error)
 
@@ -210,6 +256,35 @@ type Store interface {
 	DeferEvent(ctx context.Context, sink string, seq int64, next time.Time, lastErr string) error
 	// CountEvents returns how many entries wait, per sink.
 	CountEvents(ctx context.Context) (map[string]int, error)
+
+	// Nodes and their heartbeats: each running node records that it is
+	// alive every few seconds, and owns the sessions it starts
+	// (StageSession.NodeID). A node that stops without ending its
+	// sessions (its process killed, its machine lost) leaves them
+	// active; CloseNodeSessions ends them, run by the node itself when it
+	// starts again or by a peer that sees its heartbeat stop.
+	//
+	// Heartbeat records that the node is alive at `at` (a heartbeat
+	// older than the recorded one changes nothing).
+	Heartbeat(ctx context.Context, nodeID string, at time.Time) error
+	// ListNodes returns every node with a recorded heartbeat, by id.
+	ListNodes(ctx context.Context) ([]*Node, error)
+	// CloseNodeSessions ends every active session owned by nodeID, in one
+	// transaction. Each session ends at its OpenSession.End; the stage's
+	// ActiveSessionID is cleared if it is that session. fn, given the
+	// sessions (in Seq order), returns what else to write: the connected
+	// participants' new rows, their final events, the outbox entries of
+	// it all; an error from fn aborts everything and is returned as is.
+	// fn runs inside the transaction and must not call the Store; nil
+	// just ends the sessions.
+	//
+	// When aliveSince is not zero, the node must look dead: if its
+	// heartbeat is at or after aliveSince, nothing is written and
+	// ErrNodeAlive is returned (a peer that read an old heartbeat does not
+	// close the sessions of a node that has since beaten again). A node
+	// closing its own previous run passes the zero time. On success the
+	// node's heartbeat is removed; it returns how many sessions it ended.
+	CloseNodeSessions(ctx context.Context, nodeID string, aliveSince time.Time, fn func(open []*OpenSession) (*SessionClosing, error)) (int, error)
 
 	// Settings hold server state such as the token signing key.
 	// PutSettingIfAbsent stores value unless key exists, and returns the

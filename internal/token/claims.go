@@ -25,6 +25,25 @@ const (
 	MaxDurationMinutes     = 20160
 )
 
+// DefaultMaxLifetime is the longest exp − iat Validate accepts unless told
+// otherwise: 14 days, the longest token CreateParticipantToken mints. A
+// self-signed token is made by whoever holds an imported key, with any exp
+// it likes; without a bound, one leaked token would open its stage for
+// years.
+const DefaultMaxLifetime = MaxDurationMinutes * time.Minute
+
+// Limits are the time rules of ValidateWith.
+type Limits struct {
+	// Leeway absorbs clock skew between the signer and Rostrum (the Web
+	// SDK allows 60 s); a negative leeway counts as zero.
+	Leeway time.Duration
+	// MaxLifetime bounds exp − iat, the lifetime the token declares;
+	// zero or less means DefaultMaxLifetime. Tokens Rostrum mints never
+	// exceed DefaultMaxLifetime, so a longer limit only concerns
+	// self-signed ones.
+	MaxLifetime time.Duration
+}
+
 // maxNumericDate is 9999-12-31T23:59:59Z. exp, iat and nbf beyond it are
 // rejected so that time arithmetic on them cannot overflow.
 const maxNumericDate = 253402300799
@@ -315,12 +334,18 @@ var (
 // maxStageARNLen is StageArn's max length in the model.
 const maxStageARNLen = 128
 
-// Validate checks that the claims describe a token that may be used at now.
+// Validate is ValidateWith with the given leeway and DefaultMaxLifetime.
+func (c Claims) Validate(now time.Time, leeway time.Duration) error {
+	return c.ValidateWith(now, Limits{Leeway: leeway})
+}
+
+// ValidateWith checks that the claims describe a token that may be used at
+// now.
 //
 // Time: the token is expired (ErrExpired) once now reaches exp+leeway; it is
-// not yet valid (ErrNotYetValid) while iat or nbf is later than now+leeway.
-// leeway absorbs clock skew between the signer and Rostrum (the Web SDK allows
-// 60 s); a negative leeway counts as zero.
+// not yet valid (ErrNotYetValid) while iat or nbf is later than now+leeway;
+// it is invalid (ErrInvalidClaims) when exp − iat is longer than the
+// maximum lifetime, whatever the clock says.
 //
 // Shape (ErrInvalidClaims): exp and iat are present, in range, and exp is after
 // iat; jti matches ^[a-zA-Z0-9-_]{1,64}$ because it becomes the participant id;
@@ -328,10 +353,21 @@ const maxStageARNLen = 128
 // ws:// or wss:// URL without fragment (what the Web SDK insists on) and
 // whip_url an http:// or https:// URL. Whether the stage exists and whether the
 // URLs point at this server is for the caller to check.
-func (c Claims) Validate(now time.Time, leeway time.Duration) error {
+func (c Claims) ValidateWith(now time.Time, l Limits) error {
 	if err := c.checkShape(); err != nil {
 		return err
 	}
+	max := l.MaxLifetime
+	if max <= 0 {
+		max = DefaultMaxLifetime
+	}
+	// Compared in seconds: checkShape bounds both dates to 0..year 9999,
+	// whose difference would overflow a Duration but not an int64.
+	if life := c.ExpiresAt - c.IssuedAt; life > int64(max/time.Second) {
+		return fmt.Errorf("%w: exp − iat is %s, more than the %s a token may live", ErrInvalidClaims,
+			fmtLifetime(life), fmtLifetime(int64(max/time.Second)))
+	}
+	leeway := l.Leeway
 	if leeway < 0 {
 		leeway = 0
 	}
@@ -349,6 +385,15 @@ func (c Claims) Validate(now time.Time, leeway time.Duration) error {
 			time.Unix(c.NotBefore, 0).UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// fmtLifetime writes seconds as days and hours, or as a Duration below a
+// day: "3650d0h", "336h0m0s".
+func fmtLifetime(sec int64) string {
+	if sec >= 86400 {
+		return fmt.Sprintf("%dd%dh", sec/86400, sec%86400/3600)
+	}
+	return (time.Duration(sec) * time.Second).String()
 }
 
 // checkShape holds the time-independent rules of Validate. Sign applies it

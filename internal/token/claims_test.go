@@ -230,6 +230,50 @@ func TestClaimsUnmarshalStrict(t *testing.T) {
 	}
 }
 
+// Self-signed tokens carry whatever exp their maker chose; like the tokens
+// CreateParticipantToken mints, they may live at most 14 days unless the
+// operator says otherwise.
+func TestValidateBoundsTheLifetime(t *testing.T) {
+	now := time.Unix(1764000000, 0)
+	lived := func(d time.Duration) Claims {
+		c := testClaims()
+		c.IssuedAt = now.Unix()
+		c.ExpiresAt = now.Add(d).Unix()
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		c    Claims
+		max  time.Duration
+		want error
+	}{
+		{"14 days, the longest minted token", lived(MaxDurationMinutes * time.Minute), 0, nil},
+		{"14 days and a second", lived(MaxDurationMinutes*time.Minute + time.Second), 0, ErrInvalidClaims},
+		{"10 years", lived(10 * 365 * 24 * time.Hour), 0, ErrInvalidClaims},
+		{"until year 9999", func() Claims { c := lived(time.Hour); c.ExpiresAt = maxNumericDate; return c }(), 0, ErrInvalidClaims},
+		{"one hour under a one-hour limit", lived(time.Hour), time.Hour, nil},
+		{"two hours under a one-hour limit", lived(2 * time.Hour), time.Hour, ErrInvalidClaims},
+		{"30 days under a 30-day limit", lived(30 * 24 * time.Hour), 30 * 24 * time.Hour, nil},
+		{"issued long ago, expiring soon", func() Claims { c := lived(time.Hour); c.IssuedAt = now.Add(-30 * 24 * time.Hour).Unix(); return c }(), 0, ErrInvalidClaims},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.c.ValidateWith(now, Limits{Leeway: time.Minute, MaxLifetime: tc.max})
+			if tc.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantErr(t, err, tc.want)
+			if !strings.Contains(err.Error(), "more than the") {
+				t.Errorf("message does not say what is too long: %v", err)
+			}
+		})
+	}
+	// Validate applies the default.
+	wantErr(t, lived(10*365*24*time.Hour).Validate(now, time.Minute), ErrInvalidClaims)
+}
+
 func TestValidate(t *testing.T) {
 	base := testClaims()
 	exp := time.Unix(base.ExpiresAt, 0)

@@ -3,14 +3,15 @@ package token
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha512"
-	"encoding/base64"
+	_ "crypto/sha512" // SHA-384 for golang-jwt's ES384 (crypto.SHA384.Available)
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math/big"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // AlgES384 is the only JWS algorithm this package signs or accepts: ECDSA on
@@ -27,11 +28,6 @@ const MaxTokenSize = 16 << 10
 // big-endian, concatenated (RFC 7518 §3.4). Not the DER encoding that
 // crypto/ecdsa's *ASN1 functions and AWS KMS use.
 const es384SigSize = 96
-
-// b64 is the base64url alphabet without padding that RFC 7515 prescribes.
-// Strict rejects encodings whose unused trailing bits are not zero, so each
-// token has exactly one spelling.
-var b64 = base64.RawURLEncoding.Strict()
 
 // Header is the JOSE header of a token.
 type Header struct {
@@ -50,17 +46,27 @@ type Parsed struct {
 	signature    []byte // raw r||s
 }
 
+// parser is golang-jwt's, set to decode base64url strictly (one spelling per
+// token, no padding) and, should its verifying Parse ever be used, to accept
+// ES384 alone. Here it only parses (ParseUnverified): the signature is
+// checked by Verify, against a key the caller looked up by kid.
+var parser = jwt.NewParser(jwt.WithValidMethods([]string{AlgES384}), jwt.WithStrictDecoding())
+
 // Parse splits and decodes a compact JWS without checking its signature, so
 // the caller can read Header.Kid to find the key for Verify.
 //
-// It is strict, because tokens come from anyone: at most MaxTokenSize bytes;
-// exactly three dot-separated parts of unpadded base64url, with no whitespace;
-// a header and payload that are each one UTF-8 JSON object without duplicate
-// members; alg exactly "ES384" (anything else, including "none", "HS256" and
-// IVS's own "KMS", is ErrUnsupportedAlg); typ absent or "JWT"; no "crit"
-// header, since this package implements no extensions (RFC 7515 §4.1.11); and
-// a 96-byte signature. Header members that point at keys (jwk, jku, x5u, x5c)
-// are ignored: the verification key always comes from Rostrum's own store.
+// golang-jwt does the JWS decoding (segments, base64url, header, the claims
+// through Claims.UnmarshalJSON, the signature). Parse adds Rostrum's rules on
+// top, because tokens come from anyone: at most MaxTokenSize bytes; exactly
+// three dot-separated parts of unpadded base64url, with no whitespace; a
+// header and payload that are each one UTF-8 JSON object without duplicate
+// members (the library decodes the header into a map, where
+// {"alg":"none","alg":"ES384"} would silently become ES384); alg exactly
+// "ES384" (anything else, including "none", "HS256" and IVS's own "KMS", is
+// ErrUnsupportedAlg); typ absent or "JWT"; no "crit" header, since this
+// package implements no extensions (RFC 7515 §4.1.11); and a 96-byte
+// signature. Header members that point at keys (jwk, jku, x5u, x5c) are
+// ignored: the verification key always comes from Rostrum's own store.
 // Parse never panics.
 func Parse(raw string) (*Parsed, error) {
 	if raw == "" {
@@ -78,55 +84,73 @@ func Parse(raw string) (*Parsed, error) {
 		}
 	}
 	h, rest, ok1 := strings.Cut(raw, ".")
-	pl, sg, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || strings.Contains(sg, ".") {
+	pl, _, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Count(raw, ".") != 2 {
 		return nil, fmt.Errorf("%w: a token has 3 parts separated by '.', got %d", ErrMalformed, strings.Count(raw, ".")+1)
 	}
-
-	hb, err := decodePart("header", h)
+	// The header is checked first, so that a token of another algorithm is
+	// reported as such whatever its payload holds.
+	hb, err := parser.DecodeSegment(h)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: header is not base64url: %v", ErrMalformed, err)
+	}
+	if !utf8.Valid(hb) {
+		return nil, fmt.Errorf("%w: header is not UTF-8", ErrMalformed)
 	}
 	header, err := parseHeader(hb)
 	if err != nil {
 		return nil, err
 	}
-	pb, err := decodePart("payload", pl)
+	var claims jwtClaims
+	t, _, err := parser.ParseUnverified(raw, &claims)
 	if err != nil {
-		return nil, err
+		if errors.Is(err, ErrMalformed) {
+			return nil, fmt.Errorf("payload: %w", err)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	var claims Claims
-	if err := claims.UnmarshalJSON(pb); err != nil {
-		return nil, fmt.Errorf("payload: %w", err)
+	if t.Method != jwt.SigningMethodES384 { // parseHeader saw to it; kept as a guard
+		return nil, fmt.Errorf("%w: only %s is accepted", ErrUnsupportedAlg, AlgES384)
 	}
-	sig, err := b64.DecodeString(sg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: signature is not base64url: %v", ErrMalformed, err)
-	}
-	if len(sig) != es384SigSize {
-		return nil, fmt.Errorf("%w: ES384 signature is %d bytes, got %d", ErrBadSignature, es384SigSize, len(sig))
+	if len(t.Signature) != es384SigSize {
+		return nil, fmt.Errorf("%w: ES384 signature is %d bytes, got %d", ErrBadSignature, es384SigSize, len(t.Signature))
 	}
 	return &Parsed{
 		Header:       header,
-		Claims:       claims,
+		Claims:       claims.Claims,
 		signingInput: raw[:len(h)+1+len(pl)],
-		signature:    sig,
+		signature:    t.Signature,
 	}, nil
+}
+
+// jwtClaims lets golang-jwt decode a payload into Claims. The library asks
+// for the registered claims through jwt.Claims; Rostrum checks them itself
+// (Claims.Validate), so only the decoding is delegated.
+type jwtClaims struct{ Claims }
+
+func (c *jwtClaims) UnmarshalJSON(b []byte) error {
+	if !utf8.Valid(b) {
+		return fmt.Errorf("%w: payload is not UTF-8", ErrMalformed)
+	}
+	return c.Claims.UnmarshalJSON(b)
+}
+
+func (c *jwtClaims) GetExpirationTime() (*jwt.NumericDate, error) { return numeric(c.ExpiresAt), nil }
+func (c *jwtClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return numeric(c.IssuedAt), nil }
+func (c *jwtClaims) GetNotBefore() (*jwt.NumericDate, error)      { return numeric(c.NotBefore), nil }
+func (c *jwtClaims) GetIssuer() (string, error)                   { return "", nil }
+func (c *jwtClaims) GetSubject() (string, error)                  { return "", nil }
+func (c *jwtClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+func numeric(unix int64) *jwt.NumericDate {
+	if unix == 0 {
+		return nil
+	}
+	return jwt.NewNumericDate(time.Unix(unix, 0))
 }
 
 func isB64URL(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
-
-func decodePart(name, s string) ([]byte, error) {
-	b, err := b64.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s is not base64url: %v", ErrMalformed, name, err)
-	}
-	if !utf8.Valid(b) {
-		return nil, fmt.Errorf("%w: %s is not UTF-8", ErrMalformed, name)
-	}
-	return b, nil
 }
 
 func parseHeader(b []byte) (Header, error) {
@@ -191,10 +215,7 @@ func (p *Parsed) Verify(pub *ecdsa.PublicKey) (err error) {
 			err = fmt.Errorf("%w: key cannot be used: %v", ErrInvalidPublicKey, r)
 		}
 	}()
-	digest := sha512.Sum384([]byte(p.signingInput))
-	r := new(big.Int).SetBytes(p.signature[:es384SigSize/2])
-	s := new(big.Int).SetBytes(p.signature[es384SigSize/2:])
-	if !ecdsa.Verify(pub, digest[:], r, s) {
+	if err := jwt.SigningMethodES384.Verify(p.signingInput, p.signature, pub); err != nil {
 		return ErrBadSignature
 	}
 	return nil
@@ -237,22 +258,11 @@ func (k *SigningKey) Sign(c Claims) (string, error) {
 		return "", err
 	}
 
-	hLen, pLen := b64.EncodedLen(len(header)), b64.EncodedLen(len(payload))
-	buf := make([]byte, hLen+1+pLen+1+b64.EncodedLen(es384SigSize))
-	b64.Encode(buf, header)
-	buf[hLen] = '.'
-	b64.Encode(buf[hLen+1:], payload)
-	signingInput := buf[:hLen+1+pLen]
-
-	digest := sha512.Sum384(signingInput)
-	r, s, err := ecdsa.Sign(rand.Reader, k.Private, digest[:])
+	var enc jwt.Token // EncodeSegment is base64url without padding, RFC 7515's
+	signingInput := enc.EncodeSegment(header) + "." + enc.EncodeSegment(payload)
+	sig, err := jwt.SigningMethodES384.Sign(signingInput, k.Private)
 	if err != nil {
 		return "", fmt.Errorf("token: signing: %w", err)
 	}
-	var sig [es384SigSize]byte
-	r.FillBytes(sig[:es384SigSize/2])
-	s.FillBytes(sig[es384SigSize/2:])
-	buf[len(signingInput)] = '.'
-	b64.Encode(buf[len(signingInput)+1:], sig[:])
-	return string(buf), nil
+	return signingInput + "." + enc.EncodeSegment(sig), nil
 }

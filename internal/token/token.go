@@ -31,6 +31,40 @@
 // Only ES384 is accepted. The algorithm is fixed by this package, never chosen
 // by the token, which rules out the classic "alg":"none" and
 // HS256-keyed-with-the-public-key confusions.
+//
+// # JOSE from a kept library
+//
+// The JWS work is golang-jwt/jwt v5's: base64url segments (strict decoding),
+// the compact parse (header, claims, signature) and the ES384 algorithm
+// (SHA-384, ECDSA, the fixed-width r||s signature of RFC 7518 §3.4) through
+// jwt.SigningMethodES384's Sign and Verify. What this package keeps is
+// policy, stricter than the library, and IVS's wire format:
+//
+//   - Signing goes through SigningMethodES384.Sign over a signing input built
+//     here, not through jwt.Token.SignedString: the library (like go-jose)
+//     serializes the header from a Go map, so its members would come out
+//     sorted ({"alg","kid","typ"}) instead of IVS's {"alg","typ",…} order,
+//     and Rostrum's tokens keep IVS's bytes. go-jose v4 was set aside for
+//     the same reason: its Signer has no way to sign a given signing input.
+//   - Parse checks the raw header itself before handing the token to the
+//     library: the library decodes the header into a map, where a duplicate
+//     member silently wins ({"alg":"none","alg":"ES384"} reads as ES384) and
+//     invalid UTF-8 becomes U+FFFD. It also bounds the size and the alphabet
+//     before any decoding.
+//   - Claims are decoded by Claims.UnmarshalJSON (exact names, no
+//     duplicates, JSON types) and checked by Validate, not by the library's
+//     validator: IVS's rules (jti, resource, topic, URLs, lifetime) are not
+//     registered claims.
+//
+// Measured on the 2-core development machine, the hand-written code and this
+// one run alternately, ten times each (BenchmarkSign, BenchmarkVerify,
+// BenchmarkParse; medians, with other builds sharing the cores): signing
+// 166 → 171 µs, verification 496 → 438 µs, the same within the noise since
+// ECDSA dominates both; parsing 22 → 30 µs, because the header is decoded
+// twice (Rostrum's strict pass, then the library's map), which adds about
+// 1.5% to the ~0.45 ms a join spends on its token. Allocations: 79 → 89
+// (Sign), 29 → 31 (Verify), 304 → 330 (Parse). None of it is a reason to keep
+// JOSE by hand.
 package token
 
 import "errors"

@@ -98,3 +98,27 @@ test('the demo page: create a stage, join twice, see both with names and mute st
   assert.ok(await bob.isVisible('#setup'));
   for (const p of [alice, bob, carol]) await p.context().close();
 });
+
+test('the demo page checks names: its patterns are valid under the v flag Chromium compiles them with', async (t) => {
+  const page = await newPage(browser, 'names');
+  t.after(() => (t.passed ? null : dumpLogs(page)));
+  await page.goto(`${BASE}/demo/`);
+  await page.waitForSelector('body[data-ready="dev"]', { state: 'attached' });
+  // An invalid pattern is ignored (with a console error), which would leave
+  // every name accepted: patternMismatch is the proof the check is on.
+  const check = (sel, value) =>
+    page.$eval(sel, (el, value) => {
+      el.value = value;
+      return { mismatch: el.validity.patternMismatch, valid: el.checkValidity() };
+    }, value);
+  for (const bad of ['Al!ce', 'bob<script>', 'ç']) {
+    assert.deepEqual(await check('#name', bad), { mismatch: true, valid: false }, `name ${bad} refused`);
+  }
+  for (const good of ['Alice', 'bob.smith-2', 'Ann Lee_3']) {
+    assert.deepEqual(await check('#name', good), { mismatch: false, valid: true }, `name ${good} accepted`);
+  }
+  assert.equal((await check('#new-stage-name', 'my stage!')).mismatch, true, 'a stage name with a space refused');
+  assert.equal((await check('#new-stage-name', 'my-stage_1')).mismatch, false, 'a stage name with - and _ accepted');
+  const bad = page.logs.filter((l) => /pattern/i.test(l) && /regular expression/i.test(l));
+  assert.deepEqual(bad, [], 'no pattern is reported invalid');
+});

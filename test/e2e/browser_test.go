@@ -76,13 +76,19 @@ func nodeEnv(ts *testServer, extra ...string) []string {
 // the test with the runner's report if any of its tests fails.
 func runNodeTests(t *testing.T, ts *testServer, files ...string) {
 	t.Helper()
+	runNodeTestsEnv(t, ts, nil, files...)
+}
+
+// runNodeTestsEnv is runNodeTests with more of the environment set.
+func runNodeTestsEnv(t *testing.T, ts *testServer, env []string, files ...string) {
+	t.Helper()
 	node, dir := needBrowser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	args := append([]string{"--test", "--test-reporter=spec", "--test-timeout=180000", "--test-concurrency=1"}, files...)
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = dir
-	cmd.Env = nodeEnv(ts)
+	cmd.Env = nodeEnv(ts, env...)
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {

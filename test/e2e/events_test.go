@@ -23,6 +23,7 @@ import (
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
+	"github.com/rostrum-dev/rostrum/internal/events/sink"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
 	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
@@ -72,13 +73,13 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	if err := events.VerifySignature([]byte(hookSecret), body, r.Header.Get(events.SignatureHeader), time.Now(), 5*time.Minute); err != nil {
+	if err := sink.VerifySignature([]byte(hookSecret), body, r.Header.Get(sink.SignatureHeader), time.Now(), 5*time.Minute); err != nil {
 		h.badSig++
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	ev, err := events.Parse(body)
-	if err != nil || ev.ID != r.Header.Get(events.EventIDHeader) {
+	if err != nil || ev.ID != r.Header.Get(sink.EventIDHeader) {
 		http.Error(w, "not an event", http.StatusBadRequest)
 		return
 	}

@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -396,7 +394,7 @@ func TestAbandonedPublishGivesItsSlotBack(t *testing.T) {
 // Deleting a stage whose session is in its grace period writes nothing
 // that fails: the stage's records go with it, and nothing is logged.
 func TestDeleteStageInGracePeriod(t *testing.T) {
-	logs := &captureLog{}
+	logs := &testutil.Warnings{}
 	ts := startServerLogging(t, "", logs, func(c *configT) { c.SessionGrace = time.Minute })
 	c := ts.client()
 	ctx := testContext(t)
@@ -412,42 +410,20 @@ func TestDeleteStageInGracePeriod(t *testing.T) {
 	// and stays, then the stage is deleted.
 	cTok, _ := newToken(t, c, stage, "c")
 	ev := joinEvents(t, ctx, cTok)
+	// c is on the stage once its first state arrives (the websocket is
+	// accepted before the join, which a delete in between would refuse).
+	if _, err := ev.WaitState(ctx, func(rtclient.StageState) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.DeleteStage(bg, &ivsrealtime.DeleteStageInput{Arn: aws.String(stage)}); err != nil {
 		t.Fatal(err)
 	}
 	waitMessage(t, ctx, ev, "aws:ivs:DISCONNECT", "STAGE_DELETED")
 	ts.stop(t)
-	for _, w := range logs.warnings() {
+	for _, w := range logs.Lines() {
 		// pion's own warnings are another matter (issue 14).
 		if !strings.Contains(w, "pion") {
 			t.Errorf("warning logged: %s", w)
 		}
 	}
-}
-
-// captureLog keeps the warnings and errors a server logs.
-type captureLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *captureLog) Enabled(ctx context.Context, lv slog.Level) bool { return lv >= slog.LevelWarn }
-func (l *captureLog) Handle(ctx context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		b.WriteString(" " + a.String())
-		return true
-	})
-	l.mu.Lock()
-	l.lines = append(l.lines, b.String())
-	l.mu.Unlock()
-	return nil
-}
-func (l *captureLog) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *captureLog) WithGroup(string) slog.Handler      { return l }
-func (l *captureLog) warnings() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.lines...)
 }

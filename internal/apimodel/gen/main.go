@@ -235,9 +235,16 @@ func generate(m *model) ([]byte, error) {
 		for _, mn := range sortedKeys(s.Members) {
 			mr := s.Members[mn]
 			tag := mn
-			if mr.Location == "header" {
+			switch {
+			case mr.Location == "header":
 				tag = "-"
-			} else if !req[mn] {
+			case req[mn]:
+			case m.Shapes[mr.Shape].Type == "map":
+				// A nil map is left out, an empty one is written: AWS
+				// answers "tags": {} for a resource without tags, and the
+				// service says which it means.
+				tag += ",omitzero"
+			default:
 				tag += ",omitempty"
 			}
 			p("%s %s `json:%q`\n", exported(mn), goType(m, mr.Shape, !req[mn]), tag)

@@ -128,6 +128,21 @@ CREATE TABLE event_outbox (
 -- PendingEvents (each partition's oldest entry of a sink) and CountEvents.
 CREATE INDEX event_outbox_sink_partition_seq ON event_outbox (sink, partition_key, seq);
 `,
+	// 3: session ownership, node heartbeats (store.Node) and what the
+	// retention sweep looks sessions up by. Sessions from before have no
+	// node ('').
+	`
+ALTER TABLE stage_sessions ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+-- CloseNodeSessions: a node's active sessions.
+CREATE INDEX stage_sessions_node_active ON stage_sessions (node_id, seq) WHERE end_time IS NULL;
+-- DeleteEndedSessions: ended sessions by end time.
+CREATE INDEX stage_sessions_end_time ON stage_sessions (end_time) WHERE end_time IS NOT NULL;
+
+CREATE TABLE nodes (
+	node_id   TEXT    PRIMARY KEY,
+	heartbeat INTEGER NOT NULL
+);
+`,
 }
 
 // schemaVersion is the version this build migrates databases to.

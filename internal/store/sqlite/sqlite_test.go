@@ -392,3 +392,45 @@ func TestCrashDurability(t *testing.T) {
 		t.Errorf("%d resources in the database, %d acknowledged", n, len(created))
 	}
 }
+
+// TestMigrationKeepsSessionsOwnerless upgrades a database from before
+// sessions had owners: its active sessions belong to node "", which a
+// starting server closes as its previous run's.
+func TestMigrationKeepsSessionsOwnerless(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rostrum.db")
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = saved[:2]
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stage = "arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234"
+	for _, q := range []string{
+		`INSERT INTO resources (arn, kind, owner, active_session_id, doc, created_at) VALUES ('` + stage + `', 'stage', 'o', 'st-1', '{}', 0)`,
+		`INSERT INTO stage_sessions (stage_arn, session_id, start_time) VALUES ('` + stage + `', 'st-1', 1000)`,
+	} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	migrations = saved
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ss, err := s.GetStageSession(ctx, stage, "st-1")
+	if err != nil || ss.NodeID != "" || ss.EndTime != nil {
+		t.Fatalf("session after the upgrade: %+v, %v", ss, err)
+	}
+	if n, err := s.CloseNodeSessions(ctx, "", time.Time{}, nil); err != nil || n != 1 {
+		t.Fatalf("closing the ownerless sessions: %d, %v", n, err)
+	}
+	if r, err := s.GetResource(ctx, stage); err != nil || r.ActiveSessionID != "" {
+		t.Fatalf("stage after closing: %+v, %v", r, err)
+	}
+}

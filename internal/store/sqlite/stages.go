@@ -47,10 +47,10 @@ func (s *Store) StartStageSession(ctx context.Context, ss *store.StageSession, o
 			end = toMillis(*ss.EndTime)
 		}
 		if err := tx.QueryRowContext(ctx, `
-INSERT INTO stage_sessions (stage_arn, session_id, start_time, end_time)
-VALUES (?, ?, ?, ?)
+INSERT INTO stage_sessions (stage_arn, session_id, start_time, end_time, node_id)
+VALUES (?, ?, ?, ?, ?)
 RETURNING seq`,
-			ss.StageARN, ss.SessionID, toMillis(ss.StartTime), end).Scan(&seq); err != nil {
+			ss.StageARN, ss.SessionID, toMillis(ss.StartTime), end, ss.NodeID).Scan(&seq); err != nil {
 			return fmt.Errorf("sqlite: insert stage session: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx,
@@ -91,7 +91,7 @@ func (s *Store) EndStageSession(ctx context.Context, stageARN, sessionID string,
 	})
 }
 
-const sessionColumns = `seq, stage_arn, session_id, start_time, end_time`
+const sessionColumns = `seq, stage_arn, session_id, start_time, end_time, node_id`
 
 // GetStageSession implements store.Store.
 func (s *Store) GetStageSession(ctx context.Context, stageARN, sessionID string) (*store.StageSession, error) {
@@ -125,7 +125,7 @@ func querySessions(ctx context.Context, q querier, query string, args ...any) ([
 		var x store.StageSession
 		var start int64
 		var end sql.NullInt64
-		if err := rows.Scan(&x.Seq, &x.StageARN, &x.SessionID, &start, &end); err != nil {
+		if err := rows.Scan(&x.Seq, &x.StageARN, &x.SessionID, &start, &end, &x.NodeID); err != nil {
 			return nil, fmt.Errorf("sqlite: scan stage session: %w", err)
 		}
 		x.StartTime = fromMillis(start)
@@ -153,7 +153,21 @@ func (s *Store) PutParticipant(ctx context.Context, p *store.Participant) error 
 		if !ok {
 			return notFound("stage session", p.StageARN, p.SessionID)
 		}
-		if err := tx.QueryRowContext(ctx, `
+		seq, err = putParticipant(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	p.Seq = seq
+	return nil
+}
+
+// putParticipant inserts or replaces a participant row in tx and returns
+// its Seq.
+func putParticipant(ctx context.Context, tx *sql.Tx, p *store.Participant) (int64, error) {
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `
 INSERT INTO participants (stage_arn, session_id, participant_id, user_id, state, published,
 	recording_state, first_join_time, doc)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -165,17 +179,11 @@ ON CONFLICT (stage_arn, session_id, participant_id) DO UPDATE SET
 	first_join_time = excluded.first_join_time,
 	doc = excluded.doc
 RETURNING seq`,
-			p.StageARN, p.SessionID, p.ParticipantID, p.UserID, p.State, boolInt(p.Published),
-			p.RecordingState, toMillis(p.FirstJoinTime), blob(p.Doc)).Scan(&seq); err != nil {
-			return fmt.Errorf("sqlite: put participant: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
+		p.StageARN, p.SessionID, p.ParticipantID, p.UserID, p.State, boolInt(p.Published),
+		p.RecordingState, toMillis(p.FirstJoinTime), blob(p.Doc)).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("sqlite: put participant: %w", err)
 	}
-	p.Seq = seq
-	return nil
+	return seq, nil
 }
 
 const participantColumns = `seq, stage_arn, session_id, participant_id, user_id, state, published,
@@ -256,12 +264,8 @@ func (s *Store) AddParticipantEvent(ctx context.Context, e *store.ParticipantEve
 		if !ok {
 			return notFound("stage session", e.StageARN, e.SessionID)
 		}
-		if err := tx.QueryRowContext(ctx, `
-INSERT INTO participant_events (stage_arn, session_id, participant_id, event_time, doc)
-VALUES (?, ?, ?, ?, ?)
-RETURNING seq`,
-			e.StageARN, e.SessionID, e.ParticipantID, toMillis(e.EventTime), blob(e.Doc)).Scan(&seq); err != nil {
-			return fmt.Errorf("sqlite: add participant event: %w", err)
+		if seq, err = addParticipantEvent(ctx, tx, e); err != nil {
+			return err
 		}
 		_, err = insertOutbox(ctx, tx, outbox)
 		return err
@@ -273,16 +277,33 @@ RETURNING seq`,
 	return nil
 }
 
+// addParticipantEvent appends an event row in tx and returns its Seq.
+func addParticipantEvent(ctx context.Context, tx *sql.Tx, e *store.ParticipantEvent) (int64, error) {
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `
+INSERT INTO participant_events (stage_arn, session_id, participant_id, event_time, doc)
+VALUES (?, ?, ?, ?, ?)
+RETURNING seq`,
+		e.StageARN, e.SessionID, e.ParticipantID, toMillis(e.EventTime), blob(e.Doc)).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("sqlite: add participant event: %w", err)
+	}
+	return seq, nil
+}
+
+const eventColumns = `seq, stage_arn, session_id, participant_id, event_time, doc`
+
+func scanEvent(rows *sql.Rows, e *store.ParticipantEvent) error {
+	var at int64
+	err := rows.Scan(&e.Seq, &e.StageARN, &e.SessionID, &e.ParticipantID, &at, &e.Doc)
+	e.EventTime = fromMillis(at)
+	return err
+}
+
 // ListParticipantEvents implements store.Store.
 func (s *Store) ListParticipantEvents(ctx context.Context, stageARN, sessionID, participantID string, p store.Page) ([]*store.ParticipantEvent, error) {
-	query, args := paged(`SELECT seq, stage_arn, session_id, participant_id, event_time, doc FROM participant_events
+	query, args := paged(`SELECT `+eventColumns+` FROM participant_events
 WHERE stage_arn = ? AND session_id = ? AND participant_id = ?`, []any{stageARN, sessionID, participantID}, p, false)
-	return collect(ctx, s.r, "participant events", query, args, func(rows *sql.Rows, e *store.ParticipantEvent) error {
-		var at int64
-		err := rows.Scan(&e.Seq, &e.StageARN, &e.SessionID, &e.ParticipantID, &at, &e.Doc)
-		e.EventTime = fromMillis(at)
-		return err
-	})
+	return collect(ctx, s.r, "participant events", query, args, scanEvent)
 }
 
 // PutParticipantReplica implements store.Store: an upsert keyed by source

@@ -13,9 +13,9 @@ import (
 
 func checkSession(t *testing.T, got, want *store.StageSession) {
 	t.Helper()
-	if got.Seq != want.Seq || got.StageARN != want.StageARN || got.SessionID != want.SessionID {
-		t.Errorf("session = {%d %s %s}, want {%d %s %s}", got.Seq, got.StageARN, got.SessionID,
-			want.Seq, want.StageARN, want.SessionID)
+	if got.Seq != want.Seq || got.StageARN != want.StageARN || got.SessionID != want.SessionID || got.NodeID != want.NodeID {
+		t.Errorf("session = {%d %s %s node %q}, want {%d %s %s node %q}", got.Seq, got.StageARN, got.SessionID, got.NodeID,
+			want.Seq, want.StageARN, want.SessionID, want.NodeID)
 	}
 	checkTime(t, "StartTime", got.StartTime, want.StartTime)
 	switch {

@@ -26,6 +26,12 @@
 //     they survive the deletion of their stage.
 //   - PendingEvents offers one entry per partition (its oldest), so a
 //     deferred entry holds back the rest of its partition and nothing else.
+//   - CloseNodeSessions touches only the node's active sessions; its
+//     OpenSession.Connected are the CONNECTED participants and Events only
+//     theirs. A session's end is never before its start or its last event.
+//   - DeleteEndedSessions never deletes more rows than its limit in one
+//     call, never touches active sessions or sessions that ended at or
+//     after the cut-off, and a positive limit is required.
 package storetest
 
 import (
@@ -78,6 +84,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OutboxOrderPerPartition", testOutboxOrderPerPartition},
 		{"OutboxWithFacts", testOutboxWithFacts},
 		{"OutboxOutlivesStage", testOutboxOutlivesStage},
+		{"Heartbeats", testHeartbeats},
+		{"CloseNodeSessions", testCloseNodeSessions},
+		{"CloseNodeSessionsAlive", testCloseNodeSessionsAlive},
+		{"CloseNodeSessionsAborts", testCloseNodeSessionsAborts},
+		{"CloseNodeSessionsEnd", testCloseNodeSessionsEnd},
+		{"DeleteEndedSessions", testDeleteEndedSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package events
+package stream
 
 import (
 	"bufio"
@@ -15,7 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/rostrum-dev/rostrum/internal/events"
+	"github.com/rostrum-dev/rostrum/internal/events/eventstest"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // sseClient reads a server-sent-events response.
@@ -77,11 +80,11 @@ func (c *sseClient) next(t *testing.T) sse {
 	return sse{}
 }
 
-func streamServer(t *testing.T, b *Bus) (*httptest.Server, *sigv4.Verifier) {
+func streamServer(t *testing.T, b *events.Bus) (*httptest.Server, *sigv4.Verifier) {
 	t.Helper()
 	v := &sigv4.Verifier{Service: "ivs", Region: "us-east-1",
 		Credentials: []sigv4.Credential{{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret", AccountID: "123456789012"}}}
-	srv := httptest.NewServer(b.StreamHandler(StreamAuth{Verifier: v, Token: "stream-token"}))
+	srv := httptest.NewServer(Handler(b, Auth{Verifier: v, Token: "stream-token"}))
 	t.Cleanup(srv.Close)
 	return srv, v
 }
@@ -101,8 +104,7 @@ func get(t *testing.T, u string, hdr map[string]string) *http.Request {
 var emptySHA = func() string { s := sha256.Sum256(nil); return hex.EncodeToString(s[:]) }()
 
 func TestStreamAuthentication(t *testing.T) {
-	st, _ := openStore(t)
-	b := newBus(t, st, Config{})
+	b := eventstest.NewBus(t, events.Config{})
 	srv, _ := streamServer(t, b)
 	status := func(req *http.Request) int {
 		t.Helper()
@@ -140,8 +142,7 @@ func TestStreamAuthentication(t *testing.T) {
 }
 
 func TestStreamDeliversLiveEventsWithFilters(t *testing.T) {
-	st, _ := openStore(t)
-	b := newBus(t, st, Config{})
+	b := eventstest.NewBus(t, events.Config{})
 	srv, _ := streamServer(t, b)
 
 	// SigV4 in the header: the account's events, IVS's detail-types.
@@ -153,7 +154,7 @@ func TestStreamDeliversLiveEventsWithFilters(t *testing.T) {
 	account := openStream(t, signed)
 	// A presigned URL (as a dashboard hands a browser), asking for
 	// Rostrum's activity on one stage.
-	q := url.Values{"detail-type": {DetailTypeStageActivity}, "resource": {stageARN(1)}}
+	q := url.Values{"detail-type": {events.DetailTypeStageActivity}, "resource": {eventstest.StageARN(1)}}
 	presign := get(t, srv.URL+"?"+q.Encode(), nil)
 	u, _, err := v4.NewSigner().PresignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
 		presign, emptySHA, "ivs", "us-east-1", time.Now())
@@ -165,14 +166,14 @@ func TestStreamDeliversLiveEventsWithFilters(t *testing.T) {
 	// pattern: every account.
 	pattern := `{"detail-type":["IVS Stage Update"],"detail":{"event_name":["Participant Published"]}}`
 	all := openStream(t, get(t, srv.URL+"?access_token=stream-token&pattern="+url.QueryEscape(pattern), nil))
-	eventually(t, "three clients", func() bool { return b.Stats().StreamClients == 3 })
+	testutil.Eventually(t, "three clients", func() bool { return b.Stats().StreamClients == 3 })
 
-	other := NewStageUpdate("arn:aws:ivs:us-east-1:999999999999:stage/x", fixedTime, StageUpdate{EventName: ParticipantPublished, ParticipantID: "other"})
-	mine := update(0, 1)
-	act := NewSessionEvent(stageARN(1), "st-1", fixedTime, true)
-	actOther := NewSessionEvent(stageARN(2), "st-1", fixedTime, true)
-	for _, ev := range []*Event{other, actOther, act, mine} {
-		publish(t, b, ev)
+	other := events.NewStageUpdate("arn:aws:ivs:us-east-1:999999999999:stage/x", eventstest.FixedTime, events.StageUpdate{EventName: events.ParticipantPublished, ParticipantID: "other"})
+	mine := eventstest.Update(0, 1)
+	act := events.NewSessionEvent(eventstest.StageARN(1), "st-1", eventstest.FixedTime, true)
+	actOther := events.NewSessionEvent(eventstest.StageARN(2), "st-1", eventstest.FixedTime, true)
+	for _, ev := range []*events.Event{other, actOther, act, mine} {
+		eventstest.Publish(t, b, ev)
 	}
 	if e := account.next(t); e.id != mine.ID || e.data != string(mine.Marshal()) {
 		t.Errorf("account stream got %s %s", e.id, e.data)
@@ -189,14 +190,13 @@ func TestStreamDeliversLiveEventsWithFilters(t *testing.T) {
 }
 
 func TestStreamReplaysAfterLastEventID(t *testing.T) {
-	st, _ := openStore(t)
-	b := newBus(t, st, Config{})
+	b := eventstest.NewBus(t, events.Config{})
 	srv, _ := streamServer(t, b)
-	var evs []*Event
+	var evs []*events.Event
 	for i := range 4 {
-		ev := update(0, i)
+		ev := eventstest.Update(0, i)
 		evs = append(evs, ev)
-		publish(t, b, ev)
+		eventstest.Publish(t, b, ev)
 	}
 	c := openStream(t, get(t, srv.URL, map[string]string{"Authorization": "Bearer stream-token", "Last-Event-ID": evs[1].ID}))
 	for _, want := range evs[2:] {
@@ -204,41 +204,9 @@ func TestStreamReplaysAfterLastEventID(t *testing.T) {
 			t.Fatalf("replayed %s, want %s", e.id, want.ID)
 		}
 	}
-	live := update(0, 9)
-	publish(t, b, live)
+	live := eventstest.Update(0, 9)
+	eventstest.Publish(t, b, live)
 	if e := c.next(t); e.id != live.ID {
 		t.Fatalf("got %s, want the live %s", e.id, live.ID)
 	}
-}
-
-func TestHubCutsOffSlowClients(t *testing.T) {
-	h := newHub(4)
-	slow, _ := h.subscribe(func(*liveEvent) bool { return true }, "")
-	fast, _ := h.subscribe(func(*liveEvent) bool { return true }, "")
-	total := cap(slow.c) + 1
-	for i := range total {
-		h.publish(&liveEvent{id: string(rune('a' + i%26))})
-		if e, ok := <-fast.c; !ok || e.id != string(rune('a'+i%26)) {
-			t.Fatalf("the fast client lost event %d", i)
-		}
-	}
-	if !slow.lagged || fast.lagged || h.lagged.Load() != 1 {
-		t.Fatalf("the slow client was not cut off alone (lagged %d)", h.lagged.Load())
-	}
-	n := 0
-	for range slow.c {
-		n++
-	}
-	if n != cap(slow.c) {
-		t.Errorf("the slow client kept %d events, want %d", n, cap(slow.c))
-	}
-	h.close()
-	if _, ok := <-fast.c; ok {
-		t.Error("closing the hub left a client open")
-	}
-	if _, ok := h.subscribe(func(*liveEvent) bool { return true }, ""); ok {
-		t.Error("subscribed to a closed hub")
-	}
-	h.unsubscribe(slow)
-	h.unsubscribe(fast)
 }

@@ -1,4 +1,4 @@
-package events
+package sink
 
 import (
 	"context"
@@ -14,7 +14,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/rostrum-dev/rostrum/internal/events"
+	"github.com/rostrum-dev/rostrum/internal/events/eventstest"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 func TestSignatureRoundTrip(t *testing.T) {
@@ -75,7 +78,7 @@ func TestWebhookPostsSignedDocuments(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := []byte(`{"version":"0","id":"abc"}`)
-	if errs := w.Deliver(context.Background(), []Delivery{{ID: "abc", Doc: doc, Attempt: 2}}); errs[0] != nil {
+	if errs := w.Deliver(context.Background(), []events.Delivery{{ID: "abc", Doc: doc, Attempt: 2}}); errs[0] != nil {
 		t.Fatalf("delivery: %v", errs[0])
 	}
 	r, body := got[0], bodies[0]
@@ -92,7 +95,7 @@ func TestWebhookPostsSignedDocuments(t *testing.T) {
 		mu.Lock()
 		status = code
 		mu.Unlock()
-		if errs := w.Deliver(context.Background(), []Delivery{{ID: "abc", Doc: doc, Attempt: 1}}); errs[0] == nil {
+		if errs := w.Deliver(context.Background(), []events.Delivery{{ID: "abc", Doc: doc, Attempt: 1}}); errs[0] == nil {
 			t.Errorf("HTTP %d taken as delivered", code)
 		}
 	}
@@ -104,13 +107,20 @@ func TestWebhookPostsSignedDocuments(t *testing.T) {
 	}
 }
 
-func TestWebhookHidesPassword(t *testing.T) {
-	w, err := NewWebhook("https://user:pass@hooks.example/x", []byte("k"), time.Second)
+func TestWebhookShowsNoSecret(t *testing.T) {
+	// Receivers put secrets in the user info, the path (Slack-style hook
+	// URLs) and the query (?token=): logs and metrics show none of them.
+	w, err := NewWebhook("https://user:pass@hooks.example:8443/services/T0/B0/hooksecret?token=querysecret", []byte("k"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(w.String(), "pass") {
-		t.Errorf("String() = %q", w.String())
+	for _, secret := range []string{"pass", "hooksecret", "querysecret", "user"} {
+		if strings.Contains(w.String(), secret) {
+			t.Errorf("String() = %q shows %q", w.String(), secret)
+		}
+	}
+	if w.String() != "webhook https://hooks.example:8443" {
+		t.Errorf("String() = %q, want the scheme and host", w.String())
 	}
 	for _, bad := range []string{"", "ftp://x/y", "/relative", "http://"} {
 		if _, err := NewWebhook(bad, []byte("k"), time.Second); err == nil {
@@ -165,7 +175,7 @@ func (f *fakeEventBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		f.entries = append(f.entries, e)
-		out.Entries = append(out.Entries, result{EventId: NewID()})
+		out.Entries = append(out.Entries, result{EventId: events.NewID()})
 	}
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -194,15 +204,14 @@ func TestEventBridgePutEvents(t *testing.T) {
 	if strings.Contains(eb.String(), "secret") || eb.BatchSize() != 10 {
 		t.Errorf("String %q, BatchSize %d", eb.String(), eb.BatchSize())
 	}
-	st, _ := openStore(t)
-	b := newBus(t, st, Config{Sinks: []SinkConfig{{Sink: eb}}})
-	var sent []*Event
+	b := eventstest.NewBus(t, events.Config{Sinks: []events.SinkConfig{{Sink: eb}}})
+	var sent []*events.Event
 	for i := range 3 {
-		ev := update(i, i) // three stages: one PutEvents call can carry them all
+		ev := eventstest.Update(i, i) // three stages: one PutEvents call can carry them all
 		sent = append(sent, ev)
-		publish(t, b, ev)
+		eventstest.Publish(t, b, ev)
 	}
-	eventually(t, "three entries", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.entries) == 3 })
+	testutil.Eventually(t, "three entries", func() bool { fake.mu.Lock(); defer fake.mu.Unlock(); return len(fake.entries) == 3 })
 	if !refused["1"] {
 		t.Error("the refusal was not exercised")
 	}
@@ -223,8 +232,8 @@ func TestEventBridgePutEvents(t *testing.T) {
 			t.Errorf("entry %v", e)
 		}
 		// Time is epoch seconds on the awsJson wire.
-		if sec, ok := e["Time"].(float64); !ok || int64(sec) != fixedTime.Unix() {
-			t.Errorf("Time %v, want %d", e["Time"], fixedTime.Unix())
+		if sec, ok := e["Time"].(float64); !ok || int64(sec) != eventstest.FixedTime.Unix() {
+			t.Errorf("Time %v, want %d", e["Time"], eventstest.FixedTime.Unix())
 		}
 	}
 }
@@ -241,11 +250,30 @@ func TestEventBridgeFailsWholeBatchOnTransportError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := eb.Deliver(context.Background(), []Delivery{{ID: "1", Doc: update(0, 0).Marshal()}, {ID: "2", Doc: []byte("not json")}})
+	errs := eb.Deliver(context.Background(), []events.Delivery{{ID: "1", Doc: eventstest.Update(0, 0).Marshal()}, {ID: "2", Doc: []byte("not json")}})
 	if errs[0] == nil || errs[1] == nil {
 		t.Errorf("errors %v", errs)
 	}
 	if _, err := NewEventBridge(EventBridgeConfig{Region: "us-east-1"}); err == nil {
 		t.Error("a config without bus accepted")
+	}
+}
+
+// A failed delivery's error is logged and kept in the outbox: it names the
+// webhook without the secrets of its URL.
+func TestWebhookErrorsShowNoSecret(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close() // nothing listens there any more: the POST fails to connect
+	w, err := NewWebhook(addr+"/hooks/pathsecret?token=querysecret", []byte("k"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := w.Deliver(context.Background(), []events.Delivery{{ID: "1", Doc: []byte(`{}`), Attempt: 1}})
+	if errs[0] == nil {
+		t.Fatal("a POST to a closed port succeeded")
+	}
+	if msg := errs[0].Error(); strings.Contains(msg, "pathsecret") || strings.Contains(msg, "querysecret") || !strings.Contains(msg, addr) {
+		t.Errorf("error %q: want the scheme and host, no secret", msg)
 	}
 }

@@ -1,4 +1,7 @@
-package events
+// Package sink holds the event bus's sinks: signed webhooks and an
+// EventBridge PutEvents client. Each implements events.Sink; the server
+// builds them from its configuration and hands them to the bus.
+package sink
 
 import (
 	"bytes"
@@ -14,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rostrum-dev/rostrum/internal/events"
 )
 
 // The headers of a webhook delivery.
@@ -38,19 +43,23 @@ type Webhook struct {
 	client  *http.Client
 }
 
+var _ events.Sink = (*Webhook)(nil)
+
 // NewWebhook returns a webhook sink for an http or https URL, signing with
 // secret; timeout bounds one attempt.
 func NewWebhook(rawURL string, secret []byte, timeout time.Duration) (*Webhook, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("events: webhook %q: must be an absolute http or https URL", rawURL)
+		return nil, fmt.Errorf("webhook %q: must be an absolute http or https URL", rawURL)
 	}
 	if len(secret) == 0 {
-		return nil, errors.New("events: a webhook needs a secret to sign with")
+		return nil, errors.New("a webhook needs a secret to sign with")
 	}
 	return &Webhook{
-		url:     rawURL,
-		display: "webhook " + u.Redacted(),
+		url: rawURL,
+		// Only the scheme and host are shown: a webhook's path and query
+		// often carry the receiver's secret (Slack-style hook URLs, ?token=).
+		display: "webhook " + u.Scheme + "://" + u.Host,
 		secret:  secret,
 		client: &http.Client{
 			Transport: http.DefaultTransport.(*http.Transport).Clone(),
@@ -65,7 +74,8 @@ func NewWebhook(rawURL string, secret []byte, timeout time.Duration) (*Webhook, 
 // Name implements Sink.
 func (w *Webhook) Name() string { return "webhook " + w.url }
 
-// String names the webhook without its URL's password.
+// String names the webhook in logs and metrics without anything that may be
+// secret: no user info, path or query.
 func (w *Webhook) String() string { return w.display }
 
 // CloseIdleConnections closes the connections kept for the next delivery;
@@ -76,7 +86,7 @@ func (w *Webhook) CloseIdleConnections() { w.client.CloseIdleConnections() }
 func (w *Webhook) BatchSize() int { return 1 }
 
 // Deliver implements Sink.
-func (w *Webhook) Deliver(ctx context.Context, batch []Delivery) []error {
+func (w *Webhook) Deliver(ctx context.Context, batch []events.Delivery) []error {
 	errs := make([]error, len(batch))
 	for i, d := range batch {
 		errs[i] = w.post(ctx, d)
@@ -84,7 +94,7 @@ func (w *Webhook) Deliver(ctx context.Context, batch []Delivery) []error {
 	return errs
 }
 
-func (w *Webhook) post(ctx context.Context, d Delivery) error {
+func (w *Webhook) post(ctx context.Context, d events.Delivery) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(d.Doc))
 	if err != nil {
 		return err
@@ -96,6 +106,13 @@ func (w *Webhook) post(ctx context.Context, d Delivery) error {
 	req.Header.Set(SignatureHeader, Sign(w.secret, d.Doc, time.Now()))
 	resp, err := w.client.Do(req)
 	if err != nil {
+		// The client's error quotes the whole URL, secrets included; the
+		// error is logged and kept in the outbox, so only the display
+		// name goes with it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("POST to %s: %w", w.display, ue.Err)
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -122,8 +139,8 @@ func mac(secret []byte, ts string, body []byte) []byte {
 
 // Errors of VerifySignature.
 var (
-	ErrBadSignature   = errors.New("events: the signature does not match")
-	ErrStaleSignature = errors.New("events: the signature's time is outside the tolerance")
+	ErrBadSignature   = errors.New("the webhook signature does not match")
+	ErrStaleSignature = errors.New("the webhook signature's time is outside the tolerance")
 )
 
 // VerifySignature checks a webhook request as a receiver written in Go

@@ -1,16 +1,21 @@
-package events
+package sink
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"github.com/rostrum-dev/rostrum/internal/events"
 )
+
+var _ events.Sink = (*EventBridge)(nil)
 
 // EventBridgeConfig configures an EventBridge sink.
 type EventBridgeConfig struct {
@@ -45,13 +50,13 @@ type EventBridge struct {
 // NewEventBridge returns an EventBridge sink.
 func NewEventBridge(cfg EventBridgeConfig) (*EventBridge, error) {
 	if cfg.Bus == "" || cfg.Region == "" {
-		return nil, errors.New("events: EventBridge needs a bus name and a region")
+		return nil, errors.New("EventBridge needs a bus name and a region")
 	}
 	if cfg.Credentials == nil {
-		return nil, errors.New("events: EventBridge needs credentials")
+		return nil, errors.New("EventBridge needs credentials")
 	}
 	if cfg.Source == "" {
-		cfg.Source = Source
+		cfg.Source = events.Source
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
@@ -79,8 +84,17 @@ func (e *EventBridge) Name() string {
 	return fmt.Sprintf("eventbridge %s %s %s", ep, e.cfg.Region, e.cfg.Bus)
 }
 
-// String names the sink in logs and metrics (never its credentials).
-func (e *EventBridge) String() string { return e.Name() }
+// String names the sink in logs and metrics: the endpoint's scheme and
+// host only (never credentials, nor anything in its path or query).
+func (e *EventBridge) String() string {
+	ep := "aws"
+	if u, err := url.Parse(e.cfg.Endpoint); err == nil && u.Host != "" {
+		ep = u.Scheme + "://" + u.Host
+	} else if e.cfg.Endpoint != "" {
+		ep = "(endpoint)"
+	}
+	return fmt.Sprintf("eventbridge %s %s %s", ep, e.cfg.Region, e.cfg.Bus)
+}
 
 // CloseIdleConnections closes the connections kept for the next call.
 func (e *EventBridge) CloseIdleConnections() { e.http.CloseIdleConnections() }
@@ -89,12 +103,12 @@ func (e *EventBridge) CloseIdleConnections() { e.http.CloseIdleConnections() }
 func (e *EventBridge) BatchSize() int { return 10 }
 
 // Deliver implements Sink.
-func (e *EventBridge) Deliver(ctx context.Context, batch []Delivery) []error {
+func (e *EventBridge) Deliver(ctx context.Context, batch []events.Delivery) []error {
 	errs := make([]error, len(batch))
 	var entries []types.PutEventsRequestEntry
 	var index []int // entries[i] is batch[index[i]]
 	for i, d := range batch {
-		ev, err := Parse(d.Doc)
+		ev, err := events.Parse(d.Doc)
 		if err != nil {
 			errs[i] = fmt.Errorf("not an event document: %w", err)
 			continue

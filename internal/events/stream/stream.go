@@ -1,4 +1,9 @@
-package events
+// Package stream serves the event bus's live feed over HTTP as server-sent
+// events (GET /v1/events): every event the bus accepts, as it is accepted.
+// It is for local development and dashboards: nothing is stored for it, a
+// client that falls behind is disconnected, and a client that reconnects
+// with Last-Event-ID gets what it missed if the bus still remembers it.
+package stream
 
 import (
 	"crypto/subtle"
@@ -7,129 +12,14 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
 )
 
-// The live stream: every event the bus accepts, as it is accepted, to the
-// clients of GET /v1/events (server-sent events). It is for local
-// development and dashboards: nothing is stored for it, a client that falls
-// behind is disconnected, and a client that reconnects with Last-Event-ID
-// gets what it missed if the bus still remembers it (StreamReplay events).
-
-type liveEvent struct {
-	id      string
-	doc     []byte
-	view    map[string]any
-	account string
-}
-
-// subscription is one stream client.
-type subscription struct {
-	c      chan *liveEvent
-	match  func(*liveEvent) bool
-	lagged bool // closed because it fell behind
-}
-
-// hub fans events out to subscriptions and remembers the latest ones.
-type hub struct {
-	mu      sync.Mutex
-	subs    map[*subscription]struct{}
-	ring    []*liveEvent
-	next    int // where the next event goes in ring
-	closed  bool
-	clients atomic.Int64
-	lagged  atomic.Int64
-}
-
-func newHub(replay int) *hub {
-	return &hub{subs: map[*subscription]struct{}{}, ring: make([]*liveEvent, replay)}
-}
-
-// subBuffer is how many events a client may be behind before it is
-// disconnected, beyond what a replay puts in its channel.
-const subBuffer = 256
-
-func (h *hub) publish(e *liveEvent) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return
-	}
-	h.ring[h.next] = e
-	h.next = (h.next + 1) % len(h.ring)
-	for s := range h.subs {
-		if !s.match(e) {
-			continue
-		}
-		select {
-		case s.c <- e:
-		default:
-			// Too slow: the client is cut off; it reconnects with
-			// Last-Event-ID and the replay fills the gap, if it can.
-			s.lagged = true
-			close(s.c)
-			delete(h.subs, s)
-			h.lagged.Add(1)
-		}
-	}
-}
-
-// subscribe adds a client. If lastID names an event the hub remembers, the
-// matching events after it are queued first.
-func (h *hub) subscribe(match func(*liveEvent) bool, lastID string) (*subscription, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return nil, false
-	}
-	s := &subscription{c: make(chan *liveEvent, len(h.ring)+subBuffer), match: match}
-	if lastID != "" {
-		n := len(h.ring)
-		found := false
-		for i := range n {
-			e := h.ring[(h.next+i)%n]
-			if e == nil {
-				continue
-			}
-			if found && match(e) {
-				s.c <- e
-			}
-			if e.id == lastID {
-				found = true
-			}
-		}
-	}
-	h.subs[s] = struct{}{}
-	h.clients.Add(1)
-	return s, true
-}
-
-func (h *hub) unsubscribe(s *subscription) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.clients.Add(-1)
-	if _, ok := h.subs[s]; ok {
-		delete(h.subs, s)
-		close(s.c)
-	}
-}
-
-func (h *hub) close() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closed = true
-	for s := range h.subs {
-		close(s.c)
-		delete(h.subs, s)
-	}
-}
-
-// StreamAuth says who may open the stream.
-type StreamAuth struct {
+// Auth says who may open the stream.
+type Auth struct {
 	// Verifier accepts requests signed with SigV4 (in the Authorization
 	// header or as a presigned URL) with the API's credentials; the
 	// client then sees its own account's events.
@@ -144,10 +34,17 @@ type StreamAuth struct {
 // and clients see it alive.
 const keepalive = 15 * time.Second
 
-// StreamHandler serves the live stream: GET with optional filters
+// writeTimeout bounds one write to a stream client.
+const writeTimeout = 30 * time.Second
+
+// Handler serves the bus's live feed: GET with optional filters
 // detail-type and resource (each repeatable) or pattern (an event pattern;
 // not with the others). Without a detail-type, IVS's detail-types only.
-func (b *Bus) StreamHandler(auth StreamAuth) http.Handler {
+//
+// The stream is long-lived by design: it lifts the server's read deadline
+// for its connection and bounds each write instead, and the keepalive
+// comments it writes are what notices a client that went away.
+func Handler(b *events.Bus, auth Auth) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", "GET")
@@ -167,16 +64,24 @@ func (b *Bus) StreamHandler(auth StreamAuth) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		match := func(e *liveEvent) bool {
-			return (account == "" || e.account == account) && pattern.Match(e.view)
+		match := func(e *events.Live) bool {
+			return (account == "" || e.Account == account) && pattern.Match(e.View)
 		}
-		sub, ok := b.live.subscribe(match, r.Header.Get("Last-Event-ID"))
+		sub, ok := b.Subscribe(match, r.Header.Get("Last-Event-ID"))
 		if !ok {
 			http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
 			return
 		}
-		defer b.live.unsubscribe(sub)
+		defer b.Unsubscribe(sub)
 		rc := http.NewResponseController(w)
+		// The server's read deadline would end the stream (its expiry
+		// cancels the request); the write deadline is renewed before each
+		// write instead of cleared, so that a client that stops reading is
+		// cut off rather than held for ever. An error only means the
+		// ResponseWriter cannot set deadlines (a test's recorder).
+		_ = rc.SetReadDeadline(time.Time{})
+		extend := func() { _ = rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
+		extend()
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-cache")
@@ -190,14 +95,16 @@ func (b *Bus) StreamHandler(auth StreamAuth) http.Handler {
 		defer tick.Stop()
 		for {
 			select {
-			case e, ok := <-sub.c:
+			case e, ok := <-sub.Events():
+				extend()
 				if !ok {
 					return // fell behind, or the server stops
 				}
-				if _, err := fmt.Fprintf(w, "id: %s\ndata: %s\n\n", e.id, e.doc); err != nil {
+				if _, err := fmt.Fprintf(w, "id: %s\ndata: %s\n\n", e.ID, e.Doc); err != nil {
 					return
 				}
 			case <-tick.C:
+				extend()
 				if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
 					return
 				}
@@ -215,7 +122,7 @@ var errUnauthenticated = errors.New("the event stream needs a SigV4 signature wi
 
 // authenticate returns the account whose events the client may see ("" for
 // all), or the HTTP status and error to answer.
-func (a StreamAuth) authenticate(r *http.Request) (string, int, error) {
+func (a Auth) authenticate(r *http.Request) (string, int, error) {
 	authz := r.Header.Get("Authorization")
 	q := r.URL.Query()
 	token, isBearer := strings.CutPrefix(authz, "Bearer ")
@@ -242,13 +149,13 @@ func (a StreamAuth) authenticate(r *http.Request) (string, int, error) {
 }
 
 // streamPattern reads a stream's filters.
-func streamPattern(r *http.Request) (*Pattern, error) {
+func streamPattern(r *http.Request) (*events.Pattern, error) {
 	q := r.URL.Query()
 	if src := q.Get("pattern"); src != "" {
 		if q.Has("detail-type") || q.Has("resource") {
 			return nil, errors.New("pattern cannot be combined with detail-type or resource")
 		}
-		return SinkPattern(src)
+		return events.SinkPattern(src)
 	}
 	m := map[string][]string{}
 	if v := q["detail-type"]; len(v) > 0 {
@@ -258,11 +165,11 @@ func streamPattern(r *http.Request) (*Pattern, error) {
 		m["resources"] = v
 	}
 	if len(m) == 0 {
-		return SinkPattern("")
+		return events.SinkPattern("")
 	}
 	src, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
-	return SinkPattern(string(src))
+	return events.SinkPattern(string(src))
 }
