@@ -106,6 +106,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fs.Float64Var(&mo.JoinRate, "join-rate", 20, "subscriptions started per second")
 		fs.DurationVar(&mo.JoinTimeout, "join-timeout", 20*time.Second, "time limit of each join")
 		fs.BoolVar(&mo.Events, "events", false, "open the stage events websocket for every participant too (as IVS's clients do)")
+		fs.DurationVar(&mo.SeriesInterval, "series-interval", 0, "length of one point of the report's time series (default 5s; 1s for a --duration under a minute)")
 	case "api":
 		fs.StringVar(&ops, "ops", "CreateParticipantToken,GetStage,ListStages", "operations to measure, one after the other: "+strings.Join(APIOperations, ", "))
 		fs.IntVar(&ao.Concurrency, "concurrency", 16, "calls in flight")

@@ -8,7 +8,11 @@
 // forwarded, packets and bitrate per subscriber, loss, jitter, the forwarding
 // latency (publisher send → subscriber receive, from send times the
 // publishers write into every frame), the time from joining to the first
-// frame, the server's CPU and memory, and errors. The control-plane mode
+// frame, the server's CPU and memory, and errors. It also compares what each
+// subscriber received with what its publisher sent, per stream and over
+// time (streams.go): the share received, stalls, and streams that stopped
+// or starved, which are errors; and it keeps a time series of packets per
+// subscription and the server's memory and CPU, for soaks. The control-plane mode
 // (RunAPI) sends concurrent SigV4-signed API calls and reports requests per
 // second and latency percentiles.
 //

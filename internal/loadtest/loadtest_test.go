@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/config"
+	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/server"
 )
 
@@ -112,6 +113,15 @@ func TestMediaSmoke(t *testing.T) {
 	if rep.Errors.Count != 0 {
 		t.Fatalf("errors: %+v", rep.Errors)
 	}
+	// Delivery: simulcast video has no expected count, audio does; nothing
+	// stalled; a series point per second of the window.
+	d := rep.Delivery
+	if len(d.Streams) != 4 || d.VideoShare != -1 || d.AudioShare <= 0 || d.Stalls != 0 || d.StoppedStreams != 0 {
+		t.Fatalf("delivery: %+v", d)
+	}
+	if len(rep.Series) == 0 || rep.SeriesIntervalSec != 1 || rep.Series[0].AudioPacketsPerSecond <= 0 || rep.Series[0].ServerRSSBytes == 0 {
+		t.Fatalf("series (%.0f s): %+v", rep.SeriesIntervalSec, rep.Series)
+	}
 	if len(lines) == 0 {
 		t.Error("no progress reported")
 	}
@@ -120,7 +130,8 @@ func TestMediaSmoke(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"streams forwarded", "join → first frame", "latency, send → receive", "server memory", "errors"} {
+	for _, want := range []string{"streams forwarded", "join → first frame", "latency, send → receive", "server memory", "errors",
+		"received of sent", "stalls (silent > 1 s)", "over time (every 1 s)"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -140,9 +151,131 @@ func TestMediaSmoke(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &generic); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"streamsForwarded", "joins", "perSubscriberVideo", "loss", "jitterMs", "latency", "serverStats", "errors"} {
+	for _, k := range []string{"streamsForwarded", "joins", "perSubscriberVideo", "loss", "jitterMs", "latency", "serverStats", "errors", "delivery", "series"} {
 		if _, ok := generic[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
+		}
+	}
+}
+
+// pauseVideo pauses a subscriber's video through the playback-controls
+// link, as a viewer's app does, and waits until its video has been silent
+// for longer than a stall takes: the server stopped forwarding it while
+// the publisher goes on sending.
+func pauseVideo(t *testing.T, ctx context.Context, sub *rtclient.Subscriber) {
+	// Video first flows (from the first keyframe after joining).
+	for ctx.Err() == nil && sub.Stats(rtclient.KindVideo).LastPacket.IsZero() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := sub.Pause(ctx, sub.Mid(rtclient.KindVideo)); err != nil {
+		t.Errorf("pause: %v", err)
+		return
+	}
+	for ctx.Err() == nil {
+		if last := sub.Stats(rtclient.KindVideo).LastPacket; !last.IsZero() && time.Since(last) > stallAfter*3/2 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The load generator must see a stream that stops while its publisher goes
+// on sending (issue 15: it reported "loss 0.000 %" and no errors for a run
+// in which video stopped for five of eight minutes). One of two subscribers
+// pauses its video through the real server's playback controls mid-window
+// and never resumes: the report must show that stream stalled to the end,
+// stopped, and an error; the other streams must be whole.
+func TestMediaReportsAStoppedStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and runs media for a few seconds")
+	}
+	tgt := startServer(t)
+	rep, err := RunMedia(testContext(t), tgt, MediaOptions{
+		Subscribers: 2, VideoBitrate: 300_000, Width: 320, Height: 180,
+		Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, JoinRate: 50, LoopbackOnly: true,
+		atMeasure: func(ctx context.Context, subs []*rtclient.Subscriber, _ []*rtclient.Publisher) {
+			pauseVideo(t, ctx, subs[0])
+		},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Delivery
+	if len(d.Streams) != 4 {
+		t.Fatalf("streams: %+v", d.Streams)
+	}
+	for _, s := range d.Streams {
+		paused := s.Subscriber == 0 && s.Kind == "video"
+		switch {
+		case paused && (!s.Stopped || len(s.Stalls) != 1 || !s.Stalls[0].Open || s.Sent == 0 || s.Share >= 1):
+			t.Errorf("paused video: %+v, want one open stall, stopped, less than what was sent", s)
+		case !paused && (s.Stopped || len(s.Stalls) != 0 || s.Sent == 0 || s.Received == 0):
+			t.Errorf("stream %+v, want whole", s)
+		}
+	}
+	if d.StoppedStreams != 1 || d.Stalls != 1 || d.StalledStreams != 1 {
+		t.Errorf("delivery: %+v", d)
+	}
+	if rep.Errors.Count != 1 || len(rep.Errors.Kinds) != 1 || !strings.Contains(rep.Errors.Kinds[0], "stream stopped: the video of 1 subscription") {
+		t.Errorf("errors: %+v", rep.Errors)
+	}
+	// The series shows the stalled stream.
+	stalled := 0
+	for _, p := range rep.Series {
+		stalled = max(stalled, p.StalledStreams)
+	}
+	if stalled != 1 {
+		t.Errorf("series: most stalled streams %d, want 1: %+v", stalled, rep.Series)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1 stream(s) stopped", "subscriber 0 ← publisher 0 video", "–end s", "stream stopped"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}
+
+// A stream that stalls and comes back is a stall, not an error.
+func TestMediaReportsARecoveredStall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and runs media for a few seconds")
+	}
+	tgt := startServer(t)
+	rep, err := RunMedia(testContext(t), tgt, MediaOptions{
+		Subscribers: 2, VideoBitrate: 300_000, Width: 320, Height: 180, NoAudio: true,
+		Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, JoinRate: 50, LoopbackOnly: true,
+		atMeasure: func(ctx context.Context, subs []*rtclient.Subscriber, pubs []*rtclient.Publisher) {
+			sub := subs[1]
+			received := func() int64 { st := sub.Stats(rtclient.KindVideo); return st.Packets - st.Duplicates }
+			sent := func() int64 { return pubs[0].Stats(rtclient.KindVideo).Packets }
+			r0, s0 := received(), sent()
+			pauseVideo(t, ctx, sub)
+			resumed := time.Now()
+			if err := sub.Play(ctx, sub.Mid(rtclient.KindVideo)); err != nil {
+				t.Errorf("play: %v", err)
+				return
+			}
+			// The window ends once video flows again and has made up
+			// enough that the stream is not starved (half of what was
+			// sent) but stalled once.
+			for ctx.Err() == nil && (!sub.Stats(rtclient.KindVideo).LastPacket.After(resumed) || 4*(received()-r0) < 3*(sent()-s0)) {
+				time.Sleep(50 * time.Millisecond)
+			}
+		},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Delivery
+	if len(d.Streams) != 2 || d.Stalls != 1 || d.StoppedStreams != 0 || rep.Errors.Count != 0 {
+		t.Fatalf("delivery %+v, errors %+v", d, rep.Errors)
+	}
+	for _, s := range d.Streams {
+		if s.Subscriber == 1 && (len(s.Stalls) != 1 || s.Stalls[0].Open || s.Stalls[0].Sec() <= 1) {
+			t.Errorf("resumed video: %+v, want one closed stall over a second", s)
 		}
 	}
 }

@@ -59,6 +59,15 @@ type MediaOptions struct {
 	// LoopbackOnly makes the clients gather loopback candidates only (set
 	// for a server on this machine).
 	LoopbackOnly bool
+	// SeriesInterval is the length of one point of the report's time
+	// series (default 5 s; 1 s for windows under a minute).
+	SeriesInterval time.Duration
+
+	// atMeasure, if set, runs (on its own goroutine) when the measured
+	// window starts, with the joined subscribers in subscription order and
+	// the publishers: a test's way to disturb a run through the real
+	// server. The window lasts until it returns, Duration at least.
+	atMeasure func(ctx context.Context, subs []*rtclient.Subscriber, pubs []*rtclient.Publisher)
 }
 
 func (o *MediaOptions) defaults() error {
@@ -97,6 +106,12 @@ func (o *MediaOptions) defaults() error {
 	}
 	if o.JoinTimeout <= 0 {
 		o.JoinTimeout = 20 * time.Second
+	}
+	if o.SeriesInterval <= 0 {
+		o.SeriesInterval = 5 * time.Second
+		if o.Duration < time.Minute {
+			o.SeriesInterval = time.Second
+		}
 	}
 	if o.NoVideo && o.NoAudio {
 		return errors.New("loadtest: nothing to publish (no video and no audio)")
@@ -150,7 +165,8 @@ type subscription struct {
 	connected time.Time // Subscribe returned
 	err       error
 
-	jit [2]jitter // audio, video: written by the track goroutines only
+	jit   [2]jitter      // audio, video: written by the track goroutines only
+	watch [2]streamWatch // audio, video: arrivals, for stalls
 
 	before, after [2]rtclient.TrackStats // audio, video at the window's ends
 }
@@ -160,20 +176,23 @@ type jitter struct {
 	clock   float64
 	started bool
 	transit float64
+	ts      rtclient.TimestampUnwrapper
 	j       atomic.Uint64 // float64 bits of J
 	val     float64
 }
 
 func (j *jitter) add(rtpTS uint32, at time.Time) {
 	// Transit time in RTP units, modulo the unknown offset (which cancels).
+	// The timestamp is unwrapped: across the 32-bit wrap the difference of
+	// two transits stays right.
 	arrival := float64(at.UnixNano()) * j.clock / 1e9
-	transit := arrival - float64(rtpTS)
+	transit := arrival - float64(j.ts.Unwrap(rtpTS))
 	if j.started {
 		d := transit - j.transit
 		if d < 0 {
 			d = -d
 		}
-		if d < j.clock*10 { // a timestamp jump (wrap, new layer) is not jitter
+		if d < j.clock*10 { // a timestamp jump (a server's layer switch gone wrong) is not jitter
 			j.val += (d - j.val) / 16
 			j.j.Store(math.Float64bits(j.val))
 		}
@@ -339,28 +358,57 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	start := time.Now()
 	m.measuring.Store(true)
 	m.log(fmt.Sprintf("measuring for %s", o.Duration))
-	tick := time.NewTicker(5 * time.Second)
+	rec := newRecorder(m, start, srv0, srvErr0 == nil)
+	// A test's hook runs alongside; the window lasts until it returns too.
+	var hookDone chan struct{}
+	if o.atMeasure != nil {
+		var live []*rtclient.Subscriber
+		for _, s := range m.subs {
+			if s.sub != nil {
+				live = append(live, s.sub)
+			}
+		}
+		hookDone = make(chan struct{})
+		go func() {
+			defer close(hookDone)
+			o.atMeasure(ctx, live, m.pubs)
+		}()
+	}
+	tick := time.NewTicker(sampleEvery)
+	defer tick.Stop()
 	end := time.NewTimer(o.Duration)
-	last, lastAt := m.received(), time.Now()
+	endC := end.C
+	nextPoint := start.Add(o.SeriesInterval)
+	nextLog := start.Add(5 * time.Second)
 wait:
 	for {
 		select {
 		case <-ctx.Done():
-			tick.Stop()
 			return nil, ctx.Err()
-		case <-end.C:
-			break wait
-		case now := <-tick.C:
-			n := m.received()
-			line := fmt.Sprintf("%4.0fs: %s packets/s received", now.Sub(start).Seconds(), thousands(float64(n-last)/now.Sub(lastAt).Seconds()))
-			if s, err := readProcIf(m.t.ServerPID); err == nil && srvErr0 == nil {
-				line += fmt.Sprintf(", server %.2f cores, RSS %s", cores(srv0, s), mib(s.rss))
+		case <-endC:
+			endC = nil
+			if hookDone == nil {
+				break wait
 			}
-			m.log(line)
-			last, lastAt = n, now
+		case <-hookDone:
+			hookDone = nil
+			if endC == nil {
+				break wait
+			}
+		case now := <-tick.C:
+			rec.sample(now)
+			if !now.Before(nextPoint) {
+				rec.closeBucket(now)
+				nextPoint = nextPoint.Add(o.SeriesInterval)
+			}
+			if !now.Before(nextLog) {
+				m.log(rec.progress(now))
+				nextLog = nextLog.Add(5 * time.Second)
+			}
 		}
 	}
-	tick.Stop()
+	rec.sample(time.Now())
+	rec.closeBucket(time.Now())
 	m.measuring.Store(false)
 	window := time.Since(start)
 	rep.MachineCores = machine.cores()
@@ -369,6 +417,7 @@ wait:
 	m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.after })
 
 	m.fill(rep, window)
+	rec.fill(rep)
 	if m.t.ServerPID > 0 && srvErr0 == nil && srvErr1 == nil {
 		sv := &rep.Server
 		sv.Cores = cores(srv0, srv1)
@@ -391,7 +440,12 @@ wait:
 	if rep.MachineCores > 0 {
 		rep.OtherCores = max(0, rep.MachineCores-rep.GeneratorCores-rep.Server.Cores)
 	}
+	n, kinds := rep.Delivery.problems()
 	m.errMu.Lock()
+	m.errs += n
+	for _, k := range kinds {
+		m.kinds = addKind(m.kinds, k)
+	}
 	rep.Errors = ErrorStats{Count: m.errs, Kinds: append([]string(nil), m.kinds...)}
 	m.errMu.Unlock()
 	return rep, nil
@@ -470,7 +524,9 @@ func (m *mediaRun) subscribe(ctx context.Context, s *subscription) {
 			if len(pkt) < 12 {
 				return
 			}
-			s.jit[kindIndex(kind)].add(binary.BigEndian.Uint32(pkt[4:8]), at)
+			k := kindIndex(kind)
+			s.watch[k].packet(at.UnixNano())
+			s.jit[k].add(binary.BigEndian.Uint32(pkt[4:8]), at)
 			if !m.measuring.Load() {
 				return
 			}
@@ -517,16 +573,8 @@ func (m *mediaRun) snapshot(into func(*subscription) *[2]rtclient.TrackStats) {
 	}
 }
 
-// received is the number of packets all subscriptions have read so far.
-func (m *mediaRun) received() int64 {
-	var n int64
-	for _, s := range m.subs {
-		if s.sub != nil {
-			n += s.sub.Stats(rtclient.KindAudio).Packets + s.sub.Stats(rtclient.KindVideo).Packets
-		}
-	}
-	return n
-}
+// pubIndex is the index in m.pubs of the publisher s subscribes to.
+func (m *mediaRun) pubIndex(s *subscription) int { return s.stage*m.o.Publishers + s.publisher }
 
 // teardown closes every connection and deletes the stages, at most 32
 // closes at a time.

@@ -33,7 +33,11 @@ type MediaReport struct {
 	Video TrackRates `json:"perSubscriberVideo"`
 	Audio TrackRates `json:"perSubscriberAudio"`
 	Total TrackRates `json:"total"`
-	Loss  LossStats  `json:"loss"`
+	// Loss counts holes between the packets that arrived; Delivery
+	// compares what arrived with what the publishers sent, which also sees
+	// streams that stopped.
+	Loss     LossStats `json:"loss"`
+	Delivery Delivery  `json:"delivery"`
 	// Jitter is RFC 3550's interarrival jitter at the subscribers, in
 	// milliseconds: the mean over subscriptions, and the largest.
 	Jitter JitterStats `json:"jitterMs"`
@@ -52,6 +56,12 @@ type MediaReport struct {
 	OtherCores   float64    `json:"otherProcessesCores"`
 	Errors       ErrorStats `json:"errors"`
 	WindowSec    float64    `json:"windowSeconds"`
+
+	// Series is the window in intervals of SeriesIntervalSec: packets per
+	// subscription, the share of what was sent that arrived, stalled
+	// streams, the server's memory and CPU. For soaks.
+	SeriesIntervalSec float64       `json:"seriesIntervalSeconds"`
+	Series            []SeriesPoint `json:"series"`
 }
 
 // Load is what was asked for.
@@ -137,7 +147,7 @@ type ServerStats struct {
 }
 
 // ErrorStats count failures of any kind: joins, events, connections that
-// died in the window.
+// died in the window, streams that stopped or starved (see Delivery).
 type ErrorStats struct {
 	Count int      `json:"count"`
 	Kinds []string `json:"kinds,omitempty"` // up to five distinct ones
@@ -309,6 +319,7 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 	row("received, all", "%s packets/s, %s", thousands(r.Total.PacketsPerSecond), bitrate(r.Total.BitsPerSecond))
 	row("loss", "video %.3f %%, audio %.3f %% (%s of %s packets; worst subscription %.2f %%); %s seqs NACKed",
 		r.Loss.VideoPercent, r.Loss.AudioPercent, thousands(float64(r.Loss.Lost)), thousands(float64(r.Loss.Expected)), r.Loss.WorstPercent, thousands(float64(r.Loss.NACKedSeqs)))
+	writeDelivery(row, r.Delivery)
 	row("jitter", "video %.2f ms (max %.2f), audio %.2f ms (max %.2f)", r.Jitter.VideoMean, r.Jitter.VideoMax, r.Jitter.AudioMean, r.Jitter.AudioMax)
 	row("latency, send → receive", "%s", pct(r.Latency))
 	if s := r.Server; s.Measured {
@@ -330,7 +341,109 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 			row("", "%s", k)
 		}
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeSeries(w, r.Series, r.SeriesIntervalSec)
+}
+
+// writeDelivery writes the rows of the delivery figures.
+func writeDelivery(row func(k, format string, args ...any), d Delivery) {
+	share := func(v float64) string {
+		if v < 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f %%", 100*v)
+	}
+	row("received of sent", "video %s, audio %s (%s of %s packets; worst stream %s)", share(d.VideoShare), share(d.AudioShare),
+		thousands(float64(d.Received)), thousands(float64(d.Expected)), share(d.WorstShare))
+	row("", "expected: %s", d.ExpectedBasis)
+	if d.Stalls == 0 {
+		row("stalls (silent > 1 s)", "none")
+		return
+	}
+	row("stalls (silent > 1 s)", "%d on %d stream(s): %.1f s in all, longest %.1f s; %d stream(s) stopped, %d starved",
+		d.Stalls, d.StalledStreams, d.StalledSec, d.LongestStallSec, d.StoppedStreams, d.StarvedStreams)
+	shown := 0
+	for _, s := range d.Streams {
+		if len(s.Stalls) == 0 && !s.Starved {
+			continue
+		}
+		if shown == 5 {
+			row("", "… (all streams in the JSON report)")
+			break
+		}
+		shown++
+		var parts []string
+		for i, st := range s.Stalls {
+			if i == 3 {
+				parts = append(parts, fmt.Sprintf("+%d more", len(s.Stalls)-3))
+				break
+			}
+			to := fmt.Sprintf("%.1f", st.ToSec)
+			if st.Open {
+				to = "end"
+			}
+			parts = append(parts, fmt.Sprintf("%.1f–%s s", st.FromSec, to))
+		}
+		row("", "stage %d subscriber %d ← publisher %d %s: received %s of sent; silent %s",
+			s.Stage, s.Subscriber, s.Publisher, s.Kind, share(s.Share), strings.Join(parts, ", "))
+	}
+}
+
+// writeSeries writes the time series as a table, at most 40 rows: longer
+// series are merged into fewer, longer intervals (the JSON has them all).
+func writeSeries(w io.Writer, series []SeriesPoint, interval float64) error {
+	if len(series) == 0 {
+		return nil
+	}
+	step := (len(series) + 39) / 40
+	fmt.Fprintf(w, "\n  over time (every %.0f s):\n", interval*float64(step))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "  t s\tvideo pkt/s per sub\taudio pkt/s per sub\tleast per sub\treceived of sent\tstalled streams\tserver RSS\tserver cores\t")
+	for i := 0; i < len(series); i += step {
+		m := mergePoints(series[i:min(i+step, len(series))])
+		share, rss, cpu := "n/a", "-", "-"
+		if m.ReceivedShare >= 0 {
+			share = fmt.Sprintf("%.2f %%", 100*m.ReceivedShare)
+		}
+		if m.ServerRSSBytes > 0 {
+			rss, cpu = mib(m.ServerRSSBytes), fmt.Sprintf("%.2f", m.ServerCores)
+		}
+		fmt.Fprintf(tw, "  %.0f\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", m.AtSec, thousands(m.VideoPacketsPerSecond), thousands(m.AudioPacketsPerSecond),
+			thousands(m.MinPacketsPerSecond), share, m.StalledStreams, rss, cpu)
+	}
 	return tw.Flush()
+}
+
+// mergePoints merges consecutive points of equal length into one: means of
+// rates, the least of minima, the most stalled streams, the last RSS.
+func mergePoints(ps []SeriesPoint) SeriesPoint {
+	if len(ps) == 1 {
+		return ps[0]
+	}
+	out := SeriesPoint{AtSec: ps[len(ps)-1].AtSec, MinPacketsPerSecond: ps[0].MinPacketsPerSecond, ServerRSSBytes: ps[len(ps)-1].ServerRSSBytes}
+	var share float64
+	shares := 0
+	for _, p := range ps {
+		n := float64(len(ps))
+		out.VideoPacketsPerSecond += p.VideoPacketsPerSecond / n
+		out.AudioPacketsPerSecond += p.AudioPacketsPerSecond / n
+		out.SentVideoPacketsPerSecond += p.SentVideoPacketsPerSecond / n
+		out.SentAudioPacketsPerSecond += p.SentAudioPacketsPerSecond / n
+		out.ServerCores += p.ServerCores / n
+		out.MinPacketsPerSecond = min(out.MinPacketsPerSecond, p.MinPacketsPerSecond)
+		out.StalledStreams = max(out.StalledStreams, p.StalledStreams)
+		if p.ReceivedShare >= 0 {
+			share += p.ReceivedShare
+			shares++
+		}
+	}
+	out.ReceivedShare = -1
+	if shares > 0 {
+		out.ReceivedShare = share / float64(shares)
+	}
+	return out
 }
 
 // WriteTable writes the API report for people.

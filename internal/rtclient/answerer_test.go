@@ -17,6 +17,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
@@ -64,8 +65,9 @@ type session struct {
 	cancel  context.CancelFunc
 
 	mu        sync.Mutex
-	recv      map[string]*hashLog // publish: kind (or video/<rid>) → frames received
-	sent      map[string]*hashLog // subscribe: kind → frames sent
+	recv      map[string]*hashLog   // publish: kind (or video/<rid>) → frames received
+	firstRTP  map[string]rtp.Header // publish: kind → header of the first packet received
+	sent      map[string]*hashLog   // subscribe: kind → frames sent
 	codecs    map[string]webrtc.RTPCodecCapability
 	remote    map[string]*webrtc.TrackRemote
 	forwards  map[string][]*webrtc.TrackLocalStaticRTP
@@ -203,7 +205,8 @@ func (a *answerer) newSession(pid string, publish bool) (*session, error) {
 	s := &session{
 		id: fmt.Sprintf("r%d", a.nextID), pid: pid, publish: publish, pc: pc, ctx: ctx, cancel: cancel,
 		recv: map[string]*hashLog{}, sent: map[string]*hashLog{}, codecs: map[string]webrtc.RTPCodecCapability{},
-		remote: map[string]*webrtc.TrackRemote{}, forwards: map[string][]*webrtc.TrackLocalStaticRTP{},
+		firstRTP: map[string]rtp.Header{},
+		remote:   map[string]*webrtc.TrackRemote{}, forwards: map[string][]*webrtc.TrackLocalStaticRTP{},
 		connected: make(chan struct{}),
 	}
 	a.sessions[s.id] = s
@@ -293,6 +296,9 @@ func (a *answerer) readTrack(s *session, kind string, tr *webrtc.TrackRemote, lo
 		}
 		s.mu.Lock()
 		fwd := s.forwards[kind]
+		if _, ok := s.firstRTP[kind]; !ok {
+			s.firstRTP[kind] = pkt.Header.Clone()
+		}
 		s.mu.Unlock()
 		for _, f := range fwd {
 			cp := *pkt
@@ -523,6 +529,14 @@ func (a *answerer) onlySubscriber(t *testing.T) *session {
 }
 
 // received returns the frames a publish session received of kind.
+// first returns the header of the first packet of kind received.
+func (s *session) first(kind string) (rtp.Header, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.firstRTP[kind]
+	return h, ok
+}
+
 func (s *session) received(kind string) [][32]byte {
 	s.mu.Lock()
 	l := s.recv[kind]

@@ -17,11 +17,17 @@
 //   - ParseToken reads (without verifying) the claims of a participant token.
 //   - Publish sends MediaSources (FileSource: real encoded media read with
 //     pion's readers; SyntheticSource: numbered frames made on the fly) and
-//     records the SHA-256 of every frame it sends (SentFrames).
+//     records the SHA-256 of every frame it sends (SentFrames). It counts
+//     every RTP packet as it leaves (SendStats.Packets, with sequence
+//     numbers and timestamps unwrapped to 64 bits), so that a receiver can
+//     tell packets that never came; PublishOptions.FirstSequenceNumber and
+//     FirstTimestamp start a stream just below the 16-bit and 32-bit wraps.
 //   - Subscribe receives a publisher's media, rebuilds frames with pion's
 //     sample builder and records the SHA-256 of every frame (ReceivedFrames),
 //     so a test can check that what arrived is what was sent (FrameHash
-//     defines the hash both sides use).
+//     defines the hash both sides use). Sequence numbers are unwrapped to 64
+//     bits before anything compares them (counters, NACKs), and a stream
+//     that jumps 32,768 or more ahead is followed, not taken for old packets.
 //   - For load generation: SyntheticOptions.Timestamps writes each frame's
 //     send time into it, SubscribeOptions.OnPacket sees every packet, and
 //     SyntheticPacketSent reads the send time back out of one, so that

@@ -8,10 +8,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp/codecs"
 )
 
@@ -248,6 +250,59 @@ func TestSeqTracker(t *testing.T) {
 	}
 }
 
+// A stream that jumps ahead by 32,768 or more (a relay that dropped that
+// many packets) looks, number by number, like packets from long ago. Two
+// consecutive ones make the tracker follow it; without that every later
+// packet would count as too late for good.
+func TestSeqTrackerFollowsAJumpAhead(t *testing.T) {
+	var tr seqTracker
+	for s := 0; s < 100; s++ {
+		tr.add(uint16(s))
+	}
+	jump := 99 + 40000 // 40,000 numbers never arrive
+	if res, _, _ := tr.add(uint16(jump)); res != seqTooLate {
+		t.Fatalf("first packet after the jump: %v, want too late (it cannot be told yet)", res)
+	}
+	res, ext, _ := tr.add(uint16(jump + 1))
+	if res != seqJump || ext != int64(jump+1) {
+		t.Fatalf("second packet after the jump: %v ext %d, want a jump to %d", res, ext, jump+1)
+	}
+	for s := jump + 2; s < jump+70000; s++ { // and on, across two wraps
+		if res, _, _ := tr.add(uint16(s)); res != seqNew {
+			t.Fatalf("packet %d after the jump: %v", s, res)
+		}
+	}
+	if tr.late != 0 || tr.lost() != 39999 || tr.highest != int64(jump+69999) {
+		t.Fatalf("late %d lost %d highest %d; want 0, 39999, %d", tr.late, tr.lost(), tr.highest, jump+69999)
+	}
+	// A lone packet from long ago stays late, and does not move the stream.
+	tr.add(uint16(jump + 70000))
+	if res, _, _ := tr.add(uint16(jump + 70000 - 10000)); res != seqTooLate {
+		t.Fatalf("a lone old packet: %v", res)
+	}
+	if res, _, _ := tr.add(uint16(jump + 70001)); res != seqNew || tr.late != 1 {
+		t.Fatalf("after a lone old packet: %v, late %d", res, tr.late)
+	}
+}
+
+func TestTimestampUnwrap(t *testing.T) {
+	var u TimestampUnwrapper
+	start := uint32(1<<32 - 3000)
+	want := int64(start)
+	if got := u.Unwrap(start); got != want {
+		t.Fatalf("first: %d", got)
+	}
+	for i := 1; i <= 10; i++ { // 3000 ticks a frame, across the wrap
+		want += 3000
+		if got := u.Unwrap(start + uint32(i*3000)); got != want {
+			t.Fatalf("frame %d: %d, want %d", i, got, want)
+		}
+	}
+	if got := u.Unwrap(start + 9*3000); got != want-3000 { // reordered: a little back
+		t.Fatalf("reordered: %d, want %d", got, want-3000)
+	}
+}
+
 func TestNACKListAndSort(t *testing.T) {
 	l := newNACKList()
 	now := time.Now()
@@ -273,8 +328,18 @@ func TestNACKListAndSort(t *testing.T) {
 	if len(l.pending) != nackMaxAge {
 		t.Fatalf("a huge gap keeps %d entries, want %d", len(l.pending), nackMaxAge)
 	}
-	if s := sortSeqs([]uint16{3, 65534, 1, 65535, 0}); s[0] != 65534 || s[1] != 65535 || s[2] != 0 || s[4] != 3 {
-		t.Fatalf("sortSeqs = %v", s)
+	// Across the 16-bit wrap, in RTP order: due sorts the extended numbers.
+	w := newNACKList()
+	w.gap(65534, 65536+4, now) // 65534, 65535, then 0..3 of the next cycle
+	w.fill(65536 + 2)
+	ext, _ := w.due(now, 65536+4, nil)
+	wire := wireSeqs(ext, nil)
+	if want := []uint16{65534, 65535, 0, 1, 3}; !slices.Equal(wire, want) {
+		t.Fatalf("NACKed %v, want %v", wire, want)
+	}
+	pairs := rtcp.NackPairsFromSequenceNumbers(wire)
+	if len(pairs) != 1 || pairs[0].PacketID != 65534 {
+		t.Fatalf("NACK pairs %+v, want one from 65534", pairs)
 	}
 }
 

@@ -1,6 +1,7 @@
 package rtclient
 
 import (
+	"slices"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -49,9 +50,13 @@ func (l *nackList) gap(from, to int64, now time.Time) bool {
 // fill records the arrival of a sequence number.
 func (l *nackList) fill(ext int64) { delete(l.pending, ext) }
 
-// due returns the sequence numbers to NACK now (and schedules their retry),
-// forgetting those too old or asked for too often; and whether any remain.
-func (l *nackList) due(now time.Time, highest int64, out []uint16) ([]uint16, bool) {
+// clear forgets every missing number.
+func (l *nackList) clear() { clear(l.pending) }
+
+// due returns the (extended) sequence numbers to NACK now, in ascending
+// order, and schedules their retry, forgetting those too old or asked for
+// too often; and whether any remain.
+func (l *nackList) due(now time.Time, highest int64, out []int64) ([]int64, bool) {
 	for e, n := range l.pending {
 		if highest-e > nackMaxAge || n.tries >= nackMaxTries {
 			delete(l.pending, e)
@@ -62,8 +67,9 @@ func (l *nackList) due(now time.Time, highest int64, out []uint16) ([]uint16, bo
 		}
 		n.tries++
 		n.due = now.Add(nackRetry)
-		out = append(out, uint16(e))
+		out = append(out, e)
 	}
+	slices.Sort(out)
 	return out, len(l.pending) > 0
 }
 
@@ -82,7 +88,10 @@ func (s *Subscriber) nackLoop() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	var seqs []uint16
+	var (
+		seqs []int64
+		wire []uint16
+	)
 	for {
 		select {
 		case <-s.stop:
@@ -111,9 +120,10 @@ func (s *Subscriber) nackLoop() {
 				if len(seqs) == 0 {
 					continue
 				}
+				wire = wireSeqs(seqs, wire[:0])
 				_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
 					MediaSSRC: ssrc,
-					Nacks:     rtcp.NackPairsFromSequenceNumbers(sortSeqs(seqs)),
+					Nacks:     rtcp.NackPairsFromSequenceNumbers(wire),
 				}})
 				seqs = seqs[:0]
 			}
@@ -121,23 +131,14 @@ func (s *Subscriber) nackLoop() {
 	}
 }
 
-// sortSeqs sorts sequence numbers in place (few, so insertion sort), in
-// RTP order relative to the first: NackPairsFromSequenceNumbers wants them
-// ascending.
-func sortSeqs(s []uint16) []uint16 {
-	if len(s) < 2 {
-		return s
+// wireSeqs turns ascending extended sequence numbers into the 16-bit ones
+// of the wire, still in RTP order (across a wrap too), as
+// NackPairsFromSequenceNumbers wants them. Sorting the extended numbers
+// rather than the 16-bit ones keeps the order right however far apart they
+// are.
+func wireSeqs(ext []int64, out []uint16) []uint16 {
+	for _, e := range ext {
+		out = append(out, uint16(e))
 	}
-	base := s[0]
-	for _, v := range s {
-		if int16(v-base) < 0 {
-			base = v
-		}
-	}
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j]-base < s[j-1]-base; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
+	return out
 }

@@ -37,7 +37,7 @@ type peerConfig struct {
 	iceTransport string
 	loopbackOnly bool
 	settings     func(*webrtc.SettingEngine)
-	first        interceptor.Interceptor // runs closest to the network; may be nil
+	first        []interceptor.Interceptor // run closest to the network, first[0] nearest
 }
 
 // Payload types of the codecs this package offers. They follow pion's and
@@ -106,8 +106,7 @@ func newPeerConnection(cfg peerConfig) (*webrtc.PeerConnection, error) {
 	}
 
 	reg := &interceptor.Registry{}
-	if cfg.first != nil {
-		first := cfg.first
+	for _, first := range cfg.first {
 		reg.Add(interceptorFactory(func(string) (interceptor.Interceptor, error) { return first, nil }))
 	}
 	// pion's NACK responder answers the server's NACKs; NACKs of our own

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,6 +55,88 @@ func TestPublishSyntheticFramesArriveIntact(t *testing.T) {
 	if k := p.Stats(KindVideo).Keyframes; k < 1 {
 		t.Errorf("keyframes sent = %d", k)
 	}
+}
+
+// A Publisher starts its sequence numbers and timestamps where it is told:
+// here just below the 16-bit and 32-bit wraps, so that the streams cross
+// both within seconds. The answerer (pion's sample builder) and a Subscriber
+// through it (this package's counters and frame rebuilding) must see them
+// cross unbroken, and SendStats must count across the wraps.
+func TestPublishStartsNearTheWraps(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	a := newAnswerer(t)
+	// Video 10 ms frames of ~3 packets, audio 5 ms: each crosses the
+	// sequence wrap after about 600 packets and the timestamp wrap after
+	// 2 s (video) and 3.75 s (audio).
+	firstSeq, firstTS := uint16(65536-600), uint32(1<<32-180000)
+	// The sources hold their second frame until the subscriber is there,
+	// so that it sees the wraps however slowly it joins.
+	gate := make(chan struct{})
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate) }) }
+	defer open()
+	p, err := Publish(ctx, stageToken(t, "pubWrap", a.whipURL(), "ws://unused.invalid"), PublishOptions{
+		Audio:               &gatedSource{MediaSource: NewSyntheticSource(SyntheticOptions{Codec: CodecOpus, FrameDuration: 5 * time.Millisecond}), gate: gate},
+		Video:               &gatedSource{MediaSource: NewSyntheticSource(SyntheticOptions{Codec: CodecVP8, FrameDuration: 10 * time.Millisecond, FrameSize: 3000, KeyframeInterval: 50}), gate: gate},
+		FirstSequenceNumber: &firstSeq, FirstTimestamp: &firstTS, LoopbackOnly: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	pub := a.publisher(t, "pubWrap")
+	for _, kind := range []string{KindAudio, KindVideo} {
+		eventually(t, 10*time.Second, "the answerer's first "+kind+" packet", func() bool { _, ok := pub.first(kind); return ok })
+	}
+	sub := subscribeTo(t, a, "pubWrap", SubscribeOptions{})
+	open()
+	for _, kind := range []string{KindAudio, KindVideo} {
+		eventually(t, 30*time.Second, kind+" sent past both wraps", func() bool {
+			st := p.Stats(kind)
+			return st.LastSeq > 65536+300 && st.LastTimestamp > 1<<32+90000
+		})
+		eventually(t, 30*time.Second, kind+" received past the sequence wrap", func() bool {
+			return sub.Stats(kind).HighestSeq > 65536+200
+		})
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{KindAudio, KindVideo} {
+		st := p.Stats(kind)
+		if st.FirstSeq != int64(firstSeq) || st.FirstTimestamp != int64(firstTS) {
+			t.Errorf("%s: first packet sent %d @%d, want %d @%d", kind, st.FirstSeq, st.FirstTimestamp, firstSeq, firstTS)
+		}
+		if st.Packets != st.LastSeq-st.FirstSeq+1 || st.PacketBytes <= st.Bytes || st.FirstPacket.IsZero() || st.LastPacket.Before(st.FirstPacket) {
+			t.Errorf("%s: send counters %+v", kind, st)
+		}
+		if h, ok := pub.first(kind); !ok || h.SequenceNumber != firstSeq || h.Timestamp != firstTS {
+			t.Errorf("%s: the answerer's first packet is %d @%d, want %d @%d", kind, h.SequenceNumber, h.Timestamp, firstSeq, firstTS)
+		}
+		// Every frame the answerer rebuilt, from the first, is the one sent.
+		assertPrefix(t, kind+" at the answerer", pub.received(kind), p.SentFrames(kind), int(st.Frames/2))
+		rs := sub.Stats(kind)
+		if rs.Lost != 0 || rs.Late != 0 {
+			t.Errorf("%s at the subscriber: lost %d, late %d", kind, rs.Lost, rs.Late)
+		}
+		assertContiguous(t, kind+" at the subscriber", sub.ReceivedFrames(kind), p.SentFrames(kind), 100)
+	}
+}
+
+// gatedSource sends its first frame, then waits for gate to close.
+type gatedSource struct {
+	MediaSource
+	gate <-chan struct{}
+	n    int
+}
+
+func (g *gatedSource) NextFrame() (Frame, error) {
+	if g.n == 1 {
+		<-g.gate
+	}
+	g.n++
+	return g.MediaSource.NextFrame()
 }
 
 func TestPublishSyntheticH264(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -58,6 +59,13 @@ type PublishOptions struct {
 	// offers without an H.264 video m-line (IVS-BEHAVIOUR.md §2.1). Set it to
 	// offer audio alone.
 	NoVideoPlaceholder bool
+	// FirstSequenceNumber and FirstTimestamp, if set, are the RTP sequence
+	// number and timestamp of the first packet of every track (and of every
+	// simulcast layer), instead of pion's random ones. A test starts them
+	// just below the 16-bit and 32-bit wraps to cross both in seconds rather
+	// than minutes and hours.
+	FirstSequenceNumber *uint16
+	FirstTimestamp      *uint32
 }
 
 // Publisher is one WHIP publish session. Its methods are safe for concurrent use.
@@ -88,6 +96,7 @@ type pubTrack struct {
 	mime   string
 	hash   bool
 	log    frameLog
+	sent   sendCounter // the packets that left, counted by the sendTap
 	plis   atomic.Int64
 	err    atomic.Pointer[error] // a source error other than io.EOF
 }
@@ -100,6 +109,24 @@ type SendStats struct {
 	FirstFrame time.Time // when the first was written
 	PLIs       int64     // PLIs and FIRs the server sent for this kind
 	Err        error     // the error that stopped the source, if any (io.EOF is not one)
+
+	// Packets counts the RTP packets sent, each sequence number once (as
+	// they leave the peer connection, after pion's interceptors), and
+	// PacketBytes their size with RTP headers; Retransmissions the packets
+	// sent again for the server's NACKs (over RTX or not). A subscriber that
+	// got fewer distinct packets than Packets missed some: the load
+	// generator's expected count.
+	Packets         int64
+	PacketBytes     int64
+	Retransmissions int64
+	FirstPacket     time.Time
+	LastPacket      time.Time
+	// FirstSeq and LastSeq are the sequence numbers of the first and the
+	// latest packet, and FirstTimestamp and LastTimestamp their RTP
+	// timestamps, unwrapped to 64 bits: a value past 65,535 (or 2^32 − 1)
+	// tells that the stream crossed the wrap.
+	FirstSeq, LastSeq             int64
+	FirstTimestamp, LastTimestamp int64
 }
 
 // Publish publishes the sources of opts to the stage of token: it makes an
@@ -141,10 +168,19 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 	}
 
 	var tagger *ridTagger
-	cfg := peerConfig{iceTransport: opts.ICETransport, loopbackOnly: opts.LoopbackOnly, settings: opts.SettingEngine}
+	tap := newSendTap()
+	cfg := peerConfig{iceTransport: opts.ICETransport, loopbackOnly: opts.LoopbackOnly, settings: opts.SettingEngine, first: []interceptor.Interceptor{tap}}
 	if len(opts.Simulcast) > 0 {
+		// After the tap: the tap counts the packets the tagger has tagged.
 		tagger = newRIDTagger()
-		cfg.first = tagger
+		cfg.first = append(cfg.first, tagger)
+	}
+	var trackOpts []func(*webrtc.TrackLocalStaticRTP)
+	if opts.FirstSequenceNumber != nil {
+		trackOpts = append(trackOpts, webrtc.WithRTPSequenceNumber(*opts.FirstSequenceNumber))
+	}
+	if opts.FirstTimestamp != nil {
+		trackOpts = append(trackOpts, webrtc.WithRTPTimestamp(*opts.FirstTimestamp))
 	}
 	pc, err := newPeerConnection(cfg)
 	if err != nil {
@@ -165,7 +201,7 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 	}
 	hash := !opts.DisableFrameHashes
 	addTrack := func(kind string, src MediaSource) error {
-		t, err := webrtc.NewTrackLocalStaticSample(src.Codec(), kind, streamID)
+		t, err := webrtc.NewTrackLocalStaticSample(src.Codec(), kind, streamID, trackOpts...)
 		if err != nil {
 			return err
 		}
@@ -190,7 +226,7 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 			return fail(err)
 		}
 	case len(opts.Simulcast) > 0:
-		if err := p.addSimulcast(opts.Simulcast, streamID, hash); err != nil {
+		if err := p.addSimulcast(opts.Simulcast, streamID, hash, trackOpts); err != nil {
 			return fail(err)
 		}
 	case !opts.NoVideoPlaceholder:
@@ -208,7 +244,16 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 		}
 	}
 
-	tagLayers := func() error {
+	// Once the offer is made the SSRCs and mids are known; the streams are
+	// bound to the interceptors when the answer is applied.
+	tagStreams := func() error {
+		for _, t := range p.tracks {
+			for _, enc := range t.sender.GetParameters().Encodings {
+				if enc.RID == t.rid {
+					tap.set(uint32(enc.SSRC), &t.sent)
+				}
+			}
+		}
 		if tagger == nil {
 			return nil
 		}
@@ -225,7 +270,7 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 		}
 		return nil
 	}
-	if err := negotiate(ctx, pc, p.cs, p.sig, target, nil, tagLayers); err != nil {
+	if err := negotiate(ctx, pc, p.cs, p.sig, target, nil, tagStreams); err != nil {
 		return fail(err)
 	}
 
@@ -241,11 +286,11 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 }
 
 // addSimulcast adds one send-only transceiver with an encoding per layer.
-func (p *Publisher) addSimulcast(layers []MediaSource, streamID string, hash bool) error {
+func (p *Publisher) addSimulcast(layers []MediaSource, streamID string, hash bool, trackOpts []func(*webrtc.TrackLocalStaticRTP)) error {
 	var sender *webrtc.RTPSender
 	for i, src := range layers {
 		rid := SimulcastRIDs[i]
-		t, err := webrtc.NewTrackLocalStaticSample(src.Codec(), KindVideo, streamID, webrtc.WithRTPStreamID(rid))
+		t, err := webrtc.NewTrackLocalStaticSample(src.Codec(), KindVideo, streamID, append([]func(*webrtc.TrackLocalStaticRTP){webrtc.WithRTPStreamID(rid)}, trackOpts...)...)
 		if err != nil {
 			return err
 		}
@@ -410,6 +455,7 @@ func (p *Publisher) Stats(kind string) SendStats {
 	var s SendStats
 	s.Frames, s.Bytes, s.Keyframes, s.FirstFrame = t.log.counts()
 	s.PLIs = t.plis.Load()
+	t.sent.fill(&s)
 	if e := t.err.Load(); e != nil {
 		s.Err = *e
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
@@ -106,8 +107,8 @@ type subTrack struct {
 	packets     int64
 	bytes       int64
 	duplicates  int64
-	late        int64
 	firstPacket time.Time
+	lastPacket  time.Time
 	seq         seqTracker
 	nack        *nackList     // nil unless NACK was negotiated for the track
 	ready       chan struct{} // closed when the remote track arrives
@@ -128,6 +129,10 @@ type TrackStats struct {
 	NACKedSeqs  int64     // sequence numbers asked for in them
 	PLIs        int64     // PLIs sent for this track (by SendPLI: the Subscriber sends none of its own)
 	FirstPacket time.Time // when the first packet arrived
+	LastPacket  time.Time // when the latest packet arrived
+	// HighestSeq is the highest sequence number read, unwrapped to 64 bits
+	// (the first packet's number plus 65,536 per wrap since).
+	HighestSeq int64
 
 	Frames     int64     // frames rebuilt (0 with NoFrames)
 	FrameBytes int64     // their size
@@ -164,7 +169,7 @@ func Subscribe(ctx context.Context, token string, opts SubscribeOptions) (*Subsc
 	tap := newReceiveTap(opts.Drop)
 	pc, err := newPeerConnection(peerConfig{
 		iceTransport: opts.ICETransport, loopbackOnly: opts.LoopbackOnly,
-		settings: opts.SettingEngine, first: tap,
+		settings: opts.SettingEngine, first: []interceptor.Interceptor{tap},
 	})
 	if err != nil {
 		return nil, err
@@ -334,14 +339,13 @@ func (st *subTrack) onPacket(seq uint16, size int, now time.Time) (gap bool) {
 	if st.packets == 0 {
 		st.firstPacket = now
 	}
+	st.lastPacket = now
 	st.packets++
 	st.bytes += int64(size)
 	res, ext, prev := st.seq.add(seq)
 	switch res {
 	case seqDuplicate:
 		st.duplicates++
-	case seqTooLate:
-		st.late++
 	case seqNew:
 		if st.nack != nil {
 			if ext > prev+1 {
@@ -349,6 +353,11 @@ func (st *subTrack) onPacket(seq uint16, size int, now time.Time) (gap bool) {
 			} else if ext < prev {
 				st.nack.fill(ext)
 			}
+		}
+	case seqJump:
+		// Far beyond anything NACK could recover: what was pending is moot.
+		if st.nack != nil {
+			st.nack.clear()
 		}
 	}
 	return gap
@@ -396,9 +405,10 @@ func (s *Subscriber) Stats(kind string) TrackStats {
 	var ts TrackStats
 	st.mu.Lock()
 	ts.MimeType, ts.SSRC = st.mime, st.ssrc
-	ts.Packets, ts.Bytes, ts.Duplicates, ts.Late = st.packets, st.bytes, st.duplicates, st.late
+	ts.Packets, ts.Bytes, ts.Duplicates, ts.Late = st.packets, st.bytes, st.duplicates, st.seq.late
 	ts.Lost = st.seq.lost()
-	ts.FirstPacket = st.firstPacket
+	ts.FirstPacket, ts.LastPacket = st.firstPacket, st.lastPacket
+	ts.HighestSeq = st.seq.highest
 	st.mu.Unlock()
 	c := s.tap.counters(kind)
 	ts.Dropped, ts.NACKs, ts.NACKedSeqs, ts.PLIs = c.dropped.Load(), c.nacks.Load(), c.nacked.Load(), c.plis.Load()
