@@ -31,11 +31,13 @@ Without --endpoint, the load test starts its own server (this binary's
 "serve", on loopback, in a temporary directory) and measures its CPU and
 memory; --server-cpus pins it, --cpus pins the load generator. Every run
 stops by itself and deletes the stages it made. Load goes only to --endpoint.
+A media run whose report counts errors (a stream that stopped or received
+less than half of what was sent, a failed join) exits with status 3.
 
 Examples:
   rostrum loadtest --subscribers 100 --duration 30s
   rostrum loadtest --server-cpus 0 --cpus 1 --subscribers 300 --json report.json
-  rostrum loadtest --endpoint http://127.0.0.1:8080 --server-pid $(pgrep -f 'rostrum serve') \
+  rostrum loadtest --endpoint http://127.0.0.1:8080 --server-pid "$(cat rostrum.pid)" \
       --stages 4 --publishers 2 --subscribers 25 --simulcast
   rostrum loadtest api --server-cpus 0 --cpus 1 --concurrency 32
 
@@ -221,12 +223,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var (
 		report interface{ WriteTable(io.Writer) error }
 		err    error
+		errs   int // errors the report counts: stopped or starved streams, failed joins
 	)
 	if mode == "media" {
 		var r *MediaReport
 		r, err = RunMedia(ctx, t, mo, progress)
 		if r != nil {
-			report = r
+			report, errs = r, r.Errors.Count
 		}
 	} else {
 		var r *APIReport
@@ -250,6 +253,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		return fail(err)
+	}
+	if errs > 0 {
+		// A run whose streams stopped is not a pass, for scripts either.
+		fmt.Fprintf(stderr, "rostrum loadtest: %d errors (see the report)\n", errs)
+		return 3
 	}
 	return 0
 }
