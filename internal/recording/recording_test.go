@@ -577,3 +577,47 @@ func TestReconnectAfterTheWindowStartsANewRecording(t *testing.T) {
 		t.Fatalf("a publisher back after the window continued %s (%+v)", first.KeyPrefix, second)
 	}
 }
+
+// mediaTypes AUDIO_ONLY records the audio alone (no thumbnails: there is
+// no picture); NONE records thumbnails only, no HLS.
+func TestMediaTypes(t *testing.T) {
+	f := needMedia(t)
+	for _, mt := range []MediaTypes{AudioOnly, NoMedia} {
+		t.Run(string(mt), func(t *testing.T) {
+			ev := newEnv(t, false)
+			pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+			s := settings()
+			s.MediaTypes = mt
+			ev.mgr.Publishing(alice, s, ev.router)
+			started := ev.changes.await(t, Active)
+			prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
+			if mt == AudioOnly {
+				waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
+			} else {
+				waitFile(t, filepath.Join(prefix, dirThumbnails, "2.jpg"), "")
+			}
+			pub.close()
+			ev.changes.await(t, Stopped)
+			var doc eventFile
+			if err := json.Unmarshal([]byte(readFile(t, filepath.Join(prefix, keyEnded))), &doc); err != nil {
+				t.Fatal(err)
+			}
+			thumbs, _ := filepath.Glob(filepath.Join(prefix, dirThumbnails, "*.jpg"))
+			_, plErr := os.Stat(filepath.Join(prefix, keyPlaylist))
+			switch mt {
+			case AudioOnly:
+				p := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant))
+				if v, _, _ := p.Stream("video"); v != "" {
+					t.Fatalf("AUDIO_ONLY recorded video %q", v)
+				}
+				if a, _, _ := p.Stream("audio"); a != "aac" || len(thumbs) != 0 || doc.Media.HLS == nil || doc.Media.Thumbnails != nil {
+					t.Fatalf("AUDIO_ONLY: audio %q, %d thumbnails, event media %+v", a, len(thumbs), doc.Media)
+				}
+			case NoMedia:
+				if plErr == nil || len(thumbs) < 2 || doc.Media.HLS != nil || doc.Media.Thumbnails == nil {
+					t.Fatalf("NONE: playlist %v, %d thumbnails, event media %+v", plErr, len(thumbs), doc.Media)
+				}
+			}
+		})
+	}
+}
