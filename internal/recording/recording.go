@@ -710,6 +710,10 @@ func (r *Recording) sync(ctx context.Context) {
 		have[s.URI] = true
 	}
 	thumbs := map[int]string{} // number → file
+	// uploaded are the spool files now in storage: removed once the state
+	// file says so, so that a long recording does not fill the disk twice
+	// and a crash in between never loses track of one.
+	var uploaded []string
 	for run := range pr.Runs {
 		dir := r.runDir(run)
 		b, err := os.ReadFile(filepath.Join(dir, "hls", "playlist.m3u8"))
@@ -744,6 +748,7 @@ func (r *Recording) sync(ctx context.Context) {
 				}
 				s.Run, s.Bytes = run, int64(len(data))
 				pr.Segments = append(pr.Segments, s)
+				uploaded = append(uploaded, filepath.Join(dir, "hls", s.URI))
 				have[s.URI] = true
 				if n, err := strconv.Atoi(strings.TrimSuffix(s.URI, ".mp4")); err == nil && n >= pr.NextSegment {
 					pr.NextSegment = n + 1
@@ -779,6 +784,7 @@ func (r *Recording) sync(ctx context.Context) {
 			break
 		}
 		pr.Thumbnails = n
+		uploaded = append(uploaded, thumbs[n])
 		changed = true
 	}
 	sort.SliceStable(pr.Segments, func(i, j int) bool { return segNum(pr.Segments[i].URI) < segNum(pr.Segments[j].URI) })
@@ -799,8 +805,10 @@ func (r *Recording) sync(ctx context.Context) {
 	pr.NextSegment = max(pr.NextSegment, r.progress.NextSegment)
 	r.progress = pr
 	r.mu.Unlock()
-	if changed {
-		r.saveState()
+	if changed && r.saveState() {
+		for _, f := range uploaded {
+			_ = os.Remove(f)
+		}
 	}
 }
 
@@ -812,20 +820,24 @@ func segNum(uri string) int {
 // stateFile is the spool's record of a recording, for recovery.
 const stateFile = "state.json"
 
-func (r *Recording) saveState() {
+// saveState writes the state file, atomically; it reports whether it did.
+func (r *Recording) saveState() bool {
 	r.mu.Lock()
 	b, err := json.Marshal(r.progress)
 	r.mu.Unlock()
 	if err != nil {
-		return
+		return false
 	}
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return
+		r.log.Warn("saving a recording's state", "err", err)
+		return false
 	}
 	tmp := filepath.Join(r.dir, stateFile+".tmp")
-	if os.WriteFile(tmp, b, 0o644) == nil {
-		_ = os.Rename(tmp, filepath.Join(r.dir, stateFile))
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		r.log.Warn("saving a recording's state", "err", err)
+		return false
 	}
+	return os.Rename(tmp, filepath.Join(r.dir, stateFile)) == nil
 }
 
 // Recover finishes the recordings a previous run of the server left in

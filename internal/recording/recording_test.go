@@ -286,6 +286,13 @@ func testRecordsH264AndOpus(t *testing.T, s3 bool) {
 	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	// While recording, the playlist is an EVENT playlist of finished segments.
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "#EXT-X-PLAYLIST-TYPE:EVENT")
+	// What is in storage leaves the spool: a long recording does not fill
+	// the disk twice.
+	waitFile(t, filepath.Join(prefix, dirRendition, "1.mp4"), "")
+	testutil.Eventually(t, "1.mp4 gone from the spool", func() bool {
+		left, _ := filepath.Glob(filepath.Join(ev.spool, "*", "*", "*", "*", "run-0", "hls", "1.mp4"))
+		return len(left) == 0
+	})
 	time.Sleep(6*time.Second - time.Since(begin)) // publish for a while
 	wall := time.Since(begin).Seconds()
 	pub.close()
