@@ -257,7 +257,6 @@ type progress struct {
 	Inits       []bool      `json:"inits"`      // per run: init segment uploaded
 	Info        streamInfo  `json:"info"`
 	Multi       bool        `json:"multivariant"`
-	SyncFails   int         `json:"-"`
 }
 
 func (m *Manager) newRecording(p Participant, s Settings) *Recording {
@@ -601,7 +600,7 @@ func (r *Recording) finish(recovered bool) {
 	r.change(Stopping, NoEvent, "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r.sync(ctx)
+	unsynced := r.sync(ctx)
 	ended := time.Now()
 	r.mu.Lock()
 	pr := r.progress
@@ -613,13 +612,15 @@ func (r *Recording) finish(recovered bool) {
 		errs = append(errs, r.put(ctx, keyMultivariant, multivariantPlaylist(pr.Info, peakBandwidth(pr.Segments)), "application/vnd.apple.mpegurl"))
 	}
 	ms := pr.duration().Milliseconds()
-	if err := errors.Join(errs...); err != nil || recovered || pr.SyncFails > 0 {
+	if err := errors.Join(errs...); err != nil || recovered || unsynced > 0 {
 		msg := "the recording could not be completed"
 		switch {
 		case recovered:
 			msg = "the server stopped unexpectedly; the recording was closed with what had been written at its next start"
 		case err != nil:
 			msg = err.Error()
+		case unsynced > 0:
+			msg = fmt.Sprintf("%d of the recording's files could not be written to the bucket", unsynced)
 		}
 		doc := eventDoc(r.p, r.s, statusEndedWithFail, msg, r.started, ended, &ms)
 		_ = r.put(ctx, keyFailed, doc, "application/json")
@@ -691,7 +692,8 @@ func (r *Recording) stopSync() {
 
 // sync uploads what ffmpeg has finished in every run folder: init
 // segments, media segments and thumbnails, then the playlists.
-func (r *Recording) sync(ctx context.Context) {
+// It returns how many uploads failed (they are tried again next time).
+func (r *Recording) sync(ctx context.Context) (failures int) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	r.mu.Lock()
@@ -702,7 +704,7 @@ func (r *Recording) sync(ctx context.Context) {
 
 	changed := false
 	fail := func(what string, err error) {
-		pr.SyncFails++
+		failures++
 		r.log.Warn("uploading a recording", "what", what, "err", err)
 	}
 	have := map[string]bool{}
@@ -810,6 +812,7 @@ func (r *Recording) sync(ctx context.Context) {
 			_ = os.Remove(f)
 		}
 	}
+	return failures
 }
 
 func segNum(uri string) int {
