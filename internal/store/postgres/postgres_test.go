@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -200,4 +201,96 @@ func TestSynchronousCommit(t *testing.T) {
 			t.Errorf("synchronous_commit = %s, want %s", got, x.want)
 		}
 	}
+}
+
+// waitForLockWait waits until a backend of the database waits for an
+// advisory lock: the writer under test has reached its lock and is held
+// there by the test's transaction.
+func waitForLockWait(t *testing.T, s *Store) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := s.pool.QueryRow(context.Background(), `SELECT COUNT(*) FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never waited for the lock the open transaction holds")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSeqOrderIsCommitOrder: a transaction that has taken an outbox Seq
+// (or holds a quota count) and not yet committed makes another writer of
+// the same partition (or kind and owner) wait, so that the other's
+// younger Seq cannot become visible first. Deterministic counterpart of
+// storetest's ListTail and OutboxOrder tests, which catch a missing lock
+// only when the race happens to occur.
+func TestSeqOrderIsCommitOrder(t *testing.T) {
+	c := pgtest.Start(t)
+	url := c.Database(t)
+	ctx := context.Background()
+	a, b := open(t, url), open(t, url)
+	defer a.Close()
+	defer b.Close()
+
+	t.Run("outbox", func(t *testing.T) {
+		tx, err := a.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		first := &store.OutboxEntry{Sink: "w", Partition: "p", EventID: "first"}
+		seqs, err := insertOutbox(ctx, tx, []*store.OutboxEntry{first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		second := &store.OutboxEntry{Sink: "w", Partition: "p", EventID: "second"}
+		go func() { done <- b.EnqueueEvents(ctx, second) }()
+		waitForLockWait(t, b)
+		// The other partition is not held back.
+		if err := b.EnqueueEvents(ctx, &store.OutboxEntry{Sink: "w", Partition: "other"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if second.Seq <= seqs[0] {
+			t.Errorf("the second entry has Seq %d, not after the first's %d", second.Seq, seqs[0])
+		}
+	})
+	t.Run("resources", func(t *testing.T) {
+		tx, err := a.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if err := lockKey(ctx, tx, lockKindOwner, "stage", "r:1"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			done <- b.CreateResource(ctx, &store.Resource{ARN: "arn:aws:ivs:r:1:stage/x", Kind: "stage", Owner: "r:1"}, 1)
+		}()
+		waitForLockWait(t, b)
+		// What the open transaction writes counts for the waiting create.
+		if _, err := tx.Exec(ctx, `INSERT INTO resources (arn, kind, owner, doc, created_at) VALUES ('arn:aws:ivs:r:1:stage/y', 'stage', 'r:1', '', 0)`); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, store.ErrQuotaExceeded) {
+			t.Errorf("create after the held create committed: %v, want ErrQuotaExceeded", err)
+		}
+	})
 }

@@ -193,11 +193,14 @@ func testSharedDuplicate(t *testing.T, stores []store.Store) {
 func testSharedListTail(t *testing.T, stores []store.Store) {
 	const perWriter, writersPerStore = 25, 3
 	var wg sync.WaitGroup
-	var done atomic.Bool
+	var done, stop atomic.Bool
 	for si, s := range stores {
 		for w := range writersPerStore {
 			wg.Go(func() {
 				for i := range perWriter {
+					if stop.Load() {
+						return
+					}
 					if err := s.CreateResource(ctx, newRes(owner1, kStage, fmt.Sprintf("s%d-w%d-%d", si, w, i), ""), 0); err != nil {
 						t.Errorf("create: %v", err)
 						return
@@ -207,6 +210,9 @@ func testSharedListTail(t *testing.T, stores []store.Store) {
 		}
 	}
 	go func() { wg.Wait(); done.Store(true) }()
+	// A failing check stops the writers and waits for them before the
+	// stores close.
+	defer func() { stop.Store(true); wg.Wait() }()
 
 	reader := stores[0]
 	seen := map[string]bool{}
@@ -261,16 +267,22 @@ func testSharedListTail(t *testing.T, stores []store.Store) {
 // must come out in Seq order, with every writer's entries in the order it
 // wrote them, each once.
 func testSharedOutboxOrder(t *testing.T, stores []store.Store) {
-	const perWriter, writersPerStore, partitions = 30, 2, 3
+	const perWriter, writersPerStore, partitions = 60, 8, 2
 	var wg sync.WaitGroup
-	var done atomic.Bool
+	var done, stop atomic.Bool
 	for si, s := range stores {
 		for w := range writersPerStore {
 			wg.Go(func() {
-				for i := range perWriter {
-					e := outboxEntry("w", fmt.Sprintf("p%d", i%partitions), i, ts(0))
-					e.EventID = fmt.Sprintf("s%d-w%d-%d", si, w, i)
-					if err := s.EnqueueEvents(ctx, e); err != nil {
+				// Batches that span the partitions: the first entry's
+				// Seq is taken well before the commit.
+				for i := 0; i < perWriter && !stop.Load(); i += partitions {
+					var batch []*store.OutboxEntry
+					for j := i; j < i+partitions; j++ {
+						e := outboxEntry("w", fmt.Sprintf("p%d", j%partitions), j, ts(0))
+						e.EventID = fmt.Sprintf("s%d-w%d-%d", si, w, j)
+						batch = append(batch, e)
+					}
+					if err := s.EnqueueEvents(ctx, batch...); err != nil {
 						t.Errorf("enqueue: %v", err)
 						return
 					}
@@ -279,6 +291,7 @@ func testSharedOutboxOrder(t *testing.T, stores []store.Store) {
 		}
 	}
 	go func() { wg.Wait(); done.Store(true) }()
+	defer func() { stop.Store(true); wg.Wait() }()
 
 	drainer := stores[0]
 	lastSeq := map[string]int64{}
