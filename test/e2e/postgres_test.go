@@ -18,8 +18,10 @@ import (
 	"testing"
 
 	"github.com/rostrum-dev/rostrum/internal/config"
+	"github.com/rostrum-dev/rostrum/internal/store"
 	"github.com/rostrum-dev/rostrum/internal/store/postgres"
 	"github.com/rostrum-dev/rostrum/internal/store/postgres/pgtest"
+	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
 )
 
 // testDatabase is where the harness's servers keep their state: "" for
@@ -64,8 +66,19 @@ func useTestDatabase(t testing.TB, cfg *config.Config) {
 	cfg.DatabaseURL = u
 }
 
+// openServerDatabase opens the database a server with cfg uses, beside it
+// or after it, as another process would: tests write what a node would
+// have written, or read what is left.
+func openServerDatabase(cfg *config.Config) (store.Store, error) {
+	if cfg.DatabaseURL != "" {
+		return postgres.Open(bg, cfg.DatabaseURL)
+	}
+	return sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
+}
+
 // TestAPIOnPostgres runs the main API tests (driven by aws-sdk-go-v2), a
-// session's records and events, and a restart, against a node on
+// session's records and events, a restart, the outbox across a restart,
+// a dead peer's sessions and the retention sweep against a node on
 // PostgreSQL.
 func TestAPIOnPostgres(t *testing.T) {
 	if testDatabase == "postgres" {
@@ -100,6 +113,9 @@ func TestAPIOnPostgres(t *testing.T) {
 		{"ModelConstraintSweep", TestModelConstraintSweep},
 		{"SessionsParticipantsAndEvents", TestSessionsParticipantsAndEvents},
 		{"StatePersistsAcrossRestart", TestStatePersistsAcrossRestart},
+		{"UndeliveredEventsArriveAfterRestart", TestUndeliveredEventsArriveAfterRestart},
+		{"DeadPeerSessionsEnd", TestDeadPeerSessionsEnd},
+		{"RetentionDeletesExpiredSessions", TestRetentionDeletesExpiredSessions},
 	} {
 		t.Run(tt.name, tt.fn)
 	}

@@ -351,7 +351,7 @@ func TestDeadPeerSessionsEnd(t *testing.T) {
 	stage := newStage(t, c)
 	// The dead node's session, written beside the server as that node
 	// would have: a participant joined, then the node's last heartbeat.
-	db, err := sqlite.Open(filepath.Join(ts.cfg.DataDir, "rostrum.db"))
+	db, err := openServerDatabase(ts.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
