@@ -139,14 +139,10 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	}
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: open %s: %w", redact(u), err)
+		// Redacted: the URL without its password.
+		return nil, fmt.Errorf("postgres: open %s: %w", u.Redacted(), err)
 	}
 	return &Store{pool: pool}, nil
-}
-
-// redact is the URL without its password, for errors and logs.
-func redact(u *url.URL) string {
-	return u.Redacted()
 }
 
 // Close closes the pool's connections.

@@ -277,7 +277,7 @@ func (c *Cluster) Stop() error {
 	return c.stopErr
 }
 
-// Shared is one cluster for a whole test binary, started by the first
+// shared is one cluster for a whole test binary, started by the first
 // test that needs it and stopped by StopShared (from TestMain).
 var shared struct {
 	mu  sync.Mutex
