@@ -53,17 +53,34 @@ func TestMain(m *testing.M) {
 // (before the test's own mutators, which may choose otherwise).
 func useTestDatabase(t testing.TB, cfg *config.Config) {
 	t.Helper()
+	cfg.DatabaseURL = testDatabaseURL(t, cfg.DataDir)
+}
+
+// testDatabaseURL is the database of the server with data dir dir when
+// the harness runs on PostgreSQL ("" on SQLite): a new one for a new data
+// dir, the same one when a server restarts on its data dir.
+func testDatabaseURL(t testing.TB, dir string) string {
+	t.Helper()
 	if testDatabase != "postgres" {
-		return
+		return ""
 	}
 	pgDatabases.Lock()
 	defer pgDatabases.Unlock()
-	u, ok := pgDatabases.byDir[cfg.DataDir]
+	u, ok := pgDatabases.byDir[dir]
 	if !ok {
 		u = pgtest.SharedCluster(t).Database(t)
-		pgDatabases.byDir[cfg.DataDir] = u
+		pgDatabases.byDir[dir] = u
 	}
-	cfg.DatabaseURL = u
+	return u
+}
+
+// serveDatabaseArgs are the flags that put a `rostrum serve` process with
+// data dir dir on the test database.
+func serveDatabaseArgs(t testing.TB, dir string) []string {
+	if u := testDatabaseURL(t, dir); u != "" {
+		return []string{"--database-url", u}
+	}
+	return nil
 }
 
 // openServerDatabase opens the database a server with cfg uses, beside it
@@ -78,7 +95,8 @@ func openServerDatabase(cfg *config.Config) (store.Store, error) {
 
 // TestAPIOnPostgres runs the main API tests (driven by aws-sdk-go-v2), a
 // session's records and events, a restart, the outbox across a restart,
-// a dead peer's sessions and the retention sweep against a node on
+// a dead peer's sessions, kill -9 of a `rostrum serve` with pion peers
+// publishing and subscribing, and the retention sweep against a node on
 // PostgreSQL.
 func TestAPIOnPostgres(t *testing.T) {
 	if testDatabase == "postgres" {
@@ -115,6 +133,7 @@ func TestAPIOnPostgres(t *testing.T) {
 		{"StatePersistsAcrossRestart", TestStatePersistsAcrossRestart},
 		{"UndeliveredEventsArriveAfterRestart", TestUndeliveredEventsArriveAfterRestart},
 		{"DeadPeerSessionsEnd", TestDeadPeerSessionsEnd},
+		{"SessionEndsAfterSIGKILL", TestSessionEndsAfterSIGKILL},
 		{"RetentionDeletesExpiredSessions", TestRetentionDeletesExpiredSessions},
 	} {
 		t.Run(tt.name, tt.fn)
