@@ -32,6 +32,15 @@ if ! command -v versitygw >/dev/null && [ ! -x "$(go env GOPATH)/bin/versitygw" 
   GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 fi
 
+# The PostgreSQL store (internal/store/postgres) and TestAPIOnPostgres
+# (test/e2e) run against a throw-away cluster of Debian's PostgreSQL, which
+# the tests start and stop themselves (internal/store/postgres/pgtest).
+# Without it they skip, and fail under CI=true.
+if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+  echo "== installing postgresql"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+fi
+
 echo "== go mod download"
 go mod download
 

@@ -67,6 +67,10 @@ type Config struct {
 	Node      Node
 	Retention Retention
 
+	// DatabaseURL, when set, is the PostgreSQL database that holds the
+	// state instead of SQLite in DataDir (database.go).
+	DatabaseURL string
+
 	// DevTokenEndpoint serves /dev/stages and /dev/tokens, which create
 	// stages and participant tokens without credentials, for the demo page.
 	DevTokenEndpoint bool
@@ -103,6 +107,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	c.storageFlagDefs(fs)
 	c.httpFlagDefs(fs)
 	c.nodeFlagDefs(fs)
+	c.databaseFlagDefs(fs)
 	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
 
@@ -204,6 +209,9 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.validateNode(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateDatabase(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -30,6 +30,9 @@ func resolveNodeID(ctx context.Context, cfg *config.Config, st store.Store) (str
 	if cfg.Node.ID != "" {
 		return cfg.Node.ID, nil
 	}
+	if cfg.DatabaseURL != "" {
+		return localNodeID(cfg) // database.go
+	}
 	var b [8]byte
 	rand.Read(b[:])
 	v, err := st.PutSettingIfAbsent(ctx, nodeIDSetting, []byte("node-"+hex.EncodeToString(b[:])))

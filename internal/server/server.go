@@ -29,7 +29,6 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
 	"github.com/rostrum-dev/rostrum/internal/stage"
 	"github.com/rostrum-dev/rostrum/internal/store"
-	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
 	"github.com/rostrum-dev/rostrum/web"
 )
 
@@ -83,12 +82,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 			unlock()
 		}
 	}()
-	sqlStore, err := sqlite.Open(filepath.Join(cfg.DataDir, "rostrum.db"))
+	dbStore, err := openDatabase(ctx, cfg) // database.go
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err
 	}
 	reg := metrics.New(log)
-	st := reg.Store(sqlStore)
+	st := reg.Store(dbStore)
 	node, err := resolveNodeID(ctx, cfg, st)
 	if err != nil {
 		st.Close()

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +25,6 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/events/sink"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/sigv4"
-	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
@@ -329,7 +327,7 @@ func TestUndeliveredEventsArriveAfterRestart(t *testing.T) {
 	ts.stop(t)
 
 	// The events wait in the outbox.
-	st, err := sqlite.Open(filepath.Join(dir, "rostrum.db"))
+	st, err := openServerDatabase(ts.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,7 @@ func startServerLogging(t testing.TB, dir string, h slog.Handler, mutate ...func
 	if err != nil {
 		t.Fatal(err)
 	}
+	useTestDatabase(t, cfg) // postgres_test.go
 	for _, m := range mutate {
 		m(cfg)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/store"
-	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
@@ -186,6 +185,7 @@ func TestSessionEndsAfterSIGKILL(t *testing.T) {
 	args := []string{"--data-dir", data, "--heartbeat-interval", "100ms", "--node-timeout", "1s",
 		"--event-webhook", hook.srv.URL + "/hook " + everyDetailType, "--event-webhook-secret", hookSecret,
 		"--event-retry-initial", "10ms", "--event-retry-max", "40ms"}
+	args = append(args, serveDatabaseArgs(t, data)...) // postgres_test.go
 	srv := runServe(t, bin, args...)
 	c := srv.client()
 	ctx := testContext(t)
@@ -216,7 +216,7 @@ func TestSessionEndsAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	lastEvent := *history.Events[len(history.Events)-1].EventTime
-	db, err := sqlite.Open(filepath.Join(data, "rostrum.db"))
+	db, err := openServerDatabase(&config.Config{DataDir: data, DatabaseURL: testDatabaseURL(t, data)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestDeadPeerSessionsEnd(t *testing.T) {
 	stage := newStage(t, c)
 	// The dead node's session, written beside the server as that node
 	// would have: a participant joined, then the node's last heartbeat.
-	db, err := sqlite.Open(filepath.Join(ts.cfg.DataDir, "rostrum.db"))
+	db, err := openServerDatabase(ts.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/store"
-	"github.com/rostrum-dev/rostrum/internal/store/sqlite"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
@@ -34,7 +32,7 @@ func TestRetentionDeletesExpiredSessions(t *testing.T) {
 
 	// A session of the same stage that ended two hours ago, written into
 	// the server's database beside it as the media plane would have then.
-	db, err := sqlite.Open(filepath.Join(ts.cfg.DataDir, "rostrum.db"))
+	db, err := openServerDatabase(ts.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

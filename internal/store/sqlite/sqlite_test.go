@@ -35,6 +35,21 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConcurrentWriters runs the suite's tests of several stores on one
+// database: here several processes (or Stores) on one file.
+func TestConcurrentWriters(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) func(t *testing.T) store.Store {
+		path := filepath.Join(t.TempDir(), "rostrum.db")
+		return func(t *testing.T) store.Store {
+			s, err := Open(path)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			return s
+		}
+	})
+}
+
 func TestPragmas(t *testing.T) {
 	s, _ := openTemp(t)
 	defer s.Close()

@@ -6,6 +6,10 @@
 //		storetest.Run(t, func(t *testing.T) store.Store { ... })
 //	}
 //
+// RunShared (shared.go) runs the concurrency tests: several stores on one
+// database, each with its own connections as several nodes would have,
+// hammering quotas, unique keys, Seq pagination and the outbox at once.
+//
 // Beyond what store.go states, the suite pins down these conventions:
 //
 //   - Page.Limit <= 0 means no limit.
