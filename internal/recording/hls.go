@@ -22,6 +22,13 @@ type segment struct {
 // ffmpeg adds a segment only once its file is complete. ended reports an
 // EXT-X-ENDLIST (ffmpeg finished).
 func readFFmpegPlaylist(b []byte) (segs []segment, ended bool) {
+	// A playlist read while ffmpeg rewrites it may end mid-line: only
+	// whole lines count.
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
+	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	dur := -1.0
 	for sc.Scan() {
@@ -42,7 +49,7 @@ func readFFmpegPlaylist(b []byte) (segs []segment, ended bool) {
 			ended = true
 		case line == "" || strings.HasPrefix(line, "#"):
 		default:
-			if dur >= 0 && !strings.ContainsAny(line, "/\\") && line != ".." {
+			if dur >= 0 && !strings.ContainsAny(line, "/\\") && line != ".." && line != "." {
 				segs = append(segs, segment{URI: line, Duration: dur})
 			}
 			dur = -1

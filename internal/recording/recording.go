@@ -257,6 +257,9 @@ type progress struct {
 	Inits       []bool      `json:"inits"`      // per run: init segment uploaded
 	Info        streamInfo  `json:"info"`
 	Multi       bool        `json:"multivariant"`
+	// PIDs are the ffmpeg processes of the runs, by run: after a crash,
+	// recovery waits for those still finishing their files.
+	PIDs map[int]int `json:"ffmpegPids,omitempty"`
 }
 
 func (m *Manager) newRecording(p Participant, s Settings) *Recording {
@@ -435,6 +438,12 @@ func (r *Recording) runOn(ctx context.Context, tap *sfu.Tap) error {
 		return err
 	}
 	r.cur.Store(rn)
+	r.mu.Lock()
+	if r.progress.PIDs == nil {
+		r.progress.PIDs = map[int]int{}
+	}
+	r.progress.PIDs[runIndex] = rn.cmd.Process.Pid
+	r.mu.Unlock()
 	// The tap's first keyframe may have gone by before ffmpeg listened.
 	tap.RequestKeyframe()
 	r.saveState()
@@ -805,6 +814,7 @@ func (r *Recording) sync(ctx context.Context) (failures int) {
 	// Runs may have been added while uploading: keep the newer counters.
 	pr.Runs, pr.Inits = r.progress.Runs, append(pr.Inits, r.progress.Inits[len(pr.Inits):]...)
 	pr.NextSegment = max(pr.NextSegment, r.progress.NextSegment)
+	pr.PIDs = r.progress.PIDs
 	r.progress = pr
 	r.mu.Unlock()
 	if changed && r.saveState() {
@@ -888,10 +898,44 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 		for len(r.progress.Inits) < r.progress.Runs {
 			r.progress.Inits = append(r.progress.Inits, false)
 		}
+		r.log.Info("closing a recording the previous run left open", "prefix", pr.Prefix, "runs", pr.Runs, "uploaded_segments", len(pr.Segments))
+		// The dead server's ffmpeg got SIGTERM with it and finishes its
+		// files within a few seconds: read them only once it is done.
+		for run, pid := range pr.PIDs {
+			awaitOrphan(ctx, pid, r.runDir(run), r.log)
+		}
 		r.opMu.Lock()
 		r.finish(true)
 		r.opMu.Unlock()
 		n++
 	}
 	return n, nil
+}
+
+// orphanWait bounds how long recovery waits for a dead server's ffmpeg.
+const orphanWait = 15 * time.Second
+
+// awaitOrphan waits until process pid, if it is still the ffmpeg that
+// wrote into dir (its working directory), has exited; past orphanWait it
+// is killed, so that what it left can be read without it changing.
+func awaitOrphan(ctx context.Context, pid int, dir string, log *slog.Logger) {
+	mine := func() bool {
+		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		return err == nil && filepath.Clean(cwd) == filepath.Clean(dir)
+	}
+	if pid <= 0 || !mine() {
+		return
+	}
+	deadline := time.Now().Add(orphanWait)
+	for mine() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+			}
+			log.Warn("killed the previous run's ffmpeg, still running", "pid", pid)
+			time.Sleep(100 * time.Millisecond)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -628,3 +628,37 @@ func TestMediaTypes(t *testing.T) {
 		})
 	}
 }
+
+// A server killed before its first upload pass was recorded in the state
+// file leaves segments that only ffmpeg's playlist lists: the next start
+// uploads them.
+func TestRecoverUploadsWhatNoStateRecorded(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t, false)
+	ev.mgr.cfg.SyncInterval = time.Hour // nothing uploaded while recording
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	defer pub.close()
+	ev.mgr.Publishing(alice, settings(), ev.router)
+	started := ev.changes.await(t, Active)
+	testutil.Eventually(t, "two segments in the spool", func() bool {
+		segs, _ := filepath.Glob(filepath.Join(ev.spool, "*", "*", "*", "*", "run-0", "hls", "2.mp4"))
+		return len(segs) == 1
+	})
+	crashed := filepath.Join(t.TempDir(), "spool")
+	if err := exec.Command("cp", "-a", ev.spool, crashed).Run(); err != nil {
+		t.Fatal(err)
+	}
+	ch := newChanges()
+	next := NewManager(Config{Storage: ev.store, SpoolDir: crashed, OnChange: ch.add})
+	if n, err := next.Recover(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Recover: %d, %v", n, err)
+	}
+	ch.await(t, Failed)
+	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
+	if pl := readFile(t, filepath.Join(prefix, keyPlaylist)); !strings.Contains(pl, "2.mp4") {
+		t.Fatalf("the recovered playlist lacks what ffmpeg had written:\n%s", pl)
+	}
+	if c, _, _ := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant)).Stream("video"); c != "h264" {
+		t.Fatal("the recovered recording does not play")
+	}
+}

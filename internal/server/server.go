@@ -251,6 +251,10 @@ func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.
 	return mux
 }
 
+// recordingsShutdown bounds how long a stopping server waits for its open
+// recordings to be finished and written.
+const recordingsShutdown = 60 * time.Second
+
 // Addr is the bound listener address.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
@@ -271,9 +275,15 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// Open recordings are finished now, whatever their reconnect windows:
 	// playlists made VOD, recording-ended.json written, their events in
 	// the outbox before the bus closes.
-	if err := s.Recordings.Close(ctx); err != nil {
+	// They get their own time (ffmpeg ends a run a couple of seconds after
+	// its last packet, then the last uploads): the caller's deadline is
+	// for draining requests, and a recording cut short is left for the
+	// next start to close as failed.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordingsShutdown)
+	if err := s.Recordings.Close(rctx); err != nil {
 		s.log.Warn("finishing recordings", "err", err)
 	}
+	cancel()
 	err := s.housekeeping.signOff(ctx)
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.

@@ -369,6 +369,14 @@ func TestRecordingsAcrossSIGTERMAndSIGKILL(t *testing.T) {
 	}
 
 	stage, sid, pid = recordUntil(syscall.SIGKILL, stage)
+	// What the killed server left, for the log of a failure.
+	states, _ := filepath.Glob(filepath.Join(data, "recording-spool", "*", "*", "*", "*", "state.json"))
+	for _, sp := range states {
+		b, _ := os.ReadFile(sp)
+		files, _ := filepath.Glob(filepath.Join(filepath.Dir(sp), "run-*", "*", "*"))
+		pl, _ := os.ReadFile(filepath.Join(filepath.Dir(sp), "run-0", "hls", "playlist.m3u8"))
+		t.Logf("left in the spool: %s\n%s\nfiles %v\nffmpeg's playlist:\n%s", sp, b, files, pl)
+	}
 	_, rec = afterRestart(stage, sid, pid, types.ParticipantRecordingStateFailed)
 	b, err := os.ReadFile(filepath.Join(rec, "events/recording-failed.json"))
 	if err != nil || !strings.Contains(string(b), "RECORDING_ENDED_WITH_FAILURE") {
