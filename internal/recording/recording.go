@@ -610,6 +610,13 @@ func (r *Recording) finish(recovered bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	unsynced := r.sync(ctx)
+	if recovered {
+		r.mu.Lock()
+		n := len(r.progress.Segments)
+		r.mu.Unlock()
+		left, _ := filepath.Glob(filepath.Join(r.dir, "run-*", "hls", "*.mp4"))
+		r.log.Info("recovered a recording", "segments", n, "files_left", len(left), "unsynced", unsynced)
+	}
 	ended := time.Now()
 	r.mu.Lock()
 	pr := r.progress
