@@ -231,3 +231,64 @@ func (w machineWatch) cores() float64 {
 	}
 	return float64(b-w.busy) / float64(wall)
 }
+
+// UDPCounters are the kernel's machine-wide UDP error counters from
+// /proc/net/snmp: datagrams dropped on arrival because the receiving
+// socket's buffer was full (RcvbufErrors), and all datagrams dropped on
+// arrival for any reason (InErrors, which includes them).
+type UDPCounters struct {
+	InErrors     int64 `json:"inErrors"`
+	RcvbufErrors int64 `json:"rcvbufErrors"`
+}
+
+// readUDPCounters reads the "Udp:" rows of /proc/net/snmp (a header row of
+// names, then a row of values).
+func readUDPCounters() (UDPCounters, error) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return UDPCounters{}, errNoProc
+	}
+	return parseUDPCounters(string(b))
+}
+
+func parseUDPCounters(snmp string) (UDPCounters, error) {
+	var names []string
+	for line := range strings.Lines(snmp) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "Udp:")
+		if !ok {
+			continue
+		}
+		if names == nil {
+			names = strings.Fields(rest)
+			continue
+		}
+		vals := strings.Fields(rest)
+		if len(vals) != len(names) {
+			break
+		}
+		var c UDPCounters
+		found := 0
+		for i, n := range names {
+			var dst *int64
+			switch n {
+			case "InErrors":
+				dst = &c.InErrors
+			case "RcvbufErrors":
+				dst = &c.RcvbufErrors
+			default:
+				continue
+			}
+			v, err := strconv.ParseInt(vals[i], 10, 64)
+			if err != nil {
+				return UDPCounters{}, errors.New("loadtest: unexpected /proc/net/snmp")
+			}
+			*dst = v
+			found++
+		}
+		if found == 2 {
+			return c, nil
+		}
+		break
+	}
+	return UDPCounters{}, errors.New("loadtest: no UDP counters in /proc/net/snmp")
+}

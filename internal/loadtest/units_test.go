@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"math"
+	"os"
 	"testing"
 	"time"
 )
@@ -122,3 +123,35 @@ func TestMainRefusesBadInput(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestParseUDPCounters(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\n" +
+		"Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n" +
+		"Udp: 17261147 3573 167217 17432708 167210 0 7 0 0\n" +
+		"UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n" +
+		"UdpLite: 0 0 5 0 5 0 0 0 0\n"
+	got, err := parseUDPCounters(snmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (UDPCounters{InErrors: 167217, RcvbufErrors: 167210}); got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{
+		"",
+		"Udp: InDatagrams InErrors\nUdp: 1 2\n",  // no RcvbufErrors
+		"Udp: InErrors RcvbufErrors\nUdp: 1\n",   // short row
+		"Udp: InErrors RcvbufErrors\nUdp: 1 x\n", // not a number
+		"Tcp: InErrors RcvbufErrors\nTcp: 1 2\n", // not UDP
+	} {
+		if c, err := parseUDPCounters(bad); err == nil {
+			t.Errorf("%q: got %+v, want an error", bad, c)
+		}
+	}
+	// This machine's own file, where there is one.
+	if _, err := os.Stat("/proc/net/snmp"); err == nil {
+		if _, err := readUDPCounters(); err != nil {
+			t.Errorf("/proc/net/snmp: %v", err)
+		}
+	}
+}
