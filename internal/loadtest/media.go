@@ -356,6 +356,11 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	gen0, genErr0 := readProc(0)
 	machine := startMachineWatch()
 	udp0, udpErr0 := readUDPCounters()
+	var sock0 int64
+	sockErr0 := errNoProc
+	if m.t.ServerPID > 0 {
+		sock0, sockErr0 = readSocketDrops(m.t.ServerPID)
+	}
 	start := time.Now()
 	m.measuring.Store(true)
 	m.log(fmt.Sprintf("measuring for %s", o.Duration))
@@ -418,6 +423,11 @@ wait:
 			InErrors:     udp1.InErrors - udp0.InErrors,
 			RcvbufErrors: udp1.RcvbufErrors - udp0.RcvbufErrors,
 		}}
+	}
+	if sockErr0 == nil {
+		if sock1, err := readSocketDrops(m.t.ServerPID); err == nil {
+			rep.UDPDrops.ServerMeasured, rep.UDPDrops.ServerSocketDrops = true, sock1-sock0
+		}
 	}
 	srv1, srvErr1 := readProcIf(m.t.ServerPID)
 	gen1, genErr1 := readProc(0)

@@ -292,3 +292,55 @@ func parseUDPCounters(snmp string) (UDPCounters, error) {
 	}
 	return UDPCounters{}, errors.New("loadtest: no UDP counters in /proc/net/snmp")
 }
+
+// readSocketDrops is the sum of the per-socket drop counters
+// (/proc/net/udp and udp6, the last column) of the UDP sockets process pid
+// holds open: unlike RcvbufErrors it counts only that process's sockets,
+// so it tells the server's overflows from the generator's.
+func readSocketDrops(pid int) (int64, error) {
+	fds, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return 0, errNoProc
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		if ino, ok := strings.CutPrefix(link, "socket:["); ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	var drops int64
+	for _, f := range []string{"udp", "udp6"} {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/" + f)
+		if err != nil {
+			continue // no IPv6
+		}
+		d, err := sumSocketDrops(string(b), inodes)
+		if err != nil {
+			return 0, err
+		}
+		drops += d
+	}
+	return drops, nil
+}
+
+// sumSocketDrops adds the drops column of the rows of a /proc/net/udp
+// table whose inode is in inodes.
+func sumSocketDrops(table string, inodes map[string]bool) (int64, error) {
+	var drops int64
+	for i, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if i == 0 || len(f) < 13 || !inodes[f[9]] {
+			continue
+		}
+		n, err := strconv.ParseInt(f[12], 10, 64)
+		if err != nil {
+			return 0, errors.New("loadtest: unexpected /proc/net/udp")
+		}
+		drops += n
+	}
+	return drops, nil
+}

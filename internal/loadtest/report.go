@@ -136,6 +136,11 @@ type LossStats struct {
 type UDPDrops struct {
 	Measured bool `json:"measured"`
 	UDPCounters
+	// ServerSocketDrops are the drops counted on the server's own UDP
+	// sockets (per socket, /proc/net/udp): the publishers' packets the
+	// server never read. ServerMeasured is false without a server pid.
+	ServerMeasured    bool  `json:"serverMeasured"`
+	ServerSocketDrops int64 `json:"serverSocketDrops"`
 }
 
 // JitterStats summarise RFC 3550 jitter over subscriptions.
@@ -344,6 +349,9 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 		thousands(float64(r.Loss.NACKedSeqs)), r.Loss.NACKedPercent)
 	if u := r.UDPDrops; u.Measured {
 		row("UDP drops (machine-wide)", "%d receive buffer overflows (RcvbufErrors), %d in errors in all (InErrors)", u.RcvbufErrors, u.InErrors)
+		if u.ServerMeasured {
+			row("UDP drops, server's sockets", "%d", u.ServerSocketDrops)
+		}
 	} else {
 		row("UDP drops (machine-wide)", "not measured (no /proc/net/snmp)")
 	}
