@@ -41,6 +41,7 @@ type Engine struct {
 	api *webrtc.API
 
 	udp    net.PacketConn
+	udpBuf int // the UDP socket's receive buffer as granted (0: unknown)
 	udpMux ice.UDPMux
 	tcp    net.Listener // nil when TCP is off
 	tcpMux ice.TCPMux
@@ -89,6 +90,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("sfu: ICE UDP port: %w", err)
 	}
 	e.udp = udp
+	if want := cfg.UDPReadBuffer; want >= 0 {
+		if want == 0 {
+			want = defaultUDPReadBuffer
+		}
+		e.udpBuf = sizeReadBuffer(udp, want, log)
+	}
 	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), udp)
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.TCPPort)))
