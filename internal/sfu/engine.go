@@ -15,6 +15,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -145,6 +146,17 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 		}
 	}
 	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepalive)
+	// One view of the host's network interfaces for every connection:
+	// pion's ICE agent otherwise lists them (two netlink dumps) and keeps
+	// its own copy for each connection, about 7 KiB of heap a subscriber
+	// (docs/performance.md). The view is taken once, as the ICE sockets'
+	// own addresses are: they are bound when the engine starts, and the
+	// agents gather once (no continual gathering, which would refresh it).
+	ifaces, err := stdnet.NewNet()
+	if err != nil {
+		return fmt.Errorf("sfu: network interfaces: %w", err)
+	}
+	se.SetNet(ifaces)
 	e.settings = se
 
 	// Publisher connections only receive and subscriber connections only
