@@ -50,6 +50,7 @@ func TestEngineSizesUDPReadBuffer(t *testing.T) {
 	// Over the cap: forced past it, or capped at it and logged.
 	big := 2 * rmemMax
 	e, logs = newEngine(big)
+	t.Logf("asked %d with rmem_max %d: granted %d", big, rmemMax, e.udpBuf)
 	switch {
 	case e.udpBuf >= big:
 		if logs != "" {
