@@ -25,6 +25,10 @@ type HTTP struct {
 	// MetricsListen, if set, is the address of a separate listener for
 	// GET /metrics, which then leaves the main listener.
 	MetricsListen string
+	// Pprof serves Go's profiles (/debug/pprof/) on the metrics listener,
+	// for measuring the server (docs/performance.md). Off by default; it
+	// needs MetricsListen, so profiles never reach the main listener.
+	Pprof bool
 	// PIDFile, if set, is written with the server's process id once it
 	// listens, and removed when it stops (for tools such as rostrum
 	// loadtest --server-pid, whatever started the server: go run or not).
@@ -44,6 +48,7 @@ func (c *Config) httpFlagDefs(fs *flag.FlagSet) {
 	fs.DurationVar(&h.IdleTimeout, "http-idle-timeout", 120*time.Second, "close a keep-alive HTTP connection idle for this long")
 	fs.StringVar(&h.PIDFile, "pid-file", "", "write the server's process id to this `file` once it listens (removed when it stops)")
 	fs.StringVar(&h.MetricsListen, "metrics-listen", "", "serve GET /metrics on this separate `address` (e.g. 127.0.0.1:9464) instead of on --listen; keeps metrics off a public listener")
+	fs.BoolVar(&h.Pprof, "pprof", false, "also serve Go's profiles (/debug/pprof/) on --metrics-listen, which it needs; for measuring the server")
 }
 
 func (c *Config) validateHTTP() error {
@@ -61,6 +66,9 @@ func (c *Config) validateHTTP() error {
 		if _, _, err := net.SplitHostPort(h.MetricsListen); err != nil {
 			errs = append(errs, fmt.Errorf("--metrics-listen %q: %v", h.MetricsListen, err))
 		}
+	}
+	if h.Pprof && h.MetricsListen == "" {
+		errs = append(errs, errors.New("--pprof: needs --metrics-listen (profiles are served only on that separate listener)"))
 	}
 	return errors.Join(errs...)
 }

@@ -35,7 +35,7 @@ func TestMediaListensWhereHTTPDoes(t *testing.T) {
 }
 
 func TestHTTPLimitsMustBePositive(t *testing.T) {
-	for _, args := range [][]string{{"--http-read-timeout", "0s"}, {"--http-idle-timeout", "-1s"}, {"--metrics-listen", "nope"}} {
+	for _, args := range [][]string{{"--http-read-timeout", "0s"}, {"--http-idle-timeout", "-1s"}, {"--metrics-listen", "nope"}, {"--pprof"}} {
 		if _, err := Parse(args, func(string) string { return "" }, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}

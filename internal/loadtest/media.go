@@ -355,6 +355,12 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	srv0, srvErr0 := readProcIf(m.t.ServerPID)
 	gen0, genErr0 := readProc(0)
 	machine := startMachineWatch()
+	udp0, udpErr0 := readUDPCounters()
+	var sock0 int64
+	sockErr0 := errNoProc
+	if m.t.ServerPID > 0 {
+		sock0, sockErr0 = readSocketDrops(m.t.ServerPID)
+	}
 	start := time.Now()
 	m.measuring.Store(true)
 	m.log(fmt.Sprintf("measuring for %s", o.Duration))
@@ -412,6 +418,17 @@ wait:
 	m.measuring.Store(false)
 	window := time.Since(start)
 	rep.MachineCores = machine.cores()
+	if udp1, udpErr1 := readUDPCounters(); udpErr0 == nil && udpErr1 == nil {
+		rep.UDPDrops = UDPDrops{Measured: true, UDPCounters: UDPCounters{
+			InErrors:     udp1.InErrors - udp0.InErrors,
+			RcvbufErrors: udp1.RcvbufErrors - udp0.RcvbufErrors,
+		}}
+	}
+	if sockErr0 == nil {
+		if sock1, err := readSocketDrops(m.t.ServerPID); err == nil {
+			rep.UDPDrops.ServerMeasured, rep.UDPDrops.ServerSocketDrops = true, sock1-sock0
+		}
+	}
 	srv1, srvErr1 := readProcIf(m.t.ServerPID)
 	gen1, genErr1 := readProc(0)
 	m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.after })

@@ -231,3 +231,116 @@ func (w machineWatch) cores() float64 {
 	}
 	return float64(b-w.busy) / float64(wall)
 }
+
+// UDPCounters are the kernel's machine-wide UDP error counters from
+// /proc/net/snmp: datagrams dropped on arrival because the receiving
+// socket's buffer was full (RcvbufErrors), and all datagrams dropped on
+// arrival for any reason (InErrors, which includes them).
+type UDPCounters struct {
+	InErrors     int64 `json:"inErrors"`
+	RcvbufErrors int64 `json:"rcvbufErrors"`
+}
+
+// readUDPCounters reads the "Udp:" rows of /proc/net/snmp (a header row of
+// names, then a row of values).
+func readUDPCounters() (UDPCounters, error) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return UDPCounters{}, errNoProc
+	}
+	return parseUDPCounters(string(b))
+}
+
+func parseUDPCounters(snmp string) (UDPCounters, error) {
+	var names []string
+	for line := range strings.Lines(snmp) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "Udp:")
+		if !ok {
+			continue
+		}
+		if names == nil {
+			names = strings.Fields(rest)
+			continue
+		}
+		vals := strings.Fields(rest)
+		if len(vals) != len(names) {
+			break
+		}
+		var c UDPCounters
+		found := 0
+		for i, n := range names {
+			var dst *int64
+			switch n {
+			case "InErrors":
+				dst = &c.InErrors
+			case "RcvbufErrors":
+				dst = &c.RcvbufErrors
+			default:
+				continue
+			}
+			v, err := strconv.ParseInt(vals[i], 10, 64)
+			if err != nil {
+				return UDPCounters{}, errors.New("loadtest: unexpected /proc/net/snmp")
+			}
+			*dst = v
+			found++
+		}
+		if found == 2 {
+			return c, nil
+		}
+		break
+	}
+	return UDPCounters{}, errors.New("loadtest: no UDP counters in /proc/net/snmp")
+}
+
+// readSocketDrops is the sum of the per-socket drop counters
+// (/proc/net/udp and udp6, the last column) of the UDP sockets process pid
+// holds open: unlike RcvbufErrors it counts only that process's sockets,
+// so it tells the server's overflows from the generator's.
+func readSocketDrops(pid int) (int64, error) {
+	fds, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		return 0, errNoProc
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		if ino, ok := strings.CutPrefix(link, "socket:["); ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	var drops int64
+	for _, f := range []string{"udp", "udp6"} {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/" + f)
+		if err != nil {
+			continue // no IPv6
+		}
+		d, err := sumSocketDrops(string(b), inodes)
+		if err != nil {
+			return 0, err
+		}
+		drops += d
+	}
+	return drops, nil
+}
+
+// sumSocketDrops adds the drops column of the rows of a /proc/net/udp
+// table whose inode is in inodes.
+func sumSocketDrops(table string, inodes map[string]bool) (int64, error) {
+	var drops int64
+	for i, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if i == 0 || len(f) < 13 || !inodes[f[9]] {
+			continue
+		}
+		n, err := strconv.ParseInt(f[12], 10, 64)
+		if err != nil {
+			return 0, errors.New("loadtest: unexpected /proc/net/udp")
+		}
+		drops += n
+	}
+	return drops, nil
+}

@@ -38,6 +38,12 @@ type MediaReport struct {
 	// streams that stopped.
 	Loss     LossStats `json:"loss"`
 	Delivery Delivery  `json:"delivery"`
+	// UDPDrops are the datagrams the kernel dropped on arrival during the
+	// window, from /proc/net/snmp. The counters are machine-wide: they
+	// count the server's socket, the generator's and any other process's
+	// alike; on loopback with nothing else receiving UDP, a rise in
+	// RcvbufErrors is the server's or the generator's socket overflowing.
+	UDPDrops UDPDrops `json:"udpDrops"`
 	// Jitter is RFC 3550's interarrival jitter at the subscribers, in
 	// milliseconds: the mean over subscriptions, and the largest.
 	Jitter JitterStats `json:"jitterMs"`
@@ -113,10 +119,28 @@ type LossStats struct {
 	AudioPercent float64 `json:"audioPercent"`
 	Lost         int64   `json:"lost"`
 	Expected     int64   `json:"expected"`
-	// NACKedSeqs counts the sequence numbers subscribers asked again for.
-	NACKedSeqs int64 `json:"nackedSeqs"`
+	// NACKedSeqs counts the sequence numbers subscribers asked again for;
+	// NACKedPercent is that over the packets expected: the share that did
+	// not arrive the first time (raw gaps), whether or not a
+	// retransmission repaired it. A sequence number NACKed twice counts
+	// twice.
+	NACKedSeqs    int64   `json:"nackedSeqs"`
+	NACKedPercent float64 `json:"nackedPercent"`
 	// WorstPercent is the highest loss of any one subscription's video.
 	WorstPercent float64 `json:"worstSubscriptionPercent"`
+}
+
+// UDPDrops are the rises of the kernel's UDP error counters over the
+// window (see UDPCounters); Measured is false where /proc/net/snmp could
+// not be read.
+type UDPDrops struct {
+	Measured bool `json:"measured"`
+	UDPCounters
+	// ServerSocketDrops are the drops counted on the server's own UDP
+	// sockets (per socket, /proc/net/udp): the publishers' packets the
+	// server never read. ServerMeasured is false without a server pid.
+	ServerMeasured    bool  `json:"serverMeasured"`
+	ServerSocketDrops int64 `json:"serverSocketDrops"`
 }
 
 // JitterStats summarise RFC 3550 jitter over subscriptions.
@@ -254,6 +278,9 @@ func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 	if aExp > 0 {
 		r.Loss.AudioPercent = 100 * float64(aLost) / float64(aExp)
 	}
+	if r.Loss.Expected > 0 {
+		r.Loss.NACKedPercent = 100 * float64(r.Loss.NACKedSeqs) / float64(r.Loss.Expected)
+	}
 	r.Jitter.VideoMean, r.Jitter.VideoMax = meanMax(jv)
 	r.Jitter.AudioMean, r.Jitter.AudioMax = meanMax(ja)
 	r.Latency = m.latency.percentiles()
@@ -317,8 +344,17 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 		row("per subscriber, audio", "%s packets/s, %s", thousands(r.Audio.PacketsPerSecond), bitrate(r.Audio.BitsPerSecond))
 	}
 	row("received, all", "%s packets/s, %s", thousands(r.Total.PacketsPerSecond), bitrate(r.Total.BitsPerSecond))
-	row("loss", "video %.3f %%, audio %.3f %% (%s of %s packets; worst subscription %.2f %%); %s seqs NACKed",
-		r.Loss.VideoPercent, r.Loss.AudioPercent, thousands(float64(r.Loss.Lost)), thousands(float64(r.Loss.Expected)), r.Loss.WorstPercent, thousands(float64(r.Loss.NACKedSeqs)))
+	row("loss", "video %.3f %%, audio %.3f %% (%s of %s packets; worst subscription %.2f %%); %s seqs NACKed (%.3f %%)",
+		r.Loss.VideoPercent, r.Loss.AudioPercent, thousands(float64(r.Loss.Lost)), thousands(float64(r.Loss.Expected)), r.Loss.WorstPercent,
+		thousands(float64(r.Loss.NACKedSeqs)), r.Loss.NACKedPercent)
+	if u := r.UDPDrops; u.Measured {
+		row("UDP drops (machine-wide)", "%d receive buffer overflows (RcvbufErrors), %d in errors in all (InErrors)", u.RcvbufErrors, u.InErrors)
+		if u.ServerMeasured {
+			row("UDP drops, server's sockets", "%d", u.ServerSocketDrops)
+		}
+	} else {
+		row("UDP drops (machine-wide)", "not measured (no /proc/net/snmp)")
+	}
 	writeDelivery(row, r.Delivery)
 	row("jitter", "video %.2f ms (max %.2f), audio %.2f ms (max %.2f)", r.Jitter.VideoMean, r.Jitter.VideoMax, r.Jitter.AudioMean, r.Jitter.AudioMax)
 	row("latency, send → receive", "%s", pct(r.Latency))

@@ -2,6 +2,9 @@ package loadtest
 
 import (
 	"math"
+	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -122,3 +125,60 @@ func TestMainRefusesBadInput(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestParseUDPCounters(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\n" +
+		"Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n" +
+		"Udp: 17261147 3573 167217 17432708 167210 0 7 0 0\n" +
+		"UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n" +
+		"UdpLite: 0 0 5 0 5 0 0 0 0\n"
+	got, err := parseUDPCounters(snmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (UDPCounters{InErrors: 167217, RcvbufErrors: 167210}); got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{
+		"",
+		"Udp: InDatagrams InErrors\nUdp: 1 2\n",  // no RcvbufErrors
+		"Udp: InErrors RcvbufErrors\nUdp: 1\n",   // short row
+		"Udp: InErrors RcvbufErrors\nUdp: 1 x\n", // not a number
+		"Tcp: InErrors RcvbufErrors\nTcp: 1 2\n", // not UDP
+	} {
+		if c, err := parseUDPCounters(bad); err == nil {
+			t.Errorf("%q: got %+v, want an error", bad, c)
+		}
+	}
+	// This machine's own file, where there is one.
+	if _, err := os.Stat("/proc/net/snmp"); err == nil {
+		if _, err := readUDPCounters(); err != nil {
+			t.Errorf("/proc/net/snmp: %v", err)
+		}
+	}
+}
+
+func TestSumSocketDrops(t *testing.T) {
+	table := "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n" +
+		" 8696: 0100007F:C94E 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 432865 2 000000006efac1ec 3\n" +
+		"12152: 0100007F:D6CE 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 432876 2 0000000005afd4db 40\n" +
+		"12153: 0100007F:D6CF 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 432877 2 0000000005afd4dc 500\n"
+	got, err := sumSocketDrops(table, map[string]bool{"432865": true, "432877": true})
+	if err != nil || got != 503 {
+		t.Fatalf("got %d, %v; want 503", got, err)
+	}
+	if _, err := sumSocketDrops(strings.Replace(table, " 40\n", " x\n", 1), map[string]bool{"432876": true}); err == nil {
+		t.Fatal("a drops column that is not a number: want an error")
+	}
+	// This process's own sockets, where /proc exists: one it opens counts 0.
+	if _, err := os.Stat("/proc/self/net/udp"); err == nil {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if d, err := readSocketDrops(os.Getpid()); err != nil || d != 0 {
+			t.Fatalf("own sockets: %d, %v", d, err)
+		}
+	}
+}

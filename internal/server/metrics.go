@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/awsapi"
@@ -22,7 +23,7 @@ func (s *Server) observe(reg *metrics.Registry, api *awsapi.Handler) {
 
 // startMetricsListener serves /metrics on --metrics-listen, when set; then
 // the main listener does not serve it.
-func (s *Server) startMetricsListener(addr string) error {
+func (s *Server) startMetricsListener(addr string, profiles bool) error {
 	if addr == "" {
 		return nil
 	}
@@ -32,6 +33,13 @@ func (s *Server) startMetricsListener(addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	if profiles { // --pprof
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	s.metricsHTTP = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

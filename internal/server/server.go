@@ -179,7 +179,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	s.eventStream = stream.Handler(bus, stream.Auth{Verifier: verifier, Token: cfg.Events.StreamToken})
 	api := awsapi.New(svc, verifier, log)
 	s.observe(reg, api)
-	if err := s.startMetricsListener(cfg.HTTP.MetricsListen); err != nil {
+	if err := s.startMetricsListener(cfg.HTTP.MetricsListen, cfg.HTTP.Pprof); err != nil {
 		stages.Close()
 		bus.Close()
 		engine.Close()

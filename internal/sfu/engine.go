@@ -15,6 +15,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -32,27 +33,29 @@ const (
 	iceFailedTimeout       = 3 * time.Second
 )
 
-// Engine owns what all routers share: the one webrtc.API (codecs,
-// interceptors, settings) and the one UDP and one TCP socket every peer
-// connection's ICE runs over.
+// Engine owns what all routers share: the codecs, settings and
+// interceptors peer connections are built with and the one UDP and one TCP
+// socket every peer connection's ICE runs over.
 type Engine struct {
 	cfg Config
 	log *slog.Logger
-	api *webrtc.API
 
 	udp    net.PacketConn
+	udpBuf int // the UDP socket's receive buffer as granted (0: unknown)
 	udpMux ice.UDPMux
 	tcp    net.Listener // nil when TCP is off
 	tcpMux ice.TCPMux
 
-	// Peer connections are created one at a time: pion builds a
-	// connection's interceptors inside NewPeerConnection, and the
-	// role-specific factories below read which role is being built (and
-	// leave the subscriber's estimator) here.
-	pcMu      sync.Mutex
-	building  peerRole
-	buildRate int
-	built     *estimator
+	// Peer connections are built concurrently, without a lock the engine
+	// shares: each role has its own API (its own interceptor registry,
+	// with only the interceptors that role needs), and a subscriber with
+	// congestion control gets an API of its own, whose controller factory
+	// hands its estimator to that one connection (newPeerConnection).
+	media     *webrtc.MediaEngine // copied by pion into every connection
+	settings  webrtc.SettingEngine
+	pubAPI    *webrtc.API // rolePublisher
+	fixedAPI  *webrtc.API // roleFixedSubscriber
+	subShared []interceptor.Factory
 
 	mu      sync.Mutex
 	routers map[*Router]struct{}
@@ -89,6 +92,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("sfu: ICE UDP port: %w", err)
 	}
 	e.udp = udp
+	if want := cfg.UDPReadBuffer; want >= 0 {
+		if want == 0 {
+			want = defaultUDPReadBuffer
+		}
+		e.udpBuf = sizeReadBuffer(udp, want, log)
+	}
 	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), udp)
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.TCPPort)))
@@ -100,18 +109,19 @@ func NewEngine(cfg Config) (*Engine, error) {
 		e.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), tcp, 64)
 	}
 
-	if e.api, err = e.newAPI(logs); err != nil {
+	if err = e.newAPIs(logs); err != nil {
 		_ = e.closeSockets()
 		return nil, err
 	}
 	return e, nil
 }
 
-func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
+func (e *Engine) newAPIs(logs pionLogs) error {
 	m, err := newMediaEngine()
 	if err != nil {
-		return nil, err
+		return err
 	}
+	e.media = m
 
 	se := webrtc.SettingEngine{LoggerFactory: logs}
 	se.SetICEUDPMux(e.udpMux)
@@ -132,90 +142,103 @@ func (e *Engine) newAPI(logs pionLogs) (*webrtc.API, error) {
 			AsCandidateType: webrtc.ICECandidateTypeHost,
 			Mode:            webrtc.ICEAddressRewriteReplace,
 		}); err != nil {
-			return nil, fmt.Errorf("sfu: public IPs: %w", err)
+			return fmt.Errorf("sfu: public IPs: %w", err)
 		}
 	}
 	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepalive)
-
-	// One registry for both roles. Publisher connections only receive and
-	// subscriber connections only send, so each interceptor is built only
-	// for the role it serves (see roleFactory); the other role gets a no-op
-	// and pays neither its goroutines nor its per-packet work.
-	reg := &interceptor.Registry{}
-	add := func(role peerRole, f interceptor.Factory, err error) error {
-		if err != nil {
-			return err
-		}
-		reg.Add(roleFactory{e: e, role: role, inner: f})
-		return nil
+	// One view of the host's network interfaces for every connection:
+	// pion's ICE agent otherwise lists them (two netlink dumps) and keeps
+	// its own copy for each connection, about 7 KiB of heap a subscriber
+	// (docs/performance.md). The view is taken once, as the ICE sockets'
+	// own addresses are: they are bound when the engine starts, and the
+	// agents gather once (no continual gathering, which would refresh it).
+	ifaces, err := stdnet.NewNet()
+	if err != nil {
+		return fmt.Errorf("sfu: network interfaces: %w", err)
 	}
-	reg.Add(statsFactory{e: e}) // first: it sees the wire (stats.go)
+	se.SetNet(ifaces)
+	e.settings = se
+
+	// Publisher connections only receive and subscriber connections only
+	// send, so each role's registry has only the interceptors it needs:
+	// the other role pays neither their goroutines nor their per-packet
+	// work. The stats interceptor is first in every one: it sees the wire
+	// (stats.go).
 	nackGen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(logs))
-	if err := add(rolePublisher, nackGen, err); err != nil {
-		return nil, err
+	if err != nil {
+		return err
 	}
 	rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(logs))
-	if err := add(rolePublisher, rr, err); err != nil {
-		return nil, err
+	if err != nil {
+		return err
 	}
 	twccFeedback, err := twcc.NewSenderInterceptor(twcc.WithLoggerFactory(logs))
-	if err := add(rolePublisher, twccFeedback, err); err != nil {
-		return nil, err
+	if err != nil {
+		return err
 	}
-	// Subscribers: the congestion controller, then the transport-wide
-	// sequence numbers it reads. Registered in this order so that the
-	// header extension is written before the controller sees the packet
-	// (pion wraps later interceptors around earlier ones). NACKs and sender
-	// reports for subscribers are the engine's own (feedback.go,
-	// report.go): they are answered from the publisher's single packet
-	// cache and derived from the publisher's clock.
-	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		est, err := newEstimator(e.buildRate)
-		e.built = est
-		return est, err
-	})
-	if err := add(roleSubscriber, ccf, err); err != nil {
-		return nil, err
-	}
-	// The engine's own numbering (twcc.go), not pion's
-	// twcc.NewHeaderExtensionInterceptor, which allocates per packet.
-	if err := add(roleSubscriber, twccStamperFactory{}, nil); err != nil {
-		return nil, err
-	}
+	e.pubAPI = e.newAPI(statsFactory{e: e, publisher: true}, nackGen, rr, twccFeedback)
+	// Subscribers: NACKs and sender reports are the engine's own
+	// (feedback.go, report.go): they are answered from the publisher's
+	// single packet cache and derived from the publisher's clock. Those
+	// with congestion control (newPeerConnection) also get the
+	// controller, then the transport-wide sequence numbers it reads:
+	// registered in this order so that the header extension is written
+	// before the controller sees the packet (pion wraps later interceptors
+	// around earlier ones). The numbering is the engine's own (twcc.go),
+	// not pion's twcc.NewHeaderExtensionInterceptor, which allocates per
+	// packet.
+	e.fixedAPI = e.newAPI(statsFactory{e: e})
+	e.subShared = []interceptor.Factory{statsFactory{e: e}}
+	return nil
+}
 
+// newAPI is an API with the engine's codecs and settings and factories as
+// its interceptors, in order. Building one is cheap (pion copies the codecs
+// per connection anyway).
+func (e *Engine) newAPI(factories ...interceptor.Factory) *webrtc.API {
+	reg := &interceptor.Registry{}
+	for _, f := range factories {
+		reg.Add(f)
+	}
 	return webrtc.NewAPI(
-		webrtc.WithMediaEngine(m),
-		webrtc.WithSettingEngine(se),
+		webrtc.WithMediaEngine(e.media),
+		webrtc.WithSettingEngine(e.settings),
 		webrtc.WithInterceptorRegistry(reg),
-	), nil
+	)
 }
 
-// roleFactory builds its interceptor only for peer connections of one role.
-type roleFactory struct {
-	e     *Engine
-	role  peerRole
-	inner interceptor.Factory
-}
-
-func (f roleFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
-	if f.e.building != f.role {
-		return &interceptor.NoOp{}, nil
-	}
-	return f.inner.NewInterceptor(id)
-}
-
-// newPeerConnection creates a peer connection for role; subscribers also
-// get their bandwidth estimator, started at initial bits per second.
+// newPeerConnection creates a peer connection for role; subscribers with
+// congestion control also get their bandwidth estimator, started at
+// initial bits per second. Safe to call concurrently.
 func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConnection, *estimator, error) {
-	e.pcMu.Lock()
-	defer e.pcMu.Unlock()
-	e.building, e.buildRate, e.built = role, initial, nil
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
+	var api *webrtc.API
+	var est *estimator
+	switch role {
+	case rolePublisher:
+		api = e.pubAPI
+	case roleFixedSubscriber:
+		api = e.fixedAPI
+	case roleSubscriber:
+		// pion builds the connection's interceptors inside
+		// NewPeerConnection, on this goroutine: the controller's factory
+		// is this connection's own, and its estimator lands in est.
+		ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+			b, err := newEstimator(initial)
+			est = b
+			return b, err
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		factories := append(append([]interceptor.Factory(nil), e.subShared...), ccf, twccStamperFactory{})
+		api = e.newAPI(factories...)
+	default:
+		return nil, nil, fmt.Errorf("sfu: unknown peer role %d", role)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})
-	est := e.built
-	e.building, e.built = 0, nil
 	if err != nil {
 		return nil, nil, err
 	}

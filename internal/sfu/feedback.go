@@ -22,10 +22,23 @@ const maxResends = 4
 // feeds the allocator. (Transport-wide feedback reaches the estimator in
 // pion's interceptor chain, which runs only while this reads.)
 func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
-	buf := make([]byte, maxPacket)
+	// One buffer to read into, reused (pion's ReadRTCP allocates one per
+	// read, and holds it while it waits), and scratch space for
+	// retransmissions, which only a down-track with a NACK history makes
+	// (retransmit returns before touching it otherwise). The packets read
+	// are used up before the next read reuses in.
+	in := make([]byte, maxPacket)
+	var buf []byte
+	if d.hist != nil {
+		buf = make([]byte, maxPacket)
+	}
 	failures := 0
 	for {
-		pkts, _, err := sender.ReadRTCP()
+		n, _, err := sender.Read(in)
+		var pkts []rtcp.Packet
+		if err == nil {
+			pkts, err = rtcp.Unmarshal(in[:n])
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || d.sub.closed.Load() || failures > 1000 {
 				return

@@ -35,7 +35,10 @@ type Config struct {
 	// addresses (for hosts behind 1:1 NAT). Empty: the interface addresses,
 	// loopback included.
 	PublicIPs []string
-	Logger    *slog.Logger
+	// UDPReadBuffer is the receive buffer, in bytes, asked for the ICE
+	// UDP socket (0 = 8 MiB, -1 = the system's default). See sockbuf.go.
+	UDPReadBuffer int
+	Logger        *slog.Logger
 }
 
 // Kind is a media kind.

@@ -157,16 +157,13 @@ func (s *engineStats) watchJoin(pc *webrtc.PeerConnection, role peerRole) {
 // that it is the innermost: it sees what goes to and comes from the wire,
 // the RTCP the other interceptors write (NACKs and receiver reports to
 // publishers) included.
-type statsFactory struct{ e *Engine }
+type statsFactory struct {
+	e         *Engine
+	publisher bool // the connection's role: publisher or subscriber
+}
 
 func (f statsFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	switch f.e.building {
-	case rolePublisher:
-		return &statsInterceptor{s: &f.e.stats, publisher: true}, nil
-	case roleSubscriber, roleFixedSubscriber:
-		return &statsInterceptor{s: &f.e.stats}, nil
-	}
-	return &interceptor.NoOp{}, nil
+	return &statsInterceptor{s: &f.e.stats, publisher: f.publisher}, nil
 }
 
 // statsInterceptor counts one peer connection's media: on a publisher's

@@ -421,8 +421,9 @@ func TestDeleteStageInGracePeriod(t *testing.T) {
 	waitMessage(t, ctx, ev, "aws:ivs:DISCONNECT", "STAGE_DELETED")
 	ts.stop(t)
 	for _, w := range logs.Lines() {
-		// pion's own warnings are another matter (issue 14).
-		if !strings.Contains(w, "pion") {
+		// pion's own warnings are another matter (issue 14), and a capped
+		// media socket buffer depends on the host (net.core.rmem_max).
+		if !strings.Contains(w, "pion") && !strings.Contains(w, "net.core.rmem_max") {
 			t.Errorf("warning logged: %s", w)
 		}
 	}

@@ -194,3 +194,27 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 		t.Error("the main listener still serves /metrics")
 	}
 }
+
+// --pprof serves Go's profiles on the metrics listener, never on the main
+// one; without it the metrics listener has none.
+func TestProfilesOnlyOnTheMetricsListener(t *testing.T) {
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	ts := startServer(t, "", func(c *config.Config) { c.HTTP.MetricsListen, c.HTTP.Pprof = "127.0.0.1:0", true })
+	if code := get("http://" + ts.MetricsAddr().String() + "/debug/pprof/heap"); code != http.StatusOK {
+		t.Errorf("heap profile on the metrics listener: %d", code)
+	}
+	if code := get(ts.BaseURL + "/debug/pprof/heap"); code == http.StatusOK {
+		t.Error("the main listener serves profiles")
+	}
+	off := startServer(t, "", func(c *config.Config) { c.HTTP.MetricsListen = "127.0.0.1:0" })
+	if code := get("http://" + off.MetricsAddr().String() + "/debug/pprof/heap"); code == http.StatusOK {
+		t.Error("profiles served without --pprof")
+	}
+}

@@ -77,6 +77,12 @@ wait:
 		t.Errorf("rostrum serve after SIGTERM: %v", err)
 	}
 	for _, l := range start {
+		// The one warning a clean start may give depends on the host: the
+		// kernel capped the media socket's receive buffer (net.core.rmem_max
+		// below 8 MiB and no CAP_NET_ADMIN); it names the sysctl to raise.
+		if strings.Contains(l, "net.core.rmem_max") {
+			continue
+		}
 		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
 			t.Errorf("start and stop logged %q", l)
 		}
