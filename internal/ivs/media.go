@@ -19,6 +19,10 @@ type MediaPlane interface {
 	// DisconnectParticipant closes every connection of the participant
 	// within a second; the participant's token is already revoked.
 	DisconnectParticipant(ctx context.Context, stageARN, participantID, reason string) error
+	// StageDeleting is told, inside the delete's transaction, that a stage
+	// and its records are going: what the media plane still writes of it
+	// is dropped from then on, not reported as failing.
+	StageDeleting(stageARN string)
 	// StageDeleted disconnects everyone from a deleted stage.
 	StageDeleted(ctx context.Context, stageARN string)
 }

@@ -207,6 +207,11 @@ func (s *Service) DeleteStage(ctx context.Context, in *api.DeleteStageRequest) (
 				return api.Conflictf("Stage %s has an active composition %s; stop it first.", in.Arn, ref.ARN)
 			}
 		}
+		// Before the delete commits: a write of the stage's activity that
+		// lands after it would fail for a reason that is no fault.
+		if s.media != nil {
+			s.media.StageDeleting(in.Arn)
+		}
 		return nil
 	})
 	if err != nil {

@@ -268,6 +268,14 @@ func (m *Manager) DisconnectParticipant(ctx context.Context, stageARN, participa
 	return nil
 }
 
+// StageDeleting drops what the live stage still has to write: its records
+// are deleted with it (the store's delete is under way).
+func (m *Manager) StageDeleting(stageARN string) {
+	if st := m.lookupStage(stageARN); st != nil {
+		st.rec.drop()
+	}
+}
+
 // StageDeleted implements ivs.MediaPlane. The store deleted the stage's
 // sessions, participants and events with it, so what the stage would still
 // record of its last session is dropped, deliberately.
