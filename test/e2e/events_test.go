@@ -224,19 +224,7 @@ func TestWebhooksGetAStageLifeInOrder(t *testing.T) {
 
 	// The session ends after the grace period: its end is the last event.
 	users := map[string]string{alice: "alice", bob: "bob"}
-	const activity, update = events.DetailTypeStageActivity, events.DetailTypeStageUpdate
-	story := []step{
-		{activity, events.SessionStarted, "", ""},
-		{activity, events.ParticipantJoined, alice, ""},
-		{activity, events.ParticipantJoined, bob, ""},
-		{update, events.ParticipantPublished, alice, ""},
-		{activity, events.ParticipantSubscribed, bob, alice},
-		{activity, events.ParticipantUnsubscribed, bob, alice},
-		{update, events.ParticipantUnpublished, alice, ""},
-		{activity, events.ParticipantLeft, alice, ""},
-		{activity, events.ParticipantLeft, bob, ""},
-		{activity, events.SessionEnded, "", ""},
-	}
+	story := twoPersonStory(alice, bob)
 	got := every.waitFor(t, len(story))
 	sid := detailOf(t, got[0]).SessionID
 	checkStory(t, "every detail-type", got, stage, sid, users, story)
@@ -536,4 +524,22 @@ func openEventStream(t *testing.T, req *http.Request) <-chan *events.Event {
 		}
 	}()
 	return out
+}
+
+// twoPersonStory is the life of a session in which alice publishes, bob
+// subscribes to her, and both leave, alice first: what every sink hears.
+func twoPersonStory(alice, bob string) []step {
+	const activity, update = events.DetailTypeStageActivity, events.DetailTypeStageUpdate
+	return []step{
+		{activity, events.SessionStarted, "", ""},
+		{activity, events.ParticipantJoined, alice, ""},
+		{activity, events.ParticipantJoined, bob, ""},
+		{update, events.ParticipantPublished, alice, ""},
+		{activity, events.ParticipantSubscribed, bob, alice},
+		{activity, events.ParticipantUnsubscribed, bob, alice},
+		{update, events.ParticipantUnpublished, alice, ""},
+		{activity, events.ParticipantLeft, alice, ""},
+		{activity, events.ParticipantLeft, bob, ""},
+		{activity, events.SessionEnded, "", ""},
+	}
 }
