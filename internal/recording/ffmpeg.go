@@ -1,7 +1,6 @@
 package recording
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,12 +57,12 @@ var (
 // run is one ffmpeg process turning one publisher connection's RTP into
 // HLS segments and thumbnails in cfg.dir.
 type run struct {
-	cfg   runConfig
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan struct{} // closed when ffmpeg has exited
-	err   error         // ffmpeg's exit, valid after done
-	tail  *tailBuffer   // the end of ffmpeg's log, for failures
+	cfg     runConfig
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	done    chan struct{} // closed when ffmpeg has exited
+	err     error         // ffmpeg's exit, valid after done
+	logPath string        // ffmpeg's log file, in the run's folder
 
 	outs []*trackOut // per tap track; nil for tracks not recorded
 
@@ -118,7 +117,7 @@ func startRun(ctx context.Context, cfg runConfig) (*run, error) {
 }
 
 func tryStartRun(ctx context.Context, cfg runConfig) (*run, error) {
-	r := &run{cfg: cfg, done: make(chan struct{}), tail: &tailBuffer{max: 4096}, stopReports: make(chan struct{})}
+	r := &run{cfg: cfg, done: make(chan struct{}), stopReports: make(chan struct{})}
 	var sdp strings.Builder
 	sdp.WriteString("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=rostrum recording\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n")
 	var hasVideo, hasAudio bool
@@ -167,7 +166,17 @@ func tryStartRun(ctx context.Context, cfg runConfig) (*run, error) {
 	cmd.Dir = cfg.dir
 	childOfServer(cmd)
 	cmd.Stdout = io.Discard
-	cmd.Stderr = r.tail
+	// ffmpeg's log goes to a file, not to a pipe to this process: if the
+	// server dies, a pipe would kill ffmpeg with SIGPIPE at its next log
+	// line, in the middle of finishing its files.
+	logf, err := os.Create(filepath.Join(cfg.dir, "ffmpeg.log"))
+	if err != nil {
+		r.closeOuts()
+		return nil, err
+	}
+	defer logf.Close() // the child has its own copy
+	r.logPath = logf.Name()
+	cmd.Stderr = logf
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		r.closeOuts()
@@ -187,7 +196,7 @@ func tryStartRun(ctx context.Context, cfg runConfig) (*run, error) {
 	select {
 	case <-r.done:
 		r.closeOuts()
-		return nil, fmt.Errorf("%w: ffmpeg exited at start (%v): %s", ErrToolkit, r.err, r.tail.String())
+		return nil, fmt.Errorf("%w: ffmpeg exited at start (%v): %s", ErrToolkit, r.err, r.logTail())
 	case <-time.After(300 * time.Millisecond):
 	case <-ctx.Done():
 		r.kill()
@@ -359,7 +368,7 @@ func (r *run) stop(timeout time.Duration) error {
 	// ffmpeg reports its input's timeout (how a run ends) with an exit
 	// status: what counts is that it finished its playlist.
 	if r.err != nil && !r.finishedPlaylist() {
-		return fmt.Errorf("%w: ffmpeg: %v: %s", ErrToolkit, r.err, r.tail.String())
+		return fmt.Errorf("%w: ffmpeg: %v: %s", ErrToolkit, r.err, r.logTail())
 	}
 	return nil
 }
@@ -442,25 +451,14 @@ func dialPair(port int) (*trackOut, error) {
 	return &trackOut{rtp: a, rtcp: b, buf: make([]byte, 1600)}, nil
 }
 
-// tailBuffer keeps the last max bytes written to it (ffmpeg's log).
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if extra := t.buf.Len() - t.max; extra > 0 {
-		t.buf.Next(extra)
+// logTail is the end of ffmpeg's log, for errors.
+func (r *run) logTail() string {
+	b, err := os.ReadFile(r.logPath)
+	if err != nil {
+		return ""
 	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(t.buf.String())
+	if len(b) > 4096 {
+		b = b[len(b)-4096:]
+	}
+	return strings.TrimSpace(string(b))
 }

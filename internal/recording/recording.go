@@ -237,6 +237,9 @@ type Recording struct {
 	runs     int // publisher connections so far
 	tap      *sfu.Tap
 	restarts int // ffmpeg runs started again on the current tap
+	// recovering: closed at a start after a crash, from whatever ffmpeg
+	// left (its playlist may not list its last segments).
+	recovering bool
 	window   *time.Timer
 	finished bool
 	progress progress
@@ -468,7 +471,7 @@ func (r *Recording) watch(rn *run, tap *sfu.Tap) {
 	if !r.cur.CompareAndSwap(rn, nil) {
 		return // stopped on purpose
 	}
-	r.log.Warn("ffmpeg ended while recording; starting it again", "err", rn.err, "ffmpeg", rn.tail.String())
+	r.log.Warn("ffmpeg ended while recording; starting it again", "err", rn.err, "ffmpeg", rn.logTail())
 	_ = rn.stop(time.Second)
 	r.sync(context.Background())
 	r.mu.Lock()
@@ -735,8 +738,14 @@ func (r *Recording) sync(ctx context.Context) (failures int) {
 	for run := range pr.Runs {
 		dir := r.runDir(run)
 		b, err := os.ReadFile(filepath.Join(dir, "hls", "playlist.m3u8"))
+		if r.recovering && r.s.MediaTypes != NoMedia {
+			err = nil // the files themselves are the truth: see unlisted
+		}
 		if err == nil && r.s.MediaTypes != NoMedia {
 			segs, _ := readFFmpegPlaylist(b)
+			if r.recovering {
+				segs = append(segs, unlisted(filepath.Join(dir, "hls"), initName(run), segs, r.log)...)
+			}
 			if len(segs) > 0 && !pr.Inits[run] {
 				init, err := os.ReadFile(filepath.Join(dir, "hls", initName(run)))
 				if err == nil {
@@ -899,7 +908,7 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 		}
 		r := &Recording{
 			m: m, p: pr.Participant, s: pr.Settings, dir: filepath.Dir(sp), started: pr.Started, prefix: pr.Prefix,
-			runs: pr.Runs, progress: pr, state: Active,
+			runs: pr.Runs, progress: pr, state: Active, recovering: true,
 			log: m.log.With("stage", pr.Participant.StageARN, "session", pr.Participant.SessionID, "participant", pr.Participant.ParticipantID),
 		}
 		for len(r.progress.Inits) < r.progress.Runs {
@@ -945,4 +954,63 @@ func awaitOrphan(ctx context.Context, pid int, dir string, log *slog.Logger) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// unlisted returns the complete segments N.mp4 of a run's folder that its
+// playlist does not list (ffmpeg died between writing a segment and its
+// playlist), in order, with their durations as ffprobe reads them from the
+// initialization segment and the segment together. Unreadable ones are
+// left out.
+func unlisted(dir, init string, listed []segment, log *slog.Logger) []segment {
+	have := map[string]bool{}
+	for _, s := range listed {
+		have[s.URI] = true
+	}
+	entries, _ := os.ReadDir(dir)
+	var nums []int
+	for _, e := range entries {
+		n, err := strconv.Atoi(strings.TrimSuffix(e.Name(), ".mp4"))
+		if err == nil && strings.HasSuffix(e.Name(), ".mp4") && !have[e.Name()] {
+			nums = append(nums, n)
+		}
+	}
+	sort.Ints(nums)
+	head, err := os.ReadFile(filepath.Join(dir, init))
+	if err != nil {
+		return nil
+	}
+	var out []segment
+	for _, n := range nums {
+		name := strconv.Itoa(n) + ".mp4"
+		body, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		d, err := fmp4Duration(append(append([]byte(nil), head...), body...))
+		if err != nil || d <= 0 {
+			log.Warn("leaving out a segment ffmpeg did not finish", "segment", name, "err", err)
+			continue
+		}
+		out = append(out, segment{URI: name, Duration: d})
+	}
+	return out
+}
+
+// fmp4Duration asks ffprobe how long an fMP4 file (init + segment) plays.
+func fmp4Duration(b []byte) (float64, error) {
+	f, err := os.CreateTemp("", "rostrum-segment-*.mp4")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return 0, err
+	}
+	f.Close()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", f.Name()).Output()
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 }

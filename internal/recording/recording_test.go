@@ -648,12 +648,19 @@ func TestRecoverUploadsWhatNoStateRecorded(t *testing.T) {
 	if err := exec.Command("cp", "-a", ev.spool, crashed).Run(); err != nil {
 		t.Fatal(err)
 	}
+	// And ffmpeg died before its playlist listed them: the files are the truth.
+	pls, _ := filepath.Glob(filepath.Join(crashed, "*", "*", "*", "*", "run-0", "hls", "playlist.m3u8"))
+	for _, p := range pls {
+		_ = os.Remove(p)
+	}
 	ch := newChanges()
 	next := NewManager(Config{Storage: ev.store, SpoolDir: crashed, OnChange: ch.add})
 	if n, err := next.Recover(context.Background()); err != nil || n != 1 {
 		t.Fatalf("Recover: %d, %v", n, err)
 	}
-	ch.await(t, Failed)
+	if c := ch.await(t, Failed); c.Duration < 3*time.Second {
+		t.Fatalf("recovered %v of media, want the two segments' four seconds", c.Duration)
+	}
 	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	if pl := readFile(t, filepath.Join(prefix, keyPlaylist)); !strings.Contains(pl, "2.mp4") {
 		t.Fatalf("the recovered playlist lacks what ffmpeg had written:\n%s", pl)
