@@ -240,11 +240,11 @@ type Recording struct {
 	// recovering: closed at a start after a crash, from whatever ffmpeg
 	// left (its playlist may not list its last segments).
 	recovering bool
-	window   *time.Timer
-	finished bool
-	progress progress
-	syncStop chan struct{}
-	syncDone chan struct{}
+	window     *time.Timer
+	finished   bool
+	progress   progress
+	syncStop   chan struct{}
+	syncDone   chan struct{}
 }
 
 // progress is what has been uploaded; it is also the spool's state file.
