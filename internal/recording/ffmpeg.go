@@ -244,9 +244,10 @@ func ffmpegArgs(cfg runConfig, sdpPath string, video, audio bool, videoCodec str
 			if remux {
 				args = append(args, "-c:v", "copy")
 			} else {
-				g := strconv.Itoa(2 * 30)
+				// A keyframe at every segment boundary, so that segments
+				// cut where they are asked to.
 				args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-					"-profile:v", "high", "-pix_fmt", "yuv420p", "-g", g,
+					"-profile:v", "high", "-pix_fmt", "yuv420p",
 					"-force_key_frames", fmt.Sprintf("expr:gte(t,n_forced*%d)", max(1, cfg.segmentSeconds)))
 			}
 		}

@@ -234,7 +234,6 @@ type Recording struct {
 	state    State
 	started  time.Time
 	prefix   string
-	runs     int // publisher connections so far
 	tap      *sfu.Tap
 	restarts int // ffmpeg runs started again on the current tap
 	// recovering: closed at a start after a crash, from whatever ffmpeg
@@ -331,7 +330,7 @@ func (r *Recording) connect(src Source) {
 		r.mu.Unlock()
 		return
 	}
-	first := r.runs == 0
+	first := r.progress.Runs == 0
 	if r.window != nil {
 		r.window.Stop()
 		r.window = nil
@@ -416,9 +415,8 @@ func (r *Recording) runOn(ctx context.Context, tap *sfu.Tap) error {
 		return err
 	}
 	r.mu.Lock()
-	runIndex := r.runs
-	r.runs++
-	r.progress.Runs = r.runs
+	runIndex := r.progress.Runs // publisher connections so far
+	r.progress.Runs++
 	r.progress.Inits = append(r.progress.Inits, false)
 	cfg := runConfig{
 		dir:            r.runDir(runIndex),
@@ -908,7 +906,7 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 		}
 		r := &Recording{
 			m: m, p: pr.Participant, s: pr.Settings, dir: filepath.Dir(sp), started: pr.Started, prefix: pr.Prefix,
-			runs: pr.Runs, progress: pr, state: Active, recovering: true,
+			progress: pr, state: Active, recovering: true,
 			log: m.log.With("stage", pr.Participant.StageARN, "session", pr.Participant.SessionID, "participant", pr.Participant.ParticipantID),
 		}
 		for len(r.progress.Inits) < r.progress.Runs {
