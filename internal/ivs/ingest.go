@@ -13,6 +13,9 @@ import (
 type ingestDoc struct {
 	api.IngestConfiguration
 	InsecureIngest bool `json:"rostrum:insecureIngest,omitempty"`
+	// Node is the node whose RTMP listener holds the stream while the
+	// configuration is ACTIVE (ingestlive.go).
+	Node string `json:"rostrum:node,omitempty"`
 }
 
 const (
@@ -146,14 +149,30 @@ func (s *Service) DeleteIngestConfiguration(ctx context.Context, in *api.DeleteI
 	if _, err := s.get(ctx, in.Arn, kindIngestConfiguration, foreignAccessDenied); err != nil {
 		return nil, err
 	}
+	var live *ingestDoc
 	err := s.store.DeleteResource(ctx, in.Arn, func(r *store.Resource, _ []*store.Resource) error {
 		if r.State == ingestActive && !api.Val(in.Force) {
 			return api.Conflictf("Ingest configuration %s is ACTIVE; pass force=true to disconnect its publisher and delete it.", in.Arn)
+		}
+		if r.State == ingestActive {
+			live, _ = decodeDoc[ingestDoc](r)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, s.storeErr(ctx, err, in.Arn)
+	}
+	// force: the publisher streaming with the deleted key is disconnected.
+	if live != nil && live.StageArn != "" && s.media != nil {
+		pids := []string{live.ParticipantId}
+		for _, c := range live.RedundantIngestCredentials {
+			pids = append(pids, api.Val(c.ParticipantId))
+		}
+		for _, pid := range pids {
+			if err := s.media.DisconnectParticipant(ctx, live.StageArn, pid, "the ingest configuration was deleted"); err != nil {
+				s.log.ErrorContext(ctx, "disconnecting the publisher of a deleted ingest configuration", "arn", in.Arn, "err", err)
+			}
+		}
 	}
 	return &api.DeleteIngestConfigurationResponse{}, nil
 }

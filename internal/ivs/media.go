@@ -46,6 +46,7 @@ func (s *Service) DisconnectParticipant(ctx context.Context, in *api.DisconnectP
 	if err := s.media.DisconnectParticipant(ctx, in.StageArn, in.ParticipantId, api.Val(in.Reason)); err != nil {
 		return nil, s.internal(ctx, err)
 	}
+	s.detachIngestOf(ctx, in.StageArn, in.ParticipantId)
 	return &api.DisconnectParticipantResponse{}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/token"
@@ -164,4 +165,25 @@ func (lp *LocalPublication) SessionID() string     { return lp.sessionID }
 // WriteRTP's track.
 func (lp *LocalPublication) Tracks() []sfu.LocalTrack {
 	return append([]sfu.LocalTrack(nil), lp.tracks...)
+}
+
+// RefuseLocal records that a publisher without a token was refused, or
+// cut off, for a reason IVS reports as a PUBLISH_ERROR with code (the
+// model's EventErrorCode: INVALID_PROTOCOL, REUSE_OF_STREAM_KEY,
+// B_FRAME_PRESENT, INVALID_VIDEO_CODEC...). A participant already on the
+// stage gets the event; one that is not joins and leaves around it, as an
+// RTMP connection that the stage turns away does (JOINED, PUBLISH_ERROR,
+// LEFT), so that the error is in a session's events.
+func (m *Manager) RefuseLocal(id *Identity, client ClientInfo, code string) error {
+	return m.withStage(id, func(st *Stage) error {
+		e := ivs.ParticipantEvent{Name: api.EventNamePublishError, ErrorCode: code}
+		if p := st.participants[id.Claims.ParticipantID]; p != nil && p.present {
+			st.recordEvent(p, e)
+			return nil
+		}
+		p := st.join(id, client)
+		st.recordEvent(p, e)
+		st.leaveIfIdle(p)
+		return nil
+	})
 }
