@@ -34,7 +34,10 @@ type IngestTarget struct {
 
 // IngestByStreamKey resolves a stream key of IVS's form
 // rt_{account}_{region}_{id}_{secret}: the configuration it names, if the
-// key is that configuration's (or its redundant path's).
+// key is that configuration's (or its redundant path's). A key that names
+// an existing configuration with the wrong secret returns
+// ErrUnknownStreamKey and the configuration too (ParticipantID its
+// primary one), so that the refusal can be reported on its stage.
 func (s *Service) IngestByStreamKey(ctx context.Context, key string) (*IngestTarget, error) {
 	parts := strings.Split(key, "_")
 	if len(parts) != 5 || parts[0] != "rt" || parts[2] != s.region {
@@ -62,7 +65,8 @@ func (s *Service) IngestByStreamKey(ctx context.Context, key string) (*IngestTar
 	case len(doc.RedundantIngestCredentials) > 0 && sameKey(key, api.Val(doc.RedundantIngestCredentials[0].StreamKey)):
 		t.ParticipantID = api.Val(doc.RedundantIngestCredentials[0].ParticipantId)
 	default:
-		return nil, ErrUnknownStreamKey
+		t.ParticipantID = doc.ParticipantId
+		return t, ErrUnknownStreamKey
 	}
 	return t, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/events/stream"
+	"github.com/rostrum-dev/rostrum/internal/ingest"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/metrics"
 	"github.com/rostrum-dev/rostrum/internal/objstore"
@@ -47,11 +48,13 @@ type Server struct {
 	Storage objstore.Storage
 	// Recordings records the publishers of stages that record.
 	Recordings *recording.Manager
-	BaseURL    string
-	ready      atomic.Bool
-	done       chan error
-	stopOnce   sync.Once
-	stopErr    error
+	// Ingest is the RTMP(S) listeners (ingest.go).
+	Ingest   *ingest.Server
+	BaseURL  string
+	ready    atomic.Bool
+	done     chan error
+	stopOnce sync.Once
+	stopErr  error
 	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
 	housekeeping *housekeeping
 	unlock       func() // releases the data dir (datadir_unix.go)
@@ -99,8 +102,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, listenError(err, "HTTP", "--listen", cfg.Listen)
 	}
 	base := cfg.BaseURL(ln.Addr())
+	rtmp, err := listenIngest(cfg, base, log) // ingest.go
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	bus, err := startEventBus(ctx, cfg, st, log)
 	if err != nil {
+		rtmp.Close()
 		ln.Close()
 		st.Close()
 		return nil, err
@@ -108,7 +118,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	svc, err := ivs.New(ctx, ivs.Config{
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
-		Endpoints: signal.Endpoints(base),
+		Endpoints: ingestEndpoints(signal.Endpoints(base), base, rtmp),
 		Quotas:    cfg.Quotas,
 		Store:     st,
 		Events:    bus,
@@ -121,6 +131,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		err = closeLeftovers(ctx, svc, log)
 	}
 	if err != nil {
+		rtmp.Close()
 		bus.Close()
 		ln.Close()
 		st.Close()
@@ -137,6 +148,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		bus.Close()
 		ln.Close()
 		st.Close()
+		rtmp.Close()
 		return nil, engineError(err, cfg.RTCUDPPort, cfg.RTCTCPPort)
 	}
 	stages := stage.NewManager(stage.Config{
@@ -165,6 +177,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	s.Events = bus
 	s.Storage = storage
 	s.Recordings = recordings
+	s.Ingest = rtmp
+	startIngest(ctx, rtmp, svc, stages, log)
 	log.Info("recording storage", "storage", storage.String())
 	// Recordings a killed server left half-written are closed (FAILED,
 	// with what had been written) while the server starts serving.
@@ -180,6 +194,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	api := awsapi.New(svc, verifier, log)
 	s.observe(reg, api)
 	if err := s.startMetricsListener(cfg.HTTP.MetricsListen, cfg.HTTP.Pprof); err != nil {
+		rtmp.Close()
 		stages.Close()
 		bus.Close()
 		engine.Close()
@@ -270,6 +285,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	// RTMP streams end first, so that their participants leave and their
+	// ingest configurations go INACTIVE while the store is open.
+	s.Ingest.Close()
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
 	// Open recordings are finished now, whatever their reconnect windows:

@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
+
+	"github.com/rostrum-dev/rostrum/internal/rtclient"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
+)
+
+// RTMP(S) ingest, driven by a real encoder (ffmpeg pushing FLV) and read by
+// real WebRTC subscribers.
+
+// needFFmpeg skips outside CI when ffmpeg is missing (CI must have it).
+func needFFmpeg(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if ciRun() {
+			t.Fatal("ffmpeg is needed for the ingest tests")
+		}
+		t.Skip("ffmpeg is needed for the ingest tests")
+	}
+}
+
+func ciRun() bool { return os.Getenv("CI") != "" }
+
+// newIngest creates an ingest configuration on stage.
+func newIngest(t *testing.T, c *ivsrealtime.Client, stage string, proto types.IngestProtocol, insecure bool) *types.IngestConfiguration {
+	t.Helper()
+	out, err := c.CreateIngestConfiguration(bg, &ivsrealtime.CreateIngestConfigurationInput{
+		IngestProtocol: proto, InsecureIngest: insecure, StageArn: aws.String(stage),
+		UserId: aws.String("encoder-1"), Attributes: map[string]string{"source": "obs"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.IngestConfiguration
+}
+
+// encoder is one ffmpeg pushing a test source.
+type encoder struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	mu   sync.Mutex
+	done chan struct{}
+	err  error
+}
+
+// encoderArgs are a live H.264 Baseline + AAC test source, as IVS asks
+// encoders to send it (2 s GOP, no B-frames); extra replaces defaults by
+// appearing later on the command line.
+func encoderArgs(size string, extra ...string) []string {
+	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency",
+		"-g", "60", "-pix_fmt", "yuv420p", "-b:v", "1M",
+		"-c:a", "aac", "-b:a", "96k", "-ac", "2"}
+	return append(args, extra...)
+}
+
+// push starts ffmpeg pushing to url; it is stopped when the test ends.
+func push(t *testing.T, url string, args []string) *encoder {
+	t.Helper()
+	args = append(append([]string(nil), args...), "-f", "flv", url)
+	e := &encoder{cmd: exec.Command("ffmpeg", args...), done: make(chan struct{})}
+	e.cmd.Stdout, e.cmd.Stderr = &lockedBuf{e: e}, &lockedBuf{e: e}
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		e.err = e.cmd.Wait()
+		close(e.done)
+	}()
+	t.Cleanup(e.stop)
+	return e
+}
+
+type lockedBuf struct{ e *encoder }
+
+func (b *lockedBuf) Write(p []byte) (int, error) {
+	b.e.mu.Lock()
+	defer b.e.mu.Unlock()
+	return b.e.out.Write(p)
+}
+
+func (e *encoder) output() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.out.String()
+}
+
+// stop ends ffmpeg as an operator would (q), then for good.
+func (e *encoder) stop() {
+	select {
+	case <-e.done:
+		return
+	default:
+	}
+	_ = e.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-e.done:
+	case <-time.After(5 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.done
+	}
+}
+
+// exited waits for ffmpeg to end by itself (the server closed the stream).
+func (e *encoder) exited(t *testing.T, ctx context.Context) error {
+	t.Helper()
+	select {
+	case <-e.done:
+		return e.err
+	case <-ctx.Done():
+		t.Fatalf("ffmpeg is still pushing; its output: %s", e.output())
+		return nil
+	}
+}
+
+func getIngest(t *testing.T, c *ivsrealtime.Client, arn string) *types.IngestConfiguration {
+	t.Helper()
+	out, err := c.GetIngestConfiguration(bg, &ivsrealtime.GetIngestConfigurationInput{Arn: aws.String(arn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.IngestConfiguration
+}
+
+func waitIngestState(t *testing.T, c *ivsrealtime.Client, arn string, want types.IngestConfigurationState) {
+	t.Helper()
+	testutil.Eventually(t, "ingest configuration "+string(want), func() bool {
+		return getIngest(t, c, arn).State == want
+	})
+}
+
+// participantState finds pid among the stage's participants of any session.
+func participantState(c *ivsrealtime.Client, stage, pid string) (*types.Participant, string) {
+	ss, err := c.ListStageSessions(bg, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage)})
+	if err != nil {
+		return nil, ""
+	}
+	for _, s := range ss.StageSessions {
+		out, err := c.GetParticipant(bg, &ivsrealtime.GetParticipantInput{StageArn: aws.String(stage), SessionId: s.SessionId, ParticipantId: aws.String(pid)})
+		if err == nil {
+			return out.Participant, aws.ToString(s.SessionId)
+		}
+	}
+	return nil, ""
+}
+
+// anyEvent reports whether pid has the event in any session of the stage.
+func anyEvent(c *ivsrealtime.Client, stage, pid string, name types.EventName, code ...types.EventErrorCode) bool {
+	ss, err := c.ListStageSessions(bg, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage)})
+	if err != nil {
+		return false
+	}
+	for _, s := range ss.StageSessions {
+		if hasEvent(c, stage, aws.ToString(s.SessionId), pid, name, "", code...) {
+			return true
+		}
+	}
+	return false
+}
+
+// noOneConnected: every participant of every session has left.
+func noOneConnected(c *ivsrealtime.Client, stage string) bool {
+	ss, err := c.ListStageSessions(bg, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage)})
+	if err != nil {
+		return false
+	}
+	for _, s := range ss.StageSessions {
+		ps, err := c.ListParticipants(bg, &ivsrealtime.ListParticipantsInput{StageArn: aws.String(stage), SessionId: s.SessionId})
+		if err != nil {
+			return false
+		}
+		for _, p := range ps.Participants {
+			if p.State == types.ParticipantStateConnected {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestRTMPIngestReachesSubscribers(t *testing.T) {
+	needFFmpeg(t)
+	for _, proto := range []types.IngestProtocol{types.IngestProtocolRtmp, types.IngestProtocolRtmps} {
+		t.Run(string(proto), func(t *testing.T) {
+			testutil.CheckLeaks(t)
+			ctx := testContext(t)
+			ts := startServer(t, "")
+			c := ts.client()
+			stage := newStage(t, c)
+			ic := newIngest(t, c, stage, proto, proto == types.IngestProtocolRtmp)
+			pid := aws.ToString(ic.ParticipantId)
+
+			st := mustStage(t, c, stage)
+			endpoint := aws.ToString(st.Endpoints.Rtmp)
+			addr := ts.Ingest.RTMPAddr()
+			if proto == types.IngestProtocolRtmps {
+				endpoint, addr = aws.ToString(st.Endpoints.Rtmps), ts.Ingest.RTMPSAddr()
+			}
+			scheme := strings.ToLower(string(proto))
+			if want := fmt.Sprintf("%s://%s/app/", scheme, addr); endpoint != want {
+				t.Fatalf("GetStage endpoints.%s = %q, want %q", scheme, endpoint, want)
+			}
+			if getIngest(t, c, aws.ToString(ic.Arn)).State != types.IngestConfigurationStateInactive {
+				t.Fatal("a configuration nobody streams to is not INACTIVE")
+			}
+
+			enc := push(t, endpoint+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
+			waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateActive)
+			var p *types.Participant
+			testutil.Eventually(t, "the encoder as a publishing participant", func() bool {
+				p, _ = participantState(c, stage, pid)
+				return p != nil && p.State == types.ParticipantStateConnected && p.Published
+			})
+			if p.Protocol != types.ParticipantProtocol(proto) || aws.ToString(p.UserId) != "encoder-1" || p.Attributes["source"] != "obs" {
+				t.Fatalf("participant: protocol %q, user %q, attributes %v", p.Protocol, aws.ToString(p.UserId), p.Attributes)
+			}
+
+			// A WebRTC subscriber gets the encoder's H.264 as it is and its
+			// audio as Opus.
+			tok, _ := newToken(t, c, stage, "viewer", types.ParticipantTokenCapabilitySubscribe)
+			sub := subscribe(t, ctx, tok, rtclient.SubscribeOptions{PublisherID: pid})
+			if err := sub.WaitFrames(ctx, "video", 60); err != nil {
+				t.Fatalf("video frames: %v (ffmpeg: %s)", err, enc.output())
+			}
+			if err := sub.WaitFrames(ctx, "audio", 50); err != nil {
+				t.Fatalf("audio frames: %v", err)
+			}
+			v, a := sub.Stats("video"), sub.Stats("audio")
+			if !strings.EqualFold(v.MimeType, "video/H264") || !strings.EqualFold(a.MimeType, "audio/opus") || v.Keyframes == 0 {
+				t.Fatalf("video %s (%d keyframes), audio %s", v.MimeType, v.Keyframes, a.MimeType)
+			}
+
+			// The encoder stops: the participant leaves, the configuration
+			// is INACTIVE again, nothing is left.
+			enc.stop()
+			waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateInactive)
+			testutil.Eventually(t, "the encoder's participant gone", func() bool {
+				p, _ := participantState(c, stage, pid)
+				return p != nil && p.State == types.ParticipantStateDisconnected
+			})
+			for _, e := range []types.EventName{types.EventNameJoined, types.EventNamePublishStarted, types.EventNamePublishStopped, types.EventNameLeft} {
+				if !anyEvent(c, stage, pid, e) {
+					t.Errorf("no %s event of the encoder's participant", e)
+				}
+			}
+			testutil.Eventually(t, "no live stream", func() bool { return ts.Ingest.Live() == 0 })
+		})
+	}
+}
