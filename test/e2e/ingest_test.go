@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
+	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
@@ -263,4 +264,107 @@ func TestRTMPIngestReachesSubscribers(t *testing.T) {
 			testutil.Eventually(t, "no live stream", func() bool { return ts.Ingest.Live() == 0 })
 		})
 	}
+}
+
+func TestRTMPIngestRefusals(t *testing.T) {
+	needFFmpeg(t)
+	testutil.CheckLeaks(t)
+	ctx := testContext(t)
+	ts := startServer(t, "", func(c *config.Config) { c.MaxPublishers = 1 })
+	c := ts.client()
+	rtmpURL := fmt.Sprintf("rtmp://%s/app/", ts.Ingest.RTMPAddr())
+	rtmpsURL := fmt.Sprintf("rtmps://%s/app/", ts.Ingest.RTMPSAddr())
+
+	// Each refusal: ffmpeg is turned away (it exits with an error), the
+	// configuration's participant has the PUBLISH_ERROR IVS reports, and
+	// nothing is left: no participant connected, the configuration
+	// INACTIVE, no stream.
+	cases := []struct {
+		name string
+		url  func(key string) string
+		args []string
+		code types.EventErrorCode
+	}{
+		{"wrong secret", func(k string) string { return rtmpsURL + k[:len(k)-4] + "aaaa" }, encoderArgs("640x360"), types.EventErrorCodeInvalidStreamKey},
+		{"plain RTMP on an RTMPS-only configuration", func(k string) string { return rtmpURL + k }, encoderArgs("640x360"), types.EventErrorCodeInvalidProtocol},
+		{"B-frames", func(k string) string { return rtmpsURL + k }, encoderArgs("640x360", "-profile:v", "main", "-x264-params", "bframes=2"), types.EventErrorCodeBFramePresent},
+		{"MP3 audio", func(k string) string { return rtmpsURL + k }, encoderArgs("640x360", "-c:a", "libmp3lame", "-ar", "44100"), types.EventErrorCodeInvalidAudioCodec},
+		{"Sorenson video", func(k string) string { return rtmpsURL + k }, []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+			"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine", "-c:v", "flv", "-c:a", "aac"}, types.EventErrorCodeInvalidVideoCodec},
+		{"1080p", func(k string) string { return rtmpsURL + k }, encoderArgs("1920x1080"), types.EventErrorCodeResolutionExceeded},
+		{"over 8.5 Mbps", func(k string) string { return rtmpsURL + k }, encoderArgs("640x360", "-vf", "noise=alls=80:allf=t", "-qp", "1"), types.EventErrorCodeBitrateExceeded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stage := newStage(t, c)
+			ic := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
+			enc := push(t, tc.url(aws.ToString(ic.StreamKey)), tc.args)
+			if err := enc.exited(t, ctx); err == nil {
+				t.Fatalf("ffmpeg ended without an error; its output: %s", enc.output())
+			}
+			pid := aws.ToString(ic.ParticipantId)
+			testutil.Eventually(t, "PUBLISH_ERROR "+string(tc.code), func() bool {
+				return anyEvent(c, stage, pid, types.EventNamePublishError, tc.code)
+			})
+			testutil.Eventually(t, "no one connected", func() bool { return noOneConnected(c, stage) })
+			if s := getIngest(t, c, aws.ToString(ic.Arn)).State; s != types.IngestConfigurationStateInactive {
+				t.Fatalf("configuration %s after the refusal", s)
+			}
+			testutil.Eventually(t, "no live stream", func() bool { return ts.Ingest.Live() == 0 })
+		})
+	}
+
+	t.Run("a key no configuration has", func(t *testing.T) {
+		enc := push(t, rtmpsURL+"rt_123456789012_us-east-1_AbCdEfGhIjKl_nothing", encoderArgs("640x360"))
+		if err := enc.exited(t, ctx); err == nil {
+			t.Fatalf("ffmpeg ended without an error; its output: %s", enc.output())
+		}
+	})
+
+	t.Run("a second push on a live key", func(t *testing.T) {
+		stage := newStage(t, c)
+		ic := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
+		key, pid := aws.ToString(ic.StreamKey), aws.ToString(ic.ParticipantId)
+		first := push(t, rtmpsURL+key, encoderArgs("640x360"))
+		waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateActive)
+		second := push(t, rtmpsURL+key, encoderArgs("640x360"))
+		if err := second.exited(t, ctx); err == nil {
+			t.Fatalf("the second ffmpeg ended without an error; its output: %s", second.output())
+		}
+		testutil.Eventually(t, "PUBLISH_ERROR REUSE_OF_STREAM_KEY", func() bool {
+			return anyEvent(c, stage, pid, types.EventNamePublishError, types.EventErrorCodeReuseOfStreamKey)
+		})
+		// The first stream goes on.
+		if p, _ := participantState(c, stage, pid); p == nil || p.State != types.ParticipantStateConnected || ts.Ingest.Live() != 1 {
+			t.Fatalf("the first stream after the second was refused: %+v, %d live", p, ts.Ingest.Live())
+		}
+		select {
+		case <-first.done:
+			t.Fatalf("the first ffmpeg ended: %s", first.output())
+		default:
+		}
+		first.stop()
+		waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateInactive)
+	})
+
+	t.Run("a stage at its publisher limit", func(t *testing.T) {
+		stage := newStage(t, c)
+		a := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
+		b := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
+		first := push(t, rtmpsURL+aws.ToString(a.StreamKey), encoderArgs("640x360"))
+		waitIngestState(t, c, aws.ToString(a.Arn), types.IngestConfigurationStateActive)
+		second := push(t, rtmpsURL+aws.ToString(b.StreamKey), encoderArgs("640x360"))
+		if err := second.exited(t, ctx); err == nil {
+			t.Fatalf("the second ffmpeg ended without an error; its output: %s", second.output())
+		}
+		testutil.Eventually(t, "PUBLISH_ERROR QUOTA_EXCEEDED", func() bool {
+			return anyEvent(c, stage, aws.ToString(b.ParticipantId), types.EventNamePublishError, types.EventErrorCodeQuotaExceeded)
+		})
+		if s := getIngest(t, c, aws.ToString(b.Arn)).State; s != types.IngestConfigurationStateInactive {
+			t.Fatalf("the refused configuration is %s", s)
+		}
+		first.stop()
+		waitIngestState(t, c, aws.ToString(a.Arn), types.IngestConfigurationStateInactive)
+		testutil.Eventually(t, "no one connected", func() bool { return noOneConnected(c, stage) })
+	})
 }
