@@ -368,3 +368,17 @@ func TestRTMPIngestRefusals(t *testing.T) {
 		testutil.Eventually(t, "no one connected", func() bool { return noOneConnected(c, stage) })
 	})
 }
+
+// TestBrowserReceivesRTMPIngest: a Chromium page with Rostrum's browser
+// library plays what ffmpeg pushes over RTMPS (test/browser/ingest.test.mjs).
+func TestBrowserReceivesRTMPIngest(t *testing.T) {
+	needFFmpeg(t)
+	needBrowser(t)
+	ts := startServer(t, "")
+	c := ts.client()
+	stage := newStage(t, c)
+	ic := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
+	push(t, aws.ToString(mustStage(t, c, stage).Endpoints.Rtmps)+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
+	waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateActive)
+	runNodeTestsEnv(t, ts, []string{"ROSTRUM_INGEST_STAGE=" + stage, "ROSTRUM_INGEST_PARTICIPANT=" + aws.ToString(ic.ParticipantId)}, "ingest.test.mjs")
+}
