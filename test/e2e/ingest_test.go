@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"fmt"
 	"os"
@@ -381,4 +382,96 @@ func TestBrowserReceivesRTMPIngest(t *testing.T) {
 	push(t, aws.ToString(mustStage(t, c, stage).Endpoints.Rtmps)+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
 	waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateActive)
 	runNodeTestsEnv(t, ts, []string{"ROSTRUM_INGEST_STAGE=" + stage, "ROSTRUM_INGEST_PARTICIPANT=" + aws.ToString(ic.ParticipantId)}, "ingest.test.mjs")
+}
+
+// TestRTMPIngestConfigurationChangesOnALiveStream: what the API's
+// operations do to a configuration while its encoder streams, as the model
+// documents them: UpdateIngestConfiguration and DeleteIngestConfiguration
+// without force are refused (ConflictException), force disconnects the
+// encoder; DisconnectParticipant disconnects it and detaches the
+// configuration from the stage; DeleteStage disconnects it and detaches it.
+func TestRTMPIngestConfigurationChangesOnALiveStream(t *testing.T) {
+	needFFmpeg(t)
+	testutil.CheckLeaks(t)
+	ctx := testContext(t)
+	ts := startServer(t, "")
+	c := ts.client()
+	rtmpsURL := fmt.Sprintf("rtmps://%s/app/", ts.Ingest.RTMPSAddr())
+	live := func(t *testing.T, stage string) (*types.IngestConfiguration, *encoder) {
+		t.Helper()
+		ic := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
+		enc := push(t, rtmpsURL+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
+		waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateActive)
+		return ic, enc
+	}
+	var conflict *types.ConflictException
+
+	t.Run("update and delete", func(t *testing.T) {
+		stage, other := newStage(t, c), newStage(t, c)
+		ic, enc := live(t, stage)
+		_, err := c.UpdateIngestConfiguration(bg, &ivsrealtime.UpdateIngestConfigurationInput{Arn: ic.Arn, StageArn: aws.String(other)})
+		if !errors.As(err, &conflict) {
+			t.Fatalf("moving a live configuration: %v, want ConflictException", err)
+		}
+		_, err = c.UpdateIngestConfiguration(bg, &ivsrealtime.UpdateIngestConfigurationInput{Arn: ic.Arn, StageArn: aws.String("")})
+		if !errors.As(err, &conflict) {
+			t.Fatalf("detaching a live configuration: %v, want ConflictException", err)
+		}
+		if _, err := c.DeleteIngestConfiguration(bg, &ivsrealtime.DeleteIngestConfigurationInput{Arn: ic.Arn}); !errors.As(err, &conflict) {
+			t.Fatalf("deleting a live configuration without force: %v, want ConflictException", err)
+		}
+		if ts.Ingest.Live() != 1 {
+			t.Fatal("a refused change ended the stream")
+		}
+		if _, err := c.DeleteIngestConfiguration(bg, &ivsrealtime.DeleteIngestConfigurationInput{Arn: ic.Arn, Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := enc.exited(t, ctx); err == nil {
+			t.Fatal("ffmpeg went on without an error after its configuration was deleted")
+		}
+		testutil.Eventually(t, "the encoder's participant gone", func() bool { return noOneConnected(c, stage) })
+		testutil.Eventually(t, "no live stream", func() bool { return ts.Ingest.Live() == 0 })
+		// The deleted key no longer streams.
+		again := push(t, rtmpsURL+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
+		if err := again.exited(t, ctx); err == nil {
+			t.Fatal("a deleted configuration's key was taken")
+		}
+	})
+
+	t.Run("DisconnectParticipant", func(t *testing.T) {
+		stage := newStage(t, c)
+		ic, enc := live(t, stage)
+		if _, err := c.DisconnectParticipant(bg, &ivsrealtime.DisconnectParticipantInput{StageArn: aws.String(stage), ParticipantId: ic.ParticipantId, Reason: aws.String("bye")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := enc.exited(t, ctx); err == nil {
+			t.Fatal("ffmpeg went on without an error after DisconnectParticipant")
+		}
+		waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateInactive)
+		if got := getIngest(t, c, aws.ToString(ic.Arn)); aws.ToString(got.StageArn) != "" {
+			t.Fatalf("the configuration still points at %q after DisconnectParticipant", aws.ToString(got.StageArn))
+		}
+		testutil.Eventually(t, "the encoder's participant gone", func() bool { return noOneConnected(c, stage) })
+		// Detached: the encoder's reconnect joins no stage.
+		again := push(t, rtmpsURL+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
+		if err := again.exited(t, ctx); err == nil {
+			t.Fatal("a detached configuration's encoder was taken")
+		}
+	})
+
+	t.Run("DeleteStage", func(t *testing.T) {
+		stage := newStage(t, c)
+		ic, enc := live(t, stage)
+		if _, err := c.DeleteStage(bg, &ivsrealtime.DeleteStageInput{Arn: aws.String(stage)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := enc.exited(t, ctx); err == nil {
+			t.Fatal("ffmpeg went on without an error after DeleteStage")
+		}
+		waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateInactive)
+		if got := getIngest(t, c, aws.ToString(ic.Arn)); aws.ToString(got.StageArn) != "" {
+			t.Fatalf("the configuration still points at %q after DeleteStage", aws.ToString(got.StageArn))
+		}
+		testutil.Eventually(t, "no live stream", func() bool { return ts.Ingest.Live() == 0 })
+	})
 }
