@@ -359,15 +359,15 @@ func (st *stream) publish() error {
 func (st *stream) finish() {
 	st.endOnce.Do(func() {
 		st.pub.Close()
-		if t := st.trans.Load(); t != nil {
-			if err := t.close(); err != nil {
-				st.log.Debug("AAC to Opus transcoder", "err", err)
-			}
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 		defer cancel()
 		if err := st.s.svc.SetIngestState(ctx, st.target.ARN, false); err != nil {
 			st.log.Warn("recording an ingest configuration INACTIVE", "err", err)
+		}
+		if t := st.trans.Load(); t != nil {
+			if err := t.close(); err != nil {
+				st.log.Debug("AAC to Opus transcoder", "err", err)
+			}
 		}
 		st.log.Info("RTMP stream ended", "keyframeRequests", st.keyframeAsks.Load())
 	})

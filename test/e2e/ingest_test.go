@@ -308,9 +308,7 @@ func TestRTMPIngestRefusals(t *testing.T) {
 				return anyEvent(c, stage, pid, types.EventNamePublishError, tc.code)
 			})
 			testutil.Eventually(t, "no one connected", func() bool { return noOneConnected(c, stage) })
-			if s := getIngest(t, c, aws.ToString(ic.Arn)).State; s != types.IngestConfigurationStateInactive {
-				t.Fatalf("configuration %s after the refusal", s)
-			}
+			waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateInactive)
 			testutil.Eventually(t, "no live stream", func() bool { return ts.Ingest.Live() == 0 })
 		})
 	}
