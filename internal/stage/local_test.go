@@ -133,3 +133,29 @@ func TestLocalPublicationQuotaAndRefusals(t *testing.T) {
 	r.m.Close()
 	r2.m.Close()
 }
+
+func TestRefuseLocal(t *testing.T) {
+	testutil.CheckLeaks(t)
+	r := newRig(t)
+	id := LocalIdentity(r.stage, "ingest", "user-ingest", nil)
+	// Not on the stage: it joins and leaves around the error, so that the
+	// error is in a session.
+	if err := r.m.RefuseLocal(id, ClientInfo{Protocol: "RTMP"}, "INVALID_PROTOCOL"); err != nil {
+		t.Fatal(err)
+	}
+	r.expectWrites("session started", "ingest CONNECTED", "ingest JOINED", "ingest PUBLISH_ERROR INVALID_PROTOCOL", "ingest DISCONNECTED", "ingest LEFT")
+	// On the stage (its stream is live): the event only.
+	lp, _, err := r.publishLocal("ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.m.RefuseLocal(id, ClientInfo{Protocol: "RTMPS"}, "REUSE_OF_STREAM_KEY"); err != nil {
+		t.Fatal(err)
+	}
+	r.expectWrites("ingest PUBLISH_ERROR REUSE_OF_STREAM_KEY")
+	if got := r.svc.recorded(); count(got, "ingest LEFT") != 1 {
+		t.Fatalf("the live participant left for a refused second stream: %q", got)
+	}
+	lp.Close()
+	r.m.Close()
+}
