@@ -93,6 +93,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if tcp != nil {
 		media = append(media, "media_tcp", tcp.String())
 	}
+	if a := srv.Ingest.RTMPAddr(); a != nil {
+		media = append(media, "rtmp", a.String())
+	}
+	if a := srv.Ingest.RTMPSAddr(); a != nil {
+		media = append(media, "rtmps", a.String())
+	}
 	log.Info("rostrum serving", append([]any{"version", buildVersion(), "addr", srv.Addr().String(), "url", srv.BaseURL},
 		append(media, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir, "node", srv.Service.NodeID())...)...)
 	if err := writePIDFile(cfg.HTTP.PIDFile); err != nil {

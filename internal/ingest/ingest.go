@@ -245,12 +245,20 @@ func (s *Server) reserve(st *stream) bool {
 	return true
 }
 
-func (s *Server) release(st *stream) {
+// release forgets st and reports whether it was the last live stream of
+// its configuration (a redundant path may still stream).
+func (s *Server) release(st *stream) (last bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.live[st.target.ParticipantID] == st {
 		delete(s.live, st.target.ParticipantID)
 	}
-	s.mu.Unlock()
+	for _, o := range s.live {
+		if o.target.ARN == st.target.ARN {
+			return false
+		}
+	}
+	return true
 }
 
 // Live is the number of streams being forwarded (for tests and metrics).

@@ -361,8 +361,10 @@ func (st *stream) finish() {
 		st.pub.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 		defer cancel()
-		if err := st.s.svc.SetIngestState(ctx, st.target.ARN, false); err != nil {
-			st.log.Warn("recording an ingest configuration INACTIVE", "err", err)
+		if st.s.release(st) {
+			if err := st.s.svc.SetIngestState(ctx, st.target.ARN, false); err != nil {
+				st.log.Warn("recording an ingest configuration INACTIVE", "err", err)
+			}
 		}
 		if t := st.trans.Load(); t != nil {
 			if err := t.close(); err != nil {
