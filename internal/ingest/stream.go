@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,13 @@ const (
 	probeWindow = time.Second
 	// maxDuration is IVS's longest RTMP stream (STREAM_DURATION_EXCEEDED).
 	maxDuration = 24 * time.Hour
+)
+
+// maxPending bounds the media kept while the tracks are probed: at most
+// probeWindow of it is wanted, so this many messages is a broken stream.
+const (
+	maxPending      = 300
+	maxPendingBytes = 16 << 20
 )
 
 // maxVideoBitrate is IVS's ingest limit (8.5 Mbps), measured as the
@@ -110,29 +118,43 @@ func (s *Server) handle(conn net.Conn, secure bool) {
 	st.vSeq, st.aSeq = uint16(rand.Uint32()), uint16(rand.Uint32())
 	st.vBase, st.aBase = rand.Uint32(), rand.Uint32()
 	st.client = stage.ClientInfo{Protocol: protocol(secure)}
+	defer func() {
+		// A bug in the RTMP stack or here must not take the server down:
+		// the stream's deferred cleanup (run's) has run by now.
+		if v := recover(); v != nil {
+			st.log.Error("RTMP connection failed on a bug", "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
 	err := st.run()
 	var r *refusal
 	switch {
 	case errors.As(err, &r):
 		st.log.Info("RTMP stream refused", "code", r.code, "reason", r.err.Error())
+	case errors.Is(err, errBeforePublish):
+		// Port scanners and health checks: not worth more than debug.
+		st.log.Debug("RTMP connection ended before publishing", "err", err)
 	case err != nil:
 		st.log.Info("RTMP stream ended", "err", err)
 	}
 }
+
+// errBeforePublish marks a connection that ended before it asked to
+// publish.
+var errBeforePublish = errors.New("before publish")
 
 // run takes the stream from the handshake to its end.
 func (st *stream) run() error {
 	st.conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	st.sc = &gortmplib.ServerConn{RW: st.conn}
 	if err := st.sc.Initialize(); err != nil {
-		return fmt.Errorf("RTMP handshake: %w", err)
+		return fmt.Errorf("%w: RTMP handshake: %v", errBeforePublish, err)
 	}
 	if err := st.sc.AcceptConn(); err != nil {
-		return fmt.Errorf("RTMP connect: %w", err)
+		return fmt.Errorf("%w: RTMP connect: %v", errBeforePublish, err)
 	}
 	if !st.sc.Publish {
 		st.sc.RejectAction()
-		return errors.New("RTMP play: this server only takes pushes")
+		return fmt.Errorf("%w: RTMP play: this server only takes pushes", errBeforePublish)
 	}
 	if r := st.admit(); r != nil {
 		st.refused(r)
@@ -224,6 +246,7 @@ func (st *stream) probe() error {
 	st.conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	var first time.Duration
 	seen := false
+	pendingBytes := 0
 	for {
 		msg, err := st.sc.Read()
 		if err != nil {
@@ -243,6 +266,7 @@ func (st *stream) probe() error {
 			} else {
 				media = true
 				st.pending = append(st.pending, m)
+				pendingBytes += len(m.AU)
 			}
 			dts = m.DTS
 		case *message.Audio:
@@ -257,6 +281,7 @@ func (st *stream) probe() error {
 			} else {
 				media = true
 				st.pending = append(st.pending, m)
+				pendingBytes += len(m.AU)
 			}
 			dts = m.DTS
 		case *message.VideoExSequenceStart, *message.VideoExCodedFrames, *message.VideoExFramesX, *message.VideoExMultitrack, *message.VideoExMetadata:
@@ -269,7 +294,7 @@ func (st *stream) probe() error {
 		if media && !seen {
 			seen, first = true, dts
 		}
-		if len(st.pending) > 1000 {
+		if len(st.pending) > maxPending || pendingBytes > maxPendingBytes {
 			return refuse(api.EventErrorCodeInvalidInput, "no sequence header in the stream's first %d media messages", len(st.pending))
 		}
 		if (st.videoConf != nil && st.audioConf != nil) || (seen && dts-first >= probeWindow) {

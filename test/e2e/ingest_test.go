@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -472,4 +473,36 @@ func TestRTMPIngestConfigurationChangesOnALiveStream(t *testing.T) {
 		}
 		testutil.Eventually(t, "no live stream", func() bool { return ts.Ingest.Live() == 0 })
 	})
+}
+
+// TestRTMPIngestIsRecorded: an RTMP encoder on a stage that records is
+// recorded like any publisher (the recorder taps the local publisher).
+func TestRTMPIngestIsRecorded(t *testing.T) {
+	needFFmpeg(t)
+	data := t.TempDir()
+	ts := startServer(t, data)
+	c := ts.client()
+	stage := recordingStage(t, c, "recordings")
+	ic := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
+	pid := aws.ToString(ic.ParticipantId)
+	enc := push(t, aws.ToString(mustStage(t, c, stage).Endpoints.Rtmps)+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
+	testutil.Eventually(t, "the encoder publishing", func() bool {
+		p, _ := participantState(c, stage, pid)
+		return p != nil && p.Published
+	})
+	awaitRecordingState(t, c, stage, pid, types.ParticipantRecordingStateActive)
+	time.Sleep(6 * time.Second) // the recording's length
+	enc.stop()
+	p := awaitRecordingState(t, c, stage, pid, types.ParticipantRecordingStateStopped)
+	dir := recordingDir(t, filepath.Join(data, "storage", "recordings"), aws.ToString(p.RecordingS3Prefix))
+	pr := testutil.FFprobe(t, filepath.Join(dir, "media/hls/multivariant.m3u8"))
+	if v, w, h := pr.Stream("video"); v != "h264" || w != 640 || h != 360 {
+		t.Fatalf("recorded video: %s %dx%d", v, w, h)
+	}
+	if a, _, _ := pr.Stream("audio"); a != "aac" {
+		t.Fatalf("recorded audio: %s", a)
+	}
+	if d := pr.Duration(); d < 4 {
+		t.Fatalf("a recording of %.2f s for about 6 s of streaming", d)
+	}
 }
