@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -504,5 +505,43 @@ func TestRTMPIngestIsRecorded(t *testing.T) {
 	}
 	if d := pr.Duration(); d < 4 {
 		t.Fatalf("a recording of %.2f s for about 6 s of streaming", d)
+	}
+}
+
+// TestRTMPIngestAfterSIGKILL: a server killed while an encoder streams
+// leaves no transcoder behind, and its next start makes the configuration
+// it left ACTIVE INACTIVE again, so that it can be updated and streamed to.
+func TestRTMPIngestAfterSIGKILL(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	bin := buildRostrum(t, dir)
+	data := filepath.Join(dir, "data")
+	args := append([]string{"--data-dir", data}, serveDatabaseArgs(t, data)...)
+	srv := runServe(t, bin, args...)
+	c := srv.client()
+	stage := newStage(t, c)
+	ic := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
+	enc := push(t, aws.ToString(mustStage(t, c, stage).Endpoints.Rtmps)+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
+	waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateActive)
+	transcoders := func() []string {
+		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(srv.cmd.Process.Pid), "ffmpeg").Output()
+		return strings.Fields(string(out))
+	}
+	testutil.Eventually(t, "the server's AAC transcoder", func() bool { return len(transcoders()) == 1 })
+	pid, _ := strconv.Atoi(transcoders()[0])
+
+	srv.signal(t, syscall.SIGKILL)
+	testutil.Eventually(t, "the transcoder gone with the server", func() bool {
+		// Gone, or a zombie waiting for whoever reaps orphans here.
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err != nil || strings.Contains(string(b), ") Z ")
+	})
+	enc.stop()
+
+	srv2 := runServe(t, bin, args...)
+	c2 := srv2.client()
+	waitIngestState(t, c2, aws.ToString(ic.Arn), types.IngestConfigurationStateInactive)
+	if _, err := c2.UpdateIngestConfiguration(bg, &ivsrealtime.UpdateIngestConfigurationInput{Arn: ic.Arn, StageArn: aws.String(stage)}); err != nil {
+		t.Fatalf("updating the configuration after the restart: %v", err)
 	}
 }
