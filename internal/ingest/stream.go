@@ -192,6 +192,7 @@ func (st *stream) admit() *refusal {
 	t, err := st.s.svc.IngestByStreamKey(ctx, key)
 	if t != nil {
 		st.target = t
+		st.client.IngestConfigurationARN, st.client.RedundantIngest = t.ARN, t.RedundantIngest
 		st.lookupStage(ctx)
 	}
 	if errors.Is(err, ivs.ErrUnknownStreamKey) {

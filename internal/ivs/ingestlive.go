@@ -28,8 +28,9 @@ type IngestTarget struct {
 	Attributes    map[string]string
 	// Protocol is the configuration's ingestProtocol (RTMP or RTMPS);
 	// InsecureIngest allows plain RTMP.
-	Protocol       string
-	InsecureIngest bool
+	Protocol        string
+	InsecureIngest  bool
+	RedundantIngest bool
 }
 
 // IngestByStreamKey resolves a stream key of IVS's form
@@ -57,7 +58,7 @@ func (s *Service) IngestByStreamKey(ctx context.Context, key string) (*IngestTar
 	}
 	t := &IngestTarget{
 		ARN: doc.Arn, StageARN: doc.StageArn, UserID: api.Val(doc.UserId), Attributes: doc.Attributes,
-		Protocol: doc.IngestProtocol, InsecureIngest: doc.InsecureIngest,
+		Protocol: doc.IngestProtocol, InsecureIngest: doc.InsecureIngest, RedundantIngest: api.Val(doc.RedundantIngest),
 	}
 	switch {
 	case sameKey(key, doc.StreamKey):

@@ -24,6 +24,10 @@ type ClientInfo struct {
 	OSName         string
 	OSVersion      string
 	SDKVersion     string
+	// IngestConfigurationARN is the configuration an RTMP(S) participant
+	// streams with; RedundantIngest is that configuration's setting.
+	IngestConfigurationARN string
+	RedundantIngest        bool
 }
 
 // ParticipantRecord is a participant of a stage session as the media plane
@@ -106,6 +110,10 @@ func participantDoc(p ParticipantRecord) *api.Participant {
 	set(&doc.OsName, p.Client.OSName)
 	set(&doc.OsVersion, p.Client.OSVersion)
 	set(&doc.SdkVersion, p.Client.SDKVersion)
+	if p.Client.IngestConfigurationARN != "" {
+		doc.IngestConfigurationArn = api.Ptr(p.Client.IngestConfigurationARN)
+		doc.RedundantIngest = api.Ptr(p.Client.RedundantIngest)
+	}
 	return doc
 }
 

@@ -235,6 +235,16 @@ func TestRTMPIngestReachesSubscribers(t *testing.T) {
 			if p.Protocol != types.ParticipantProtocol(proto) || aws.ToString(p.UserId) != "encoder-1" || p.Attributes["source"] != "obs" {
 				t.Fatalf("participant: protocol %q, user %q, attributes %v", p.Protocol, aws.ToString(p.UserId), p.Attributes)
 			}
+			// ingestConfigurationArn and redundantIngest are newer than the
+			// Go SDK here: read as JSON.
+			_, sid := participantState(c, stage, pid)
+			for _, op := range []string{"/GetParticipant", "/ListParticipants"} {
+				body := fmt.Sprintf(`{"stageArn":%q,"sessionId":%q,"participantId":%q}`, stage, sid, pid)
+				status, _, out := ts.call(t, "POST", op, []byte(body))
+				if status != 200 || !strings.Contains(string(out), fmt.Sprintf(`"ingestConfigurationArn":%q`, aws.ToString(ic.Arn))) || !strings.Contains(string(out), `"redundantIngest":false`) {
+					t.Fatalf("%s: %d %s", op, status, out)
+				}
+			}
 
 			// A WebRTC subscriber gets the encoder's H.264 as it is and its
 			// audio as Opus.
