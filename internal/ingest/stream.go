@@ -417,7 +417,8 @@ func (st *stream) forward() error {
 	}
 	st.pending = nil
 	for {
-		st.conn.SetReadDeadline(time.Now().Add(readTimeout))
+		// Both ways: reading also writes (RTMP acknowledgements, pings).
+		st.conn.SetDeadline(time.Now().Add(readTimeout))
 		msg, err := st.sc.Read()
 		if err != nil {
 			select {

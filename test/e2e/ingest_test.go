@@ -496,13 +496,20 @@ func TestRTMPIngestIsRecorded(t *testing.T) {
 	stage := recordingStage(t, c, "recordings")
 	ic := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
 	pid := aws.ToString(ic.ParticipantId)
-	enc := push(t, aws.ToString(mustStage(t, c, stage).Endpoints.Rtmps)+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
+	// 3 Mbit/s for 14 s: past the RTMP acknowledgement window (2.5 MB) and
+	// the connection's 10 s deadline, which a live stream must outlast.
+	enc := push(t, aws.ToString(mustStage(t, c, stage).Endpoints.Rtmps)+aws.ToString(ic.StreamKey), encoderArgs("640x360", "-b:v", "3M", "-minrate", "3M", "-maxrate", "3M", "-bufsize", "3M"))
 	testutil.Eventually(t, "the encoder publishing", func() bool {
 		p, _ := participantState(c, stage, pid)
 		return p != nil && p.Published
 	})
 	awaitRecordingState(t, c, stage, pid, types.ParticipantRecordingStateActive)
-	time.Sleep(6 * time.Second) // the recording's length
+	time.Sleep(14 * time.Second) // the recording's length
+	select {
+	case <-enc.done:
+		t.Fatalf("the stream ended early: %s", enc.output())
+	default:
+	}
 	enc.stop()
 	p := awaitRecordingState(t, c, stage, pid, types.ParticipantRecordingStateStopped)
 	dir := recordingDir(t, filepath.Join(data, "storage", "recordings"), aws.ToString(p.RecordingS3Prefix))
@@ -513,8 +520,8 @@ func TestRTMPIngestIsRecorded(t *testing.T) {
 	if a, _, _ := pr.Stream("audio"); a != "aac" {
 		t.Fatalf("recorded audio: %s", a)
 	}
-	if d := pr.Duration(); d < 4 {
-		t.Fatalf("a recording of %.2f s for about 6 s of streaming", d)
+	if d := pr.Duration(); d < 12 {
+		t.Fatalf("a recording of %.2f s for about 14 s of streaming", d)
 	}
 }
 
