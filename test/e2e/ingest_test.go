@@ -227,6 +227,9 @@ func TestRTMPIngestReachesSubscribers(t *testing.T) {
 
 			enc := push(t, endpoint+aws.ToString(ic.StreamKey), encoderArgs("640x360"))
 			waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateActive)
+			if l, err := c.ListIngestConfigurations(bg, &ivsrealtime.ListIngestConfigurationsInput{FilterByState: types.IngestConfigurationStateActive}); err != nil || len(l.IngestConfigurations) != 1 || aws.ToString(l.IngestConfigurations[0].Arn) != aws.ToString(ic.Arn) {
+				t.Fatalf("ListIngestConfigurations filterByState ACTIVE: %v %+v", err, l)
+			}
 			var p *types.Participant
 			testutil.Eventually(t, "the encoder as a publishing participant", func() bool {
 				p, _ = participantState(c, stage, pid)
