@@ -139,8 +139,15 @@ func (t *transcoder) read(stdout io.Reader, onPacket func([]byte)) {
 	for {
 		pkt, err := r.next()
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				t.log.Debug("reading ffmpeg's Opus", "err", err)
+			select {
+			case <-t.done:
+			default:
+				// ffmpeg died under a live stream: its video goes on,
+				// its audio stops (say so; nothing restarts it).
+				t.errMu.Lock()
+				msg := strings.TrimSpace(t.stderr.String())
+				t.errMu.Unlock()
+				t.log.Warn("the AAC to Opus transcoder ended: the stream's audio stops", "err", err, "ffmpeg", msg)
 			}
 			io.Copy(io.Discard, stdout) // let ffmpeg finish writing
 			return
