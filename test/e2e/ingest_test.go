@@ -252,6 +252,12 @@ func TestRTMPIngestReachesSubscribers(t *testing.T) {
 			// A WebRTC subscriber gets the encoder's H.264 as it is and its
 			// audio as Opus.
 			tok, _ := newToken(t, c, stage, "viewer", types.ParticipantTokenCapabilitySubscribe)
+			// The stage's other participants see it publishing.
+			ev := joinEvents(t, ctx, tok)
+			waitState(t, ctx, ev, func(s rtclient.StageState) bool {
+				p, ok := s.Participant(pid)
+				return ok && p.IsPublishing && p.UserID == "encoder-1" && p.Attributes["source"] == "obs"
+			})
 			sub := subscribe(t, ctx, tok, rtclient.SubscribeOptions{PublisherID: pid})
 			if err := sub.WaitFrames(ctx, "video", 60); err != nil {
 				t.Fatalf("video frames: %v (ffmpeg: %s)", err, enc.output())
@@ -267,6 +273,7 @@ func TestRTMPIngestReachesSubscribers(t *testing.T) {
 			// The encoder stops: the participant leaves, the configuration
 			// is INACTIVE again, nothing is left.
 			enc.stop()
+			waitState(t, ctx, ev, func(s rtclient.StageState) bool { _, ok := s.Participant(pid); return !ok })
 			waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateInactive)
 			testutil.Eventually(t, "the encoder's participant gone", func() bool {
 				p, _ := participantState(c, stage, pid)
