@@ -58,6 +58,11 @@ type transcoder struct {
 
 	stderr bytes.Buffer // ffmpeg's complaints, for the log
 	errMu  sync.Mutex
+
+	// AAC frames dropped, and when that was last logged (push's caller,
+	// the stream's read loop, only).
+	dropped    int64
+	droppedLog time.Time
 }
 
 // transcoderQueue bounds the AAC frames waiting for ffmpeg: about 10 s at
@@ -111,7 +116,12 @@ func (t *transcoder) push(au []byte) {
 	case t.in <- b:
 	case <-t.done:
 	default:
-		t.log.Warn("ffmpeg falls behind: an AAC frame is dropped")
+		// An encoder that sends audio faster than real time, or an
+		// ffmpeg starved of CPU: said once in a while, not per frame.
+		if t.dropped++; t.dropped == 1 || time.Since(t.droppedLog) > 10*time.Second {
+			t.log.Warn("ffmpeg falls behind: AAC frames are dropped", "dropped", t.dropped)
+			t.droppedLog = time.Now()
+		}
 	}
 }
 

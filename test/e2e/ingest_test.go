@@ -68,7 +68,7 @@ type encoder struct {
 func encoderArgs(size string, extra ...string) []string {
 	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency",
 		"-g", "60", "-pix_fmt", "yuv420p", "-b:v", "1M",
 		"-c:a", "aac", "-b:a", "96k", "-ac", "2"}
@@ -570,5 +570,37 @@ func TestRTMPIngestAfterSIGKILL(t *testing.T) {
 	waitIngestState(t, c2, aws.ToString(ic.Arn), types.IngestConfigurationStateInactive)
 	if _, err := c2.UpdateIngestConfiguration(bg, &ivsrealtime.UpdateIngestConfigurationInput{Arn: ic.Arn, StageArn: aws.String(stage)}); err != nil {
 		t.Fatalf("updating the configuration after the restart: %v", err)
+	}
+}
+
+// TestRTMPIngestOneKindOnly: an encoder that sends only video, or only
+// audio, publishes what it has once a second of its stream shows no more.
+func TestRTMPIngestOneKindOnly(t *testing.T) {
+	needFFmpeg(t)
+	testutil.CheckLeaks(t)
+	ctx := testContext(t)
+	ts := startServer(t, "")
+	c := ts.client()
+	for _, tc := range []struct {
+		name, kind string
+		drop       string
+	}{{"video only", "video", "-an"}, {"audio only", "audio", "-vn"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			stage := newStage(t, c)
+			ic := newIngest(t, c, stage, types.IngestProtocolRtmps, false)
+			enc := push(t, aws.ToString(mustStage(t, c, stage).Endpoints.Rtmps)+aws.ToString(ic.StreamKey), encoderArgs("640x360", tc.drop))
+			waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateActive)
+			tok, _ := newToken(t, c, stage, "viewer", types.ParticipantTokenCapabilitySubscribe)
+			sub := subscribe(t, ctx, tok, rtclient.SubscribeOptions{PublisherID: aws.ToString(ic.ParticipantId)})
+			if err := sub.WaitFrames(ctx, tc.kind, 30); err != nil {
+				t.Fatalf("%s frames: %v (ffmpeg: %s)", tc.kind, err, enc.output())
+			}
+			other := map[string]string{"video": "audio", "audio": "video"}[tc.kind]
+			if st := sub.Stats(other); st.Packets != 0 {
+				t.Fatalf("%d %s packets from an encoder that sends none", st.Packets, other)
+			}
+			enc.stop()
+			waitIngestState(t, c, aws.ToString(ic.Arn), types.IngestConfigurationStateInactive)
+		})
 	}
 }
