@@ -57,6 +57,9 @@ type Config struct {
 	// Event sinks: webhooks, EventBridge, the live stream (events.go).
 	Events Events
 
+	// RTMP(S) ingest listeners (ingest.go).
+	Ingest Ingest
+
 	// Object storage of recordings: a local folder or S3 (storage.go).
 	Storage Storage
 
@@ -66,9 +69,6 @@ type Config struct {
 	// Crash recovery and retention (nodes.go).
 	Node      Node
 	Retention Retention
-
-	// RTMP(S) ingest listeners (ingest.go).
-	Ingest Ingest
 
 	// DatabaseURL, when set, is the PostgreSQL database that holds the
 	// state instead of SQLite in DataDir (database.go).
@@ -107,11 +107,11 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ParticipantConnectRate, "participant-connect-rate", 2, "media connections (events channel, publish, subscribe) one participant may open per second after its burst; 0 = no limit")
 	fs.IntVar(&c.ParticipantConnectBurst, "participant-connect-burst", 30, "media connections one participant may open at once before --participant-connect-rate applies")
 	c.eventFlagDefs(fs)
+	c.ingestFlagDefs(fs)
 	c.storageFlagDefs(fs)
 	c.httpFlagDefs(fs)
 	c.nodeFlagDefs(fs)
 	c.databaseFlagDefs(fs)
-	c.ingestFlagDefs(fs)
 	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
 
@@ -206,6 +206,9 @@ func (c *Config) validate() error {
 	if err := c.validateEvents(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.validateIngest(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.validateStorage(); err != nil {
 		errs = append(errs, err)
 	}
@@ -216,9 +219,6 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.validateDatabase(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.validateIngest(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

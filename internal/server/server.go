@@ -48,13 +48,11 @@ type Server struct {
 	Storage objstore.Storage
 	// Recordings records the publishers of stages that record.
 	Recordings *recording.Manager
-	// Ingest is the RTMP(S) listeners (ingest.go).
-	Ingest   *ingest.Server
-	BaseURL  string
-	ready    atomic.Bool
-	done     chan error
-	stopOnce sync.Once
-	stopErr  error
+	BaseURL    string
+	ready      atomic.Bool
+	done       chan error
+	stopOnce   sync.Once
+	stopErr    error
 	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
 	housekeeping *housekeeping
 	unlock       func() // releases the data dir (datadir_unix.go)
@@ -64,6 +62,9 @@ type Server struct {
 	metrics         *metrics.Registry // metrics.go
 	metricsHTTP     *http.Server
 	metricsListener net.Listener
+
+	// Ingest is the RTMP(S) listeners (ingest.go).
+	Ingest *ingest.Server
 }
 
 // Start opens the store, binds the listener and starts serving.
@@ -174,11 +175,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Credentials: []sigv4.Credential{{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, AccountID: cfg.AccountID}},
 	}
 	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1)}
+	s.Ingest = rtmp
+	startIngest(ctx, rtmp, svc, stages, log)
 	s.Events = bus
 	s.Storage = storage
 	s.Recordings = recordings
-	s.Ingest = rtmp
-	startIngest(ctx, rtmp, svc, stages, log)
 	log.Info("recording storage", "storage", storage.String())
 	// Recordings a killed server left half-written are closed (FAILED,
 	// with what had been written) while the server starts serving.
@@ -285,11 +286,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
-	// RTMP streams end first, so that their participants leave and their
-	// ingest configurations go INACTIVE while the store is open.
-	s.Ingest.Close()
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
+	// RTMP streams, cut by the above, finish: their ingest configurations
+	// go INACTIVE while the store is open, and no new one is taken.
+	s.Ingest.Close()
 	// Open recordings are finished now, whatever their reconnect windows:
 	// playlists made VOD, recording-ended.json written, their events in
 	// the outbox before the bus closes.
