@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/pion/rtp/codecs"
 )
 
@@ -109,5 +111,29 @@ func TestCheckSPS(t *testing.T) {
 	}
 	if _, err := checkSPS([]byte{0x67, 0x42}); !errors.Is(err, errVideoCodec) {
 		t.Fatalf("a truncated SPS: %v", err)
+	}
+}
+
+func TestAudioClockFindsTheEncodersGaps(t *testing.T) {
+	c := audioClock{frame: aacFrame(&mpeg4audio.AudioSpecificConfig{SampleRate: 44100})} // 23.22 ms
+	// FLV's whole-millisecond timestamps of frame i.
+	flv := func(i int) time.Duration { return time.Duration(int64(float64(i)*1024*1000/44100)) * time.Millisecond }
+	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	// Contiguous frames: no gap.
+	for i := range 100 {
+		if g := c.gap(flv(i)); g != 0 {
+			t.Fatalf("frame %d: a gap of %v in contiguous audio", i, g)
+		}
+	}
+	// Frame 100 is missing (and 101 comes on time after it): one frame's gap.
+	if g := c.gap(flv(101)); g < ms(22) || g > ms(24) {
+		t.Fatalf("a dropped frame makes a gap of %v", g)
+	}
+	if g := c.gap(flv(102)); g != 0 {
+		t.Fatalf("after the gap: %v", g)
+	}
+	// Going back (an encoder's reset) is not a gap.
+	if g := c.gap(0); g != 0 {
+		t.Fatalf("a timestamp going back: %v", g)
 	}
 }

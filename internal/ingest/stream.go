@@ -106,6 +106,8 @@ type stream struct {
 	aBase    uint32
 	aFirst   atomic.Int64 // media time (ns) of the first AAC frame, -1 until then
 	aPackets uint32
+	aShift   atomic.Uint32 // RTP ticks the encoder's audio gaps add (see audioClock)
+	aClock   audioClock    // the read loop's
 
 	keyframeAsks atomic.Int64
 	endOnce      sync.Once
@@ -558,19 +560,60 @@ func (st *stream) writeAAC(m *message.Audio) {
 	}
 	if st.aFirst.Load() < 0 {
 		st.aFirst.Store(int64(m.DTS))
+		st.aClock.frame = aacFrame(st.audioConf)
 		if st.video < 0 {
 			// An audio-only stream: nothing else to line up with.
 			st.pub.SetSenderReport(st.audio, ntpTime(time.Now()), st.aBase+rtpTime(m.DTS, 48000))
 		}
 	}
+	if g := st.aClock.gap(m.DTS); g > 0 {
+		// The Opus still inside ffmpeg (a frame or two) moves too: the
+		// gap lands up to ~40 ms early, rather than all later audio
+		// landing late for good.
+		st.aShift.Add(rtpTime(g, 48000))
+	}
 	t.push(m.AU)
 }
 
+// aacFrame is the duration of one AAC-LC frame: 1024 samples.
+func aacFrame(c *mpeg4audio.AudioSpecificConfig) time.Duration {
+	if c == nil || c.SampleRate <= 0 {
+		return 0
+	}
+	return time.Duration(1024 * int64(time.Second) / int64(c.SampleRate))
+}
+
+// audioClock follows the AAC frames' timestamps. ffmpeg sees only the
+// frames and decodes them as if they were contiguous; an encoder that
+// drops audio (OBS does under load) leaves a hole in its timestamps that
+// the Opus after it must keep, or every later packet plays early against
+// the video.
+type audioClock struct {
+	frame   time.Duration // one AAC frame
+	next    time.Duration // the next frame's timestamp, if contiguous
+	started bool
+}
+
+// gap is how much later than contiguous the frame at dts comes (0 within
+// half a frame: FLV timestamps are whole milliseconds).
+func (c *audioClock) gap(dts time.Duration) time.Duration {
+	if c.frame <= 0 {
+		return 0
+	}
+	expected, started := c.next, c.started
+	c.started, c.next = true, dts+c.frame
+	if g := dts - expected; started && g > c.frame/2 {
+		return g
+	}
+	return 0
+}
+
 // writeOpus forwards one Opus packet of the transcoder: packets are 20 ms
-// each and contiguous, from the media time of the first AAC frame.
+// each and contiguous, from the media time of the first AAC frame, moved
+// by the encoder's audio gaps.
 func (st *stream) writeOpus(pkt []byte) {
 	first := time.Duration(st.aFirst.Load())
-	ts := st.aBase + rtpTime(first, 48000) + st.aPackets*opusFrameSamples
+	ts := st.aBase + rtpTime(first, 48000) + st.aPackets*opusFrameSamples + st.aShift.Load()
 	h := rtp.Header{SequenceNumber: st.aSeq, Timestamp: ts, Marker: st.aPackets == 0}
 	st.aSeq++
 	st.aPackets++
