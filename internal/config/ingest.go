@@ -22,8 +22,8 @@ type Ingest struct {
 	RTMPSKey  string
 }
 
-// Off disables a listener.
-const Off = "off"
+// ListenOff disables an ingest listener.
+const ListenOff = "off"
 
 // The IANA ports of RTMP, and the one Rostrum's RTMPS listener takes by
 // default (IVS's own RTMPS is on 443, which a server that is not root
@@ -44,7 +44,7 @@ func (c *Config) ingestFlagDefs(fs *flag.FlagSet) {
 func (c *Config) validateIngest() error {
 	var errs []error
 	for _, l := range []struct{ flag, v string }{{"--rtmp-listen", c.Ingest.RTMPListen}, {"--rtmps-listen", c.Ingest.RTMPSListen}} {
-		if l.v == "" || l.v == Off {
+		if l.v == "" || l.v == ListenOff {
 			continue
 		}
 		if _, port, err := net.SplitHostPort(l.v); err != nil {
@@ -72,7 +72,7 @@ func (c *Config) RTMPSListenAddr() string {
 // and several servers on one machine do), so that defaults never collide.
 func (c *Config) ingestAddr(v string, port int) string {
 	switch v {
-	case Off:
+	case ListenOff:
 		return ""
 	case "":
 		host, lport, _ := net.SplitHostPort(c.Listen)
