@@ -47,7 +47,9 @@ func (b *builder) key(ts uint32, n byte) *builder {
 func (b *builder) inter(ts uint32, n byte) *builder {
 	return b.tag(TagVideo, ts, []byte{0x27, 1, 0, 0, 0, n})
 }
-func (b *builder) audio(ts uint32, n byte) *builder { return b.tag(TagAudio, ts, []byte{0xaf, 1, n, n}) }
+func (b *builder) audio(ts uint32, n byte) *builder {
+	return b.tag(TagAudio, ts, []byte{0xaf, 1, n, n})
+}
 
 // parseAll parses a whole FLV stream into its tags (and fails on errors).
 func parseAll(t testing.TB, b []byte) (header []byte, tags []*Tag) {
