@@ -123,8 +123,8 @@ func startVideoDecoder(bin, codec string, g geometry, onFrame func(*frame) *fram
 		",scale=" + strconv.Itoa(g.w) + ":" + strconv.Itoa(g.h) + ":flags=bilinear,format=yuv420p"
 	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin",
 		"-fflags", "nobuffer", "-flags", "low_delay", "-probesize", "32", "-analyzeduration", "0",
-		"-f", demux, "-i", "pipe:0",
-		"-an", "-vf", filter, "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"}
+		"-threads", "1", "-f", demux, "-i", "pipe:0", // frame threads would add a frame of delay each, and memory
+		"-an", "-filter_threads", "1", "-vf", filter, "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"}
 	p, err := startProc(bin, args)
 	if err != nil {
 		return nil, err

@@ -279,3 +279,111 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(p, "\n")))
 	return len(p), nil
 }
+
+// tileCase is a publisher of a colour, with its token attributes.
+type tileCase struct {
+	id    string
+	c     rgb
+	codec string
+	attrs map[string]string
+}
+
+// mixAndCheck mixes the publishers for a few seconds into a 1280×720
+// encode and checks that the centre of each participant's tile, where the
+// layout package puts it, shows the participant's colour.
+func mixAndCheck(t *testing.T, lc layout.Config, cases []tileCase) {
+	bin := needFFmpeg(t)
+	r := testRouter(t)
+	v := StageView{SessionID: "st-1", Source: r}
+	var ps []layout.Participant
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, tc := range cases {
+		p := sfutest.Publish(t, r, tc.id, colourVideo(t, tc.c, tc.codec, 640, 360))
+		defer p.Close()
+		joined := base.Add(time.Duration(i) * time.Second)
+		v.Participants = append(v.Participants, Participant{ID: tc.id, Attributes: tc.attrs, Publishing: true, Joined: joined})
+		ps = append(ps, layout.Participant{ID: tc.id, Attributes: tc.attrs, Video: true, VideoSize: layout.Size{Width: 640, Height: 360}, Arrival: joined.UnixNano()})
+	}
+	out := &fileWriter{}
+	mx, err := startMixer(mixerConfig{FFmpeg: bin, Layout: lc, Log: testLog(t),
+		Outs: []encodeOut{{Encoder: Encoder{Width: 1280, Height: 720, Framerate: 30, Bitrate: 2_500_000}, W: out}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mx.setView(v)
+	// Every participant's picture is drawn once each decoder runs.
+	testutil.Eventually(t, "every participant decoded", func() bool {
+		mx.mu.Lock()
+		defer mx.mu.Unlock()
+		for _, tc := range cases {
+			in := mx.inputs[tc.id]
+			if in == nil {
+				return false
+			}
+			in.mu.Lock()
+			ok := in.latest != nil
+			in.mu.Unlock()
+			if !ok {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * time.Second)
+	if err := mx.close(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	path := out.save(t)
+	pr := testutil.FFprobe(t, path)
+	want, err := layout.Compute(layout.Size{Width: 1280, Height: 720}, lc, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pic := pictureAt(t, path, pr.Duration()-0.5, 1280, 720)
+	for _, tc := range cases {
+		tile, ok := want.Tile(tc.id)
+		if !ok {
+			t.Fatalf("%s has no tile", tc.id)
+		}
+		x, y := centre(tile.Dest)
+		if got := colourAt(pic, 1280, x, y); !near(got, tc.c) {
+			t.Errorf("%s's tile %+v: centre (%d,%d) is %v, want %s", tc.id, tile.Rect, x, y, got, tc.c.name)
+		}
+	}
+}
+
+func TestMixerGridOfFourInAttributeOrder(t *testing.T) {
+	testutil.CheckLeaks(t)
+	lc := layout.DefaultGrid()
+	lc.ParticipantOrderAttribute = "seat"
+	// Joined a, b, c, d; seats put d first and a last.
+	mixAndCheck(t, lc, []tileCase{
+		{"a", red, "H264", map[string]string{"seat": "4"}},
+		{"b", green, "VP8", map[string]string{"seat": "2"}},
+		{"c", blue, "H264", map[string]string{"seat": "3"}},
+		{"d", white, "VP8", map[string]string{"seat": "1"}},
+	})
+}
+
+func TestMixerPictureInPicture(t *testing.T) {
+	testutil.CheckLeaks(t)
+	lc := layout.DefaultPip()
+	lc.PipParticipantAttribute = "pip"
+	lc.PipPosition = layout.PipTopLeft
+	mixAndCheck(t, lc, []tileCase{
+		{"host", red, "H264", nil},
+		{"guest", blue, "VP8", map[string]string{"pip": "true"}},
+	})
+}
+
+func TestMixerFeaturedParticipant(t *testing.T) {
+	testutil.CheckLeaks(t)
+	lc := layout.DefaultGrid()
+	lc.FeaturedParticipantAttribute = "featured"
+	lc.VideoFillMode = layout.FillModeContain
+	mixAndCheck(t, lc, []tileCase{
+		{"a", red, "H264", nil},
+		{"b", green, "VP8", map[string]string{"featured": "true"}},
+		{"c", blue, "H264", nil},
+	})
+}
