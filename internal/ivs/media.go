@@ -178,9 +178,30 @@ func (s *Service) Admit(ctx context.Context, kid, stageARN, participantID string
 			return nil, fmt.Errorf("ivs: public key %s: %w", kid, err)
 		}
 	}
+	var err error
+	if a.Stage, err = s.StageInfo(ctx, stageARN); err != nil {
+		return nil, err
+	}
+	if a.Stage == nil {
+		return a, nil
+	}
+	if a.Revoked, err = s.store.IsParticipantRevoked(ctx, stageARN, participantID); err != nil {
+		return nil, fmt.Errorf("ivs: reading revocations of %s: %w", stageARN, err)
+	}
+	return a, nil
+}
+
+// StageInfo is what the media plane needs of a stage, or nil when it does
+// not exist. Admit uses it for tokens; participants that publish without
+// one (RTMP ingest, replicas) are admitted with it directly.
+func (s *Service) StageInfo(ctx context.Context, stageARN string) (*StageInfo, error) {
+	sp, ok := parseARN(stageARN)
+	if !ok || sp.Kind != kindStage || sp.Region != s.region {
+		return nil, nil
+	}
 	r, err := s.store.GetResource(ctx, stageARN)
 	if errors.Is(err, store.ErrNotFound) {
-		return a, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ivs: reading stage %s: %w", stageARN, err)
@@ -190,14 +211,11 @@ func (s *Service) Admit(ctx context.Context, kid, stageARN, participantID string
 		return nil, err
 	}
 	rec := doc.AutoParticipantRecordingConfiguration
-	a.Stage = &StageInfo{ARN: stageARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
-	if a.Stage.Recording {
-		if a.Stage.RecordingSettings, err = s.recordingSettings(ctx, rec); err != nil {
+	info := &StageInfo{ARN: stageARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
+	if info.Recording {
+		if info.RecordingSettings, err = s.recordingSettings(ctx, rec); err != nil {
 			return nil, err
 		}
 	}
-	if a.Revoked, err = s.store.IsParticipantRevoked(ctx, stageARN, participantID); err != nil {
-		return nil, fmt.Errorf("ivs: reading revocations of %s: %w", stageARN, err)
-	}
-	return a, nil
+	return info, nil
 }
