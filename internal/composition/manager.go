@@ -153,6 +153,13 @@ type running struct {
 
 	mu         sync.Mutex
 	destStates map[string]string
+	mx         *mixer
+}
+
+func (c *running) mixer() *mixer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mx
 }
 
 // destination is an output the composition sends to.
@@ -232,6 +239,9 @@ func (c *running) run() {
 		c.fail("the encoder did not start: " + err.Error())
 		return
 	}
+	c.mu.Lock()
+	c.mx = mx
+	c.mu.Unlock()
 	cancelWatch, err := c.m.cfg.Watcher.WatchStage(c.spec.StageARN, func(v StageView) {
 		select { // keep only the newest view
 		case <-c.views:

@@ -249,3 +249,41 @@ func TestCompositionDestinationReconnectsThenFails(t *testing.T) {
 	m.Close(t.Context())
 	_ = sfu.Audio
 }
+
+func TestCompositionsAreIsolated(t *testing.T) {
+	bin := needFFmpeg(t)
+	rtmp := rtmpserver.Start(t)
+	testutil.CheckLeaks(t)
+	r := testRouter(t)
+	alice := sfutest.Publish(t, r, "alice", colourVideo(t, red, "H264", 640, 360), opus(t))
+	defer alice.Close()
+	feed := &stageFeed{view: view(r, "alice")}
+	rep := &reports{}
+	m := NewManager(Config{FFmpeg: bin, Watcher: feed, Reporter: rep, Logger: testLog(t)})
+	one := channelSpec(rtmp.URL("live", "one"), layout.DefaultGrid())
+	two := channelSpec(rtmp.URL("live", "two"), layout.DefaultPip())
+	two.ARN, two.ID = compARN[:len(compARN)-1]+"X", "abcdABCDef1X"
+	for _, s := range []Spec{one, two} {
+		if err := m.Start(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, "both publishing", func() bool {
+		return rtmp.Publishing("live", "one") && rtmp.Publishing("live", "two")
+	})
+	// Kill the first composition's encoder: it fails, the other goes on.
+	m.mu.Lock()
+	enc := m.comps[one.ARN].mixer().enc
+	m.mu.Unlock()
+	enc.cmd.Process.Kill()
+	testutil.Eventually(t, "the first composition failed", func() bool { return !m.Running(one.ARN) })
+	if !m.Running(two.ARN) || !rtmp.Publishing("live", "two") {
+		t.Fatal("the second composition ended with the first")
+	}
+	n := len(rtmp.Publishes("live", "two"))
+	time.Sleep(2 * time.Second)
+	if len(rtmp.Publishes("live", "two")) != n || !rtmp.Publishing("live", "two") {
+		t.Fatal("the second composition's RTMP connection was disturbed")
+	}
+	m.Close(t.Context())
+}

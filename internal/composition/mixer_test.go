@@ -387,3 +387,47 @@ func TestMixerFeaturedParticipant(t *testing.T) {
 		{"c", blue, "H264", nil},
 	})
 }
+
+func TestMixerOmitsStoppedVideo(t *testing.T) {
+	testutil.CheckLeaks(t)
+	bin := needFFmpeg(t)
+	r := testRouter(t)
+	a := sfutest.Publish(t, r, "a", colourVideo(t, red, "H264", 640, 360))
+	defer a.Close()
+	b := sfutest.Publish(t, r, "b", colourVideo(t, blue, "H264", 640, 360))
+	defer b.Close()
+	lc := layout.DefaultGrid()
+	lc.OmitStoppedVideo = true
+	out := &fileWriter{}
+	mx, err := startMixer(mixerConfig{FFmpeg: bin, Layout: lc, Log: testLog(t),
+		Outs: []encodeOut{{Encoder: Encoder{Width: 1280, Height: 720, Framerate: 30, Bitrate: 2_500_000}, W: out}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := view(r, "a", "b")
+	mx.setView(v)
+	tiles := func() int {
+		mx.mu.Lock()
+		defer mx.mu.Unlock()
+		return len(mx.frame.Tiles)
+	}
+	testutil.Eventually(t, "two tiles", func() bool { return tiles() == 2 })
+	// b's client says its video is stopped (the IVS SDK's mute): b leaves
+	// the picture, a fills it.
+	v.Participants[1].VideoStopped = true
+	mx.setView(v)
+	if n := tiles(); n != 1 {
+		t.Fatalf("%d tiles with b's video stopped, want 1", n)
+	}
+	time.Sleep(2 * time.Second)
+	if err := mx.close(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	path := out.save(t)
+	pic := pictureAt(t, path, testutil.FFprobe(t, path).Duration()-0.5, 1280, 720)
+	for _, pt := range [][2]int{{20, 360}, {640, 360}, {1260, 360}} {
+		if got := colourAt(pic, 1280, pt[0], pt[1]); !near(got, red) {
+			t.Errorf("(%d,%d) is %v, want a's red across the frame", pt[0], pt[1], got)
+		}
+	}
+}
