@@ -488,3 +488,28 @@ func (r *Reader) Err() error {
 	defer r.mu.Unlock()
 	return r.err
 }
+
+// Codecs are the RFC 6381 codec strings of the stream's video and audio,
+// from its latest sequence headers ("avc1.64001f", "mp4a.40.2"), as an HLS
+// multivariant playlist's CODECS wants them; "" for a kind it has not seen.
+func (s *Stream) Codecs() (video, audio string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.avcSeq != nil {
+		// AVCDecoderConfigurationRecord after the 5-byte AVC video header:
+		// version, profile, compatibility, level.
+		if d := s.avcSeq.Data(); len(d) >= 5+4 {
+			video = fmt.Sprintf("avc1.%02x%02x%02x", d[6], d[7], d[8])
+		}
+	}
+	if s.aacSeq != nil {
+		// AudioSpecificConfig after the 2-byte AAC header: the object type
+		// is its first 5 bits.
+		if d := s.aacSeq.Data(); len(d) >= 3 {
+			if ot := d[2] >> 3; ot > 0 && ot < 31 {
+				audio = fmt.Sprintf("mp4a.40.%d", ot)
+			}
+		}
+	}
+	return video, audio
+}

@@ -157,9 +157,9 @@ func (p *Pusher) State() (state, reason string) {
 
 func (p *Pusher) set(state, reason string) {
 	p.mu.Lock()
-	if p.state == state && p.reason == reason {
+	if p.state == state && p.reason == reason || p.state == StateStopped || p.state == StateFailed {
 		p.mu.Unlock()
-		return
+		return // no change, or already final
 	}
 	p.state, p.reason = state, reason
 	p.mu.Unlock()
@@ -275,9 +275,9 @@ func scrub(msg, u string) string {
 	return strings.ReplaceAll(msg, u, redact(u))
 }
 
-// Stop ends the publish gracefully: ffmpeg's input ends, it sends what it
-// has and closes the stream (FCUnpublish, deleteStream), and the state is
-// STOPPED. Past ctx, ffmpeg is killed. Stop returns when the pusher has
+// Stop ends the publish gracefully: the state goes STOPPING, ffmpeg's
+// input ends, it sends what it has and closes the stream (FCUnpublish,
+// deleteStream), and the state is STOPPED. Past ctx, ffmpeg is killed. Stop returns when the pusher has
 // ended.
 func (p *Pusher) Stop(ctx context.Context) error {
 	p.mu.Lock()
@@ -286,6 +286,7 @@ func (p *Pusher) Stop(ctx context.Context) error {
 	cur := p.cur
 	p.mu.Unlock()
 	if first {
+		p.set(StateStopping, "")
 		close(p.stopCh)
 		if cur != nil {
 			_ = cur.closeInput()

@@ -39,7 +39,7 @@ func TestPusherDeliversOneConnection(t *testing.T) {
 			if err := p.Stop(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if got := st.list(); strings.Join(got, ",") != "STARTING,ACTIVE,STOPPED" {
+			if got := st.list(); strings.Join(got, ",") != "STARTING,ACTIVE,STOPPING,STOPPED" {
 				t.Fatalf("states %q", got)
 			}
 			testutil.Eventually(t, "the publish to end", func() bool { return !srv.Publishing("live", "key1") })
