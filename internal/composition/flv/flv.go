@@ -513,3 +513,11 @@ func (s *Stream) Codecs() (video, audio string) {
 	}
 	return video, audio
 }
+
+// Err reports how the stream ended: nil while it runs, io.EOF after Close,
+// else the error it ended with (CloseWithError, or ErrMalformed).
+func (s *Stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}

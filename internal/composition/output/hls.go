@@ -259,13 +259,9 @@ func (w *HLSWriter) Done() <-chan struct{} { return w.done }
 
 func (w *HLSWriter) set(state, reason string) {
 	w.mu.Lock()
-	if w.state == state && w.reason == reason {
+	if !transition(w.state, w.reason, state, reason) {
 		w.mu.Unlock()
 		return
-	}
-	if w.state == StateStopped || w.state == StateFailed {
-		w.mu.Unlock()
-		return // final
 	}
 	w.state, w.reason = state, reason
 	w.mu.Unlock()
@@ -420,8 +416,13 @@ func (w *HLSWriter) renditionLoop(r *rendition) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		w.syncAndTrack(ctx)
 		cancel()
-		if stopping || (pr.err == nil && pr.inErr == io.EOF) {
+		srcErr := r.Source.Err()
+		if stopping || srcErr == io.EOF || (pr.err == nil && pr.inErr == io.EOF) {
 			return // the end: the stream's or the writer's
+		}
+		if srcErr != nil {
+			w.giveUp(r, fmt.Sprintf("the encode of rendition %s failed: %v", r.Name, srcErr))
+			return
 		}
 		reason := pr.exitReason()
 		if errors.Is(pr.inErr, flv.ErrSlowReader) {

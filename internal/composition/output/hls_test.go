@@ -247,6 +247,7 @@ func s3(t *testing.T, create bool) (objstore.Storage, *objstoretest.VersityGW) {
 }
 
 func TestHLSToS3(t *testing.T) {
+	testutil.CheckLeaks(t)
 	st, g := s3(t, true)
 	enc := startEncode(t, 320, 240, 30)
 	var states states
@@ -327,6 +328,7 @@ func (f *flaky) Put(ctx context.Context, bucket, key string, body io.Reader, ct 
 func TestHLSStorageOutage(t *testing.T) {
 	for _, heal := range []bool{true, false} {
 		t.Run("heal="+strconv.FormatBool(heal), func(t *testing.T) {
+			testutil.CheckLeaks(t)
 			dir, err := folder.New(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
@@ -400,6 +402,29 @@ func TestHLSEndsWithItsStream(t *testing.T) {
 	}
 	if !strings.Contains(string(getObject(t, st, "bucket", "media/hls/240p30-x/playlist.m3u8")), "#EXT-X-ENDLIST") {
 		t.Fatal("no VOD playlist")
+	}
+	readEvent(t, st, "bucket", keyEnded)
+}
+
+func TestHLSStopBeforeStart(t *testing.T) {
+	testutil.CheckLeaks(t)
+	st, err := folder.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := startEncode(t, 320, 240, 30)
+	var states states
+	w, err := StartHLS(HLSConfig{
+		Storage: st, Bucket: "bucket", Prefix: testPrefix, StageARN: testStage,
+		Renditions: []Rendition{{Name: "240p30-x", Width: 320, Height: 240, Source: enc.Stream}},
+		SpoolDir:   filepath.Join(t.TempDir(), "spool"), OnState: states.on,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopWriter(t, w)
+	if l := strings.Join(states.list(), ","); l != "STARTING,STOPPING,STOPPED" && l != "STARTING,ACTIVE,STOPPING,STOPPED" {
+		t.Fatalf("states %s", l)
 	}
 	readEvent(t, st, "bucket", keyEnded)
 }

@@ -27,6 +27,21 @@ const (
 // must not block for long, nor call the output's Stop.
 type StateFunc func(state, reason string)
 
+// transition reports whether an output in state from (with reason
+// fromReason) may go to state to: a change, and never out of a final
+// state, nor back to running once STOPPING.
+func transition(from, fromReason, to, reason string) bool {
+	switch {
+	case from == to && fromReason == reason:
+		return false
+	case from == StateStopped || from == StateFailed:
+		return false
+	case from == StateStopping:
+		return to == StateStopped || to == StateFailed
+	}
+	return true
+}
+
 // ErrToolkit is ffmpeg missing or failing to start.
 var ErrToolkit = errors.New("output: the media toolkit (ffmpeg) failed")
 

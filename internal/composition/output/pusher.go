@@ -157,9 +157,9 @@ func (p *Pusher) State() (state, reason string) {
 
 func (p *Pusher) set(state, reason string) {
 	p.mu.Lock()
-	if p.state == state && p.reason == reason || p.state == StateStopped || p.state == StateFailed {
+	if !transition(p.state, p.reason, state, reason) {
 		p.mu.Unlock()
-		return // no change, or already final
+		return
 	}
 	p.state, p.reason = state, reason
 	p.mu.Unlock()
@@ -183,14 +183,18 @@ func (p *Pusher) loop() {
 	var failingSince time.Time
 	for {
 		active, endOfStream, reason := p.attempt()
+		srcErr := p.cfg.Source.Err()
 		switch {
 		case p.isStopping():
 			p.set(StateStopped, "")
 			return
-		case endOfStream:
+		case endOfStream || srcErr == io.EOF:
 			// The encode ended (the composition is over): the stream was
-			// sent to its end.
+			// sent to its end, or as much of it as the server took.
 			p.set(StateStopped, "")
+			return
+		case srcErr != nil:
+			p.set(StateFailed, "the encode failed: "+srcErr.Error())
 			return
 		}
 		now := time.Now()

@@ -2,6 +2,7 @@ package output
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,7 @@ func TestPusherDeliversOneConnection(t *testing.T) {
 }
 
 func TestPusherReconnectsAfterServerRestart(t *testing.T) {
+	testutil.CheckLeaks(t)
 	srv := rtmpserver.Start(t)
 	enc := startEncode(t, 320, 240, 30)
 	var st states
@@ -96,6 +98,7 @@ func TestPusherReconnectsAfterServerRestart(t *testing.T) {
 }
 
 func TestPusherFailsWhenServerStaysDown(t *testing.T) {
+	testutil.CheckLeaks(t)
 	srv := rtmpserver.Start(t)
 	enc := startEncode(t, 320, 240, 30)
 	var st states
@@ -174,5 +177,44 @@ func TestValidateURL(t *testing.T) {
 	}
 	if r := redact("rtmps://h:443/app/secret-key"); strings.Contains(r, "secret") {
 		t.Fatalf("redact: %s", r)
+	}
+}
+
+func TestPusherFailsWithItsEncode(t *testing.T) {
+	testutil.CheckLeaks(t)
+	srv := rtmpserver.Start(t)
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URL("live", "k"), Source: enc.Stream, OnState: st.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, StateActive, 1)
+	enc.Stream.CloseWithError(errors.New("the encoder crashed"))
+	<-p.Done()
+	if l := st.last(); l != "FAILED: the encode failed: the encoder crashed" {
+		t.Fatalf("states %q", st.list())
+	}
+}
+
+func TestPusherStopBeforeActive(t *testing.T) {
+	testutil.CheckLeaks(t)
+	srv := rtmpserver.Start(t)
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URL("live", "k"), Source: enc.Stream, OnState: st.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.list() {
+		if s == StateActive || strings.HasPrefix(s, StateReconnecting) {
+			t.Fatalf("states %q", st.list())
+		}
+	}
+	if st.last() != StateStopped {
+		t.Fatalf("states %q", st.list())
 	}
 }
