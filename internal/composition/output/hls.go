@@ -69,6 +69,10 @@ type HLSConfig struct {
 	// RetryWindow is how long uploads may keep failing (RECONNECTING)
 	// before the destination fails (default 60 s).
 	RetryWindow time.Duration
+
+	// decodeAllFrames makes thumbnails from every decoded frame, not from
+	// keyframes only: for measuring what -skip_frame saves.
+	decodeAllFrames bool
 }
 
 // HLSWriter records a composition's encodes as HLS in object storage, in
@@ -467,12 +471,13 @@ func (w *HLSWriter) startRun(r *rendition, dir string, firstSeg int, thumbStart 
 		return nil, err
 	}
 	args := []string{"-hide_banner", "-nostats", "-loglevel", "error"}
-	if r.thumbs {
+	if r.thumbs && !w.cfg.decodeAllFrames {
 		// Only the thumbnails decode, and keyframes are enough for them:
 		// the HLS output copies the packets whatever the decoder skips.
 		args = append(args, "-skip_frame", "nokey")
 	}
-	args = append(args, "-f", "flv", "-i", "pipe:0",
+	args = append(args, inputArgs...)
+	args = append(args,
 		"-map", "0", "-c", "copy",
 		"-f", "hls",
 		"-hls_time", strconv.Itoa(w.cfg.SegmentSeconds),

@@ -1,49 +1,19 @@
 package output
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
+
+	"github.com/rostrum-dev/rostrum/internal/ffmpeg"
 )
 
-// readPlaylist returns the segments ffmpeg's media playlist lists (ffmpeg
-// lists a segment once its file is complete); ended reports its
-// EXT-X-ENDLIST. A playlist read while ffmpeg rewrites it may end mid-line:
-// only whole lines count. Segment names with a path are ignored.
+// readPlaylist returns the segments ffmpeg's media playlist lists
+// (ffmpeg.ReadPlaylist); ended reports an EXT-X-ENDLIST.
 func readPlaylist(b []byte) (segs []segment, ended bool) {
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		b = b[:i+1]
-	} else {
-		b = nil
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	dur := -1.0
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasPrefix(line, "#EXTINF:"):
-			v := strings.TrimPrefix(line, "#EXTINF:")
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				v = v[:i]
-			}
-			d, err := strconv.ParseFloat(v, 64)
-			if err != nil || d < 0 || math.IsNaN(d) || math.IsInf(d, 0) {
-				dur = -1
-				continue
-			}
-			dur = d
-		case line == "#EXT-X-ENDLIST":
-			ended = true
-		case line == "" || strings.HasPrefix(line, "#"):
-		default:
-			if dur >= 0 && !strings.ContainsAny(line, "/\\") && line != ".." && line != "." {
-				segs = append(segs, segment{uri: line, dur: dur})
-			}
-			dur = -1
-		}
+	listed, ended := ffmpeg.ReadPlaylist(b)
+	for _, s := range listed {
+		segs = append(segs, segment{uri: s.URI, dur: s.Duration})
 	}
 	return segs, ended
 }

@@ -239,12 +239,14 @@ func (p *Pusher) attempt() (active, endOfStream bool, reason string) {
 	// No -nostdin: standard input is the stream.
 	args := []string{"-hide_banner", "-nostats", "-loglevel", "error",
 		"-progress", "pipe:1", "-stats_period", "0.5",
-		"-f", "flv", "-i", "pipe:0",
+	}
+	args = append(args, inputArgs...)
+	args = append(args,
 		"-map", "0", "-c", "copy",
 		"-rw_timeout", strconv.FormatInt(p.cfg.IOTimeout.Microseconds(), 10),
 		"-flvflags", "no_duration_filesize",
 		"-f", "flv", p.cfg.URL,
-	}
+	)
 	pr, err := startProc(p.bin, args, "", r, onProgress)
 	if err != nil {
 		return false, false, err.Error()
