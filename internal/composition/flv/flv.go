@@ -373,10 +373,16 @@ func (r *Reader) push(t *Tag, key bool) bool {
 			}
 		}
 	}
-	if t.Timestamp < r.base && !key {
+	ts := uint32(0)
+	switch {
+	case t.Timestamp >= r.base:
+		ts = t.Timestamp - r.base
+	case !key:
 		return true // from before this reader's start
 	}
-	r.enqueue(t, t.Timestamp-r.base)
+	// (A keyframe older than the first one would be a stream going back in
+	// time: it is given 0 rather than a timestamp 49 days ahead.)
+	r.enqueue(t, ts)
 	if r.bytes > r.max {
 		r.err = ErrSlowReader
 		r.queue, r.head, r.off, r.bytes = nil, 0, 0, 0

@@ -263,7 +263,10 @@ func (w *HLSWriter) Done() <-chan struct{} { return w.done }
 
 func (w *HLSWriter) set(state, reason string) {
 	w.mu.Lock()
-	if !transition(w.state, w.reason, state, reason) {
+	if !transition(w.state, state) {
+		if w.state == state {
+			w.reason = reason // the latest, for State
+		}
 		w.mu.Unlock()
 		return
 	}
@@ -285,7 +288,15 @@ func (w *HLSWriter) put(ctx context.Context, key string, body []byte, contentTyp
 func (w *HLSWriter) run() {
 	defer close(w.done)
 	defer os.RemoveAll(w.cfg.SpoolDir)
+	// The start is abandoned if Stop comes first.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	go func() {
+		select {
+		case <-w.stopCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	err := w.cfg.Storage.CheckBucket(ctx, w.cfg.Bucket)
 	if err == nil {
 		err = w.put(ctx, keyStarted, w.eventDoc(statusStarted, "", w.cfg.StartedAt, time.Time{}, nil), "application/json")
@@ -294,6 +305,14 @@ func (w *HLSWriter) run() {
 		}
 	}
 	cancel()
+	select {
+	case <-w.stopCh:
+		if err != nil {
+			w.set(StateStopped, "") // stopped before it started: nothing written
+			return
+		}
+	default:
+	}
 	if err != nil {
 		reason := err.Error()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -428,3 +428,35 @@ func TestHLSStopBeforeStart(t *testing.T) {
 	}
 	readEvent(t, st, "bucket", keyEnded)
 }
+
+// hanging is a storage that does not answer (a bucket behind a dead
+// network) until its context ends.
+type hanging struct{ objstore.Storage }
+
+func (hanging) CheckBucket(ctx context.Context, bucket string) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestHLSStopWhileCheckingBucket(t *testing.T) {
+	testutil.CheckLeaks(t)
+	enc := startEncode(t, 320, 240, 30)
+	var states states
+	w, err := StartHLS(HLSConfig{
+		Storage: hanging{}, Bucket: "bucket", Prefix: testPrefix, StageARN: testStage,
+		Renditions: []Rendition{{Name: "240p30-x", Width: 320, Height: 240, Source: enc.Stream}},
+		SpoolDir:   filepath.Join(t.TempDir(), "spool"), OnState: states.on,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stop returns with its context's patience, not the check's 30 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if l := strings.Join(states.list(), ","); l != "STARTING,STOPPING,STOPPED" {
+		t.Fatalf("states %s", l)
+	}
+}

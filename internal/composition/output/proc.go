@@ -28,12 +28,13 @@ const (
 // must not block for long, nor call the output's Stop.
 type StateFunc func(state, reason string)
 
-// transition reports whether an output in state from (with reason
-// fromReason) may go to state to: a change, and never out of a final
-// state, nor back to running once STOPPING.
-func transition(from, fromReason, to, reason string) bool {
+// transition reports whether an output in state from may go to state to:
+// a change (a new reason alone is not one: an outage is one RECONNECTING
+// however often its attempts fail), never out of a final state, nor back
+// to running once STOPPING.
+func transition(from, to string) bool {
 	switch {
-	case from == to && fromReason == reason:
+	case from == to:
 		return false
 	case from == StateStopped || from == StateFailed:
 		return false

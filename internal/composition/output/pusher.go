@@ -157,7 +157,10 @@ func (p *Pusher) State() (state, reason string) {
 
 func (p *Pusher) set(state, reason string) {
 	p.mu.Lock()
-	if !transition(p.state, p.reason, state, reason) {
+	if !transition(p.state, state) {
+		if p.state == state {
+			p.reason = reason // the latest, for State
+		}
 		p.mu.Unlock()
 		return
 	}

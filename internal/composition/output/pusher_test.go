@@ -75,8 +75,16 @@ func TestPusherReconnectsAfterServerRestart(t *testing.T) {
 	if l := st.last(); !strings.HasPrefix(l, StateReconnecting+": ") || strings.Contains(l, "/live/k") {
 		t.Fatalf("RECONNECTING without a reason, or with the stream key: %q", l)
 	}
+	// Several attempts fail while the server is down: one RECONNECTING.
+	testutil.Eventually(t, "two failed attempts", func() bool {
+		_, reason := p.State()
+		return strings.Contains(reason, "Connection refused")
+	})
 	srv.Restart()
 	st.wait(t, StateActive, 2)
+	if n := st.count(StateReconnecting); n != 1 {
+		t.Fatalf("%d RECONNECTING for one outage: %q", n, st.list())
+	}
 	enc.waitKeyframes(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), testutil.Patience)
 	defer cancel()
