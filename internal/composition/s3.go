@@ -2,11 +2,41 @@ package composition
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 
 	"github.com/rostrum-dev/rostrum/internal/composition/flv"
+	"github.com/rostrum-dev/rostrum/internal/composition/output"
 )
 
-// startS3 starts the HLS writer of an S3 destination.
+// startS3 starts the HLS writer of an S3 destination: one rendition per
+// encoder configuration, each from its encode's stream, in the spool
+// folder <SpoolDir>/<composition id>/<destination id> until uploaded.
 func (c *running) startS3(bin string, d Destination, streams map[string]*flv.Stream, onState func(state, reason string)) (destination, error) {
-	return nil, errors.New("S3 destinations are not built yet")
+	if c.m.cfg.Storage == nil {
+		return nil, errors.New("no object storage is configured for S3 destinations")
+	}
+	spool := c.m.cfg.SpoolDir
+	if spool == "" {
+		spool = filepath.Join(os.TempDir(), "rostrum-composition-spool")
+	}
+	s3 := d.S3
+	var rends []output.Rendition
+	for _, e := range s3.Encoders {
+		rends = append(rends, output.Rendition{
+			Name: e.Name(), Width: e.Width, Height: e.Height, Framerate: e.Framerate, Bitrate: e.Bitrate,
+			Source: streams[e.ARN],
+		})
+	}
+	var thumbs []output.Thumbnail
+	for _, t := range s3.Thumbnails {
+		thumbs = append(thumbs, output.Thumbnail{IntervalSeconds: t.IntervalSeconds, Sequential: t.Sequential, Latest: t.Latest})
+	}
+	return output.StartHLS(output.HLSConfig{
+		Storage: c.m.cfg.Storage, Bucket: s3.Bucket, Prefix: s3.Prefix,
+		StageARN: c.spec.StageARN, StartedAt: c.spec.StartedAt,
+		Renditions: rends, SegmentSeconds: s3.SegmentSeconds, Thumbnails: thumbs,
+		SpoolDir: filepath.Join(spool, c.spec.ID, d.ID),
+		FFmpeg:   bin, Logger: c.log, OnState: onState, RetryWindow: c.m.cfg.RetryWindow,
+	})
 }

@@ -373,10 +373,16 @@ func (r *Reader) push(t *Tag, key bool) bool {
 			}
 		}
 	}
-	if t.Timestamp < r.base && !key {
+	ts := uint32(0)
+	switch {
+	case t.Timestamp >= r.base:
+		ts = t.Timestamp - r.base
+	case !key:
 		return true // from before this reader's start
 	}
-	r.enqueue(t, t.Timestamp-r.base)
+	// (A keyframe older than the first one would be a stream going back in
+	// time: it is given 0 rather than a timestamp 49 days ahead.)
+	r.enqueue(t, ts)
 	if r.bytes > r.max {
 		r.err = ErrSlowReader
 		r.queue, r.head, r.off, r.bytes = nil, 0, 0, 0
@@ -487,4 +493,37 @@ func (r *Reader) Err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.err
+}
+
+// Codecs are the RFC 6381 codec strings of the stream's video and audio,
+// from its latest sequence headers ("avc1.64001f", "mp4a.40.2"), as an HLS
+// multivariant playlist's CODECS wants them; "" for a kind it has not seen.
+func (s *Stream) Codecs() (video, audio string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.avcSeq != nil {
+		// AVCDecoderConfigurationRecord after the 5-byte AVC video header:
+		// version, profile, compatibility, level.
+		if d := s.avcSeq.Data(); len(d) >= 5+4 {
+			video = fmt.Sprintf("avc1.%02x%02x%02x", d[6], d[7], d[8])
+		}
+	}
+	if s.aacSeq != nil {
+		// AudioSpecificConfig after the 2-byte AAC header: the object type
+		// is its first 5 bits.
+		if d := s.aacSeq.Data(); len(d) >= 3 {
+			if ot := d[2] >> 3; ot > 0 && ot < 31 {
+				audio = fmt.Sprintf("mp4a.40.%d", ot)
+			}
+		}
+	}
+	return video, audio
+}
+
+// Err reports how the stream ended: nil while it runs, io.EOF after Close,
+// else the error it ended with (CloseWithError, or ErrMalformed).
+func (s *Stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }

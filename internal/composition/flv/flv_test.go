@@ -376,3 +376,14 @@ func TestRealEncode(t *testing.T) {
 		t.Fatalf("the reader's stream does not start at 0: %s", p)
 	}
 }
+
+func TestCodecs(t *testing.T) {
+	s := NewStream(Options{})
+	if v, a := s.Codecs(); v != "" || a != "" {
+		t.Fatalf("codecs of an empty stream: %q %q", v, a)
+	}
+	s.Write(sample().Bytes())
+	if v, a := s.Codecs(); v != "avc1.64001f" || a != "mp4a.40.2" {
+		t.Fatalf("codecs %q %q", v, a)
+	}
+}

@@ -8,7 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
+
+	"github.com/rostrum-dev/rostrum/internal/ffmpeg"
 )
 
 // States of a destination, as the API names them (composition.State*;
@@ -27,17 +28,37 @@ const (
 // must not block for long, nor call the output's Stop.
 type StateFunc func(state, reason string)
 
+// transition reports whether an output in state from may go to state to:
+// a change (a new reason alone is not one: an outage is one RECONNECTING
+// however often its attempts fail), never out of a final state, nor back
+// to running once STOPPING.
+func transition(from, to string) bool {
+	switch {
+	case from == to:
+		return false
+	case from == StateStopped || from == StateFailed:
+		return false
+	case from == StateStopping:
+		return to == StateStopped || to == StateFailed
+	}
+	return true
+}
+
 // ErrToolkit is ffmpeg missing or failing to start.
 var ErrToolkit = errors.New("output: the media toolkit (ffmpeg) failed")
 
+// inputArgs read an flv.Reader on standard input. The reader begins with
+// everything ffmpeg needs to know (the metadata, both sequence headers,
+// then a keyframe), so ffmpeg need not count frames to guess the frame
+// rate (-fpsprobesize 0): that probe held the output back by about 1.4 s
+// of media; without it ffmpeg starts writing within 0.1 s.
+var inputArgs = []string{"-fpsprobesize", "0", "-f", "flv", "-i", "pipe:0"}
+
 // findFFmpeg is bin, or ffmpeg on PATH.
 func findFFmpeg(bin string) (string, error) {
-	if bin != "" {
-		return bin, nil
-	}
-	p, err := exec.LookPath("ffmpeg")
+	p, err := ffmpeg.Find(bin)
 	if err != nil {
-		return "", fmt.Errorf("%w: ffmpeg is not installed (apt-get install ffmpeg)", ErrToolkit)
+		return "", fmt.Errorf("%w: %v", ErrToolkit, err)
 	}
 	return p, nil
 }
@@ -50,7 +71,7 @@ type proc struct {
 	done  chan struct{} // closed when ffmpeg has exited and the pipes are done
 	err   error         // ffmpeg's exit, valid after done
 	inErr error         // why feeding ffmpeg ended: io.EOF at the stream's end
-	log   tail
+	log   ffmpeg.Tail
 }
 
 // startProc starts ffmpeg with args, feeding it src, which it closes once
@@ -67,7 +88,7 @@ func startProc(bin string, args []string, dir string, src io.ReadCloser, onProgr
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	// Dies with the server: a killed server leaves no ffmpeg pushing.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	ffmpeg.ChildOfServer(cmd)
 	cmd.Stderr = &p.log
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -130,7 +151,10 @@ func (p *proc) closeInput() error { return p.src.Close() }
 // exitReason is the gist of why ffmpeg ended: the last line it logged,
 // without ffmpeg's "[component @ 0x…] " prefix.
 func (p *proc) exitReason() string {
-	msg := p.log.last(1)
+	msg := p.log.String()
+	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+		msg = strings.TrimSpace(msg[i+1:])
+	}
 	if strings.HasPrefix(msg, "[") {
 		if i := strings.Index(msg, "] "); i > 0 && strings.Contains(msg[:i], " @ 0x") {
 			msg = msg[i+2:]
@@ -140,40 +164,4 @@ func (p *proc) exitReason() string {
 		msg = "ffmpeg: " + p.err.Error()
 	}
 	return msg
-}
-
-// tail keeps the end of a log.
-type tail struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-const tailMax = 8 << 10
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > tailMax {
-		t.b = append(t.b[:0], t.b[len(t.b)-tailMax/2:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.b))
-}
-
-// last returns the last n non-empty lines, joined by "; ".
-func (t *tail) last(n int) string {
-	lines := strings.Split(t.String(), "\n")
-	var out []string
-	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			out = append([]string{l}, out...)
-		}
-	}
-	return strings.Join(out, "; ")
 }

@@ -157,7 +157,10 @@ func (p *Pusher) State() (state, reason string) {
 
 func (p *Pusher) set(state, reason string) {
 	p.mu.Lock()
-	if p.state == state && p.reason == reason {
+	if !transition(p.state, state) {
+		if p.state == state {
+			p.reason = reason // the latest, for State
+		}
 		p.mu.Unlock()
 		return
 	}
@@ -183,14 +186,18 @@ func (p *Pusher) loop() {
 	var failingSince time.Time
 	for {
 		active, endOfStream, reason := p.attempt()
+		srcErr := p.cfg.Source.Err()
 		switch {
 		case p.isStopping():
 			p.set(StateStopped, "")
 			return
-		case endOfStream:
+		case endOfStream || srcErr == io.EOF:
 			// The encode ended (the composition is over): the stream was
-			// sent to its end.
+			// sent to its end, or as much of it as the server took.
 			p.set(StateStopped, "")
+			return
+		case srcErr != nil:
+			p.set(StateFailed, "the encode failed: "+srcErr.Error())
 			return
 		}
 		now := time.Now()
@@ -235,12 +242,14 @@ func (p *Pusher) attempt() (active, endOfStream bool, reason string) {
 	// No -nostdin: standard input is the stream.
 	args := []string{"-hide_banner", "-nostats", "-loglevel", "error",
 		"-progress", "pipe:1", "-stats_period", "0.5",
-		"-f", "flv", "-i", "pipe:0",
+	}
+	args = append(args, inputArgs...)
+	args = append(args,
 		"-map", "0", "-c", "copy",
 		"-rw_timeout", strconv.FormatInt(p.cfg.IOTimeout.Microseconds(), 10),
 		"-flvflags", "no_duration_filesize",
 		"-f", "flv", p.cfg.URL,
-	}
+	)
 	pr, err := startProc(p.bin, args, "", r, onProgress)
 	if err != nil {
 		return false, false, err.Error()
@@ -275,9 +284,9 @@ func scrub(msg, u string) string {
 	return strings.ReplaceAll(msg, u, redact(u))
 }
 
-// Stop ends the publish gracefully: ffmpeg's input ends, it sends what it
-// has and closes the stream (FCUnpublish, deleteStream), and the state is
-// STOPPED. Past ctx, ffmpeg is killed. Stop returns when the pusher has
+// Stop ends the publish gracefully: the state goes STOPPING, ffmpeg's
+// input ends, it sends what it has and closes the stream (FCUnpublish,
+// deleteStream), and the state is STOPPED. Past ctx, ffmpeg is killed. Stop returns when the pusher has
 // ended.
 func (p *Pusher) Stop(ctx context.Context) error {
 	p.mu.Lock()
@@ -286,6 +295,7 @@ func (p *Pusher) Stop(ctx context.Context) error {
 	cur := p.cur
 	p.mu.Unlock()
 	if first {
+		p.set(StateStopping, "")
 		close(p.stopCh)
 		if cur != nil {
 			_ = cur.closeInput()

@@ -2,6 +2,7 @@ package output
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestPusherDeliversOneConnection(t *testing.T) {
 			if err := p.Stop(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if got := st.list(); strings.Join(got, ",") != "STARTING,ACTIVE,STOPPED" {
+			if got := st.list(); strings.Join(got, ",") != "STARTING,ACTIVE,STOPPING,STOPPED" {
 				t.Fatalf("states %q", got)
 			}
 			testutil.Eventually(t, "the publish to end", func() bool { return !srv.Publishing("live", "key1") })
@@ -60,6 +61,7 @@ func TestPusherDeliversOneConnection(t *testing.T) {
 }
 
 func TestPusherReconnectsAfterServerRestart(t *testing.T) {
+	testutil.CheckLeaks(t)
 	srv := rtmpserver.Start(t)
 	enc := startEncode(t, 320, 240, 30)
 	var st states
@@ -73,8 +75,16 @@ func TestPusherReconnectsAfterServerRestart(t *testing.T) {
 	if l := st.last(); !strings.HasPrefix(l, StateReconnecting+": ") || strings.Contains(l, "/live/k") {
 		t.Fatalf("RECONNECTING without a reason, or with the stream key: %q", l)
 	}
+	// Several attempts fail while the server is down: one RECONNECTING.
+	testutil.Eventually(t, "two failed attempts", func() bool {
+		_, reason := p.State()
+		return strings.Contains(reason, "Connection refused")
+	})
 	srv.Restart()
 	st.wait(t, StateActive, 2)
+	if n := st.count(StateReconnecting); n != 1 {
+		t.Fatalf("%d RECONNECTING for one outage: %q", n, st.list())
+	}
 	enc.waitKeyframes(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), testutil.Patience)
 	defer cancel()
@@ -96,6 +106,7 @@ func TestPusherReconnectsAfterServerRestart(t *testing.T) {
 }
 
 func TestPusherFailsWhenServerStaysDown(t *testing.T) {
+	testutil.CheckLeaks(t)
 	srv := rtmpserver.Start(t)
 	enc := startEncode(t, 320, 240, 30)
 	var st states
@@ -174,5 +185,44 @@ func TestValidateURL(t *testing.T) {
 	}
 	if r := redact("rtmps://h:443/app/secret-key"); strings.Contains(r, "secret") {
 		t.Fatalf("redact: %s", r)
+	}
+}
+
+func TestPusherFailsWithItsEncode(t *testing.T) {
+	testutil.CheckLeaks(t)
+	srv := rtmpserver.Start(t)
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URL("live", "k"), Source: enc.Stream, OnState: st.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, StateActive, 1)
+	enc.Stream.CloseWithError(errors.New("the encoder crashed"))
+	<-p.Done()
+	if l := st.last(); l != "FAILED: the encode failed: the encoder crashed" {
+		t.Fatalf("states %q", st.list())
+	}
+}
+
+func TestPusherStopBeforeActive(t *testing.T) {
+	testutil.CheckLeaks(t)
+	srv := rtmpserver.Start(t)
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URL("live", "k"), Source: enc.Stream, OnState: st.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.list() {
+		if s == StateActive || strings.HasPrefix(s, StateReconnecting) {
+			t.Fatalf("states %q", st.list())
+		}
+	}
+	if st.last() != StateStopped {
+		t.Fatalf("states %q", st.list())
 	}
 }
