@@ -35,9 +35,6 @@ type mixer struct {
 	enc   *encoder
 	quit  chan struct{}
 	wg    sync.WaitGroup
-
-	// stats, for the Manager's log and the measurements
-	framesLate int64
 }
 
 type mixerConfig struct {
@@ -206,6 +203,7 @@ func (mx *mixer) videoLoop(start time.Time) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	media := false
+	var warned time.Time
 	for n := int64(0); ; n++ {
 		due := start.Add(time.Duration(n) * interval)
 		if d := time.Until(due); d > 0 {
@@ -215,8 +213,11 @@ func (mx *mixer) videoLoop(start time.Time) {
 				return
 			case <-timer.C:
 			}
-		} else if d < -time.Second {
-			mx.framesLate++ // the encoder or this machine is behind real time
+		} else if d < -time.Second && time.Since(warned) > time.Minute {
+			// The encoder (or this machine) does not keep up: the stream
+			// runs behind real time, in sync, and viewers wait longer.
+			warned = time.Now()
+			mx.log.Warn("composition: the encoder is behind real time", "behind", -d.Round(time.Millisecond))
 		}
 		select {
 		case <-mx.quit:
