@@ -52,8 +52,8 @@ type Resource struct {
 	// one kind and owner that exist, a token is unique: CreateResource
 	// refuses a second with ErrAlreadyExists. Set on create only.
 	ClientToken string
-	Doc             []byte // the API document (JSON), owned by the service
-	CreatedAt       time.Time
+	Doc         []byte // the API document (JSON), owned by the service
+	CreatedAt   time.Time
 }
 
 // ResourceQuery selects resources of one kind and owner, in Seq order.
