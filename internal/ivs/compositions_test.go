@@ -290,7 +290,7 @@ func TestStartCompositionLayoutsAndSettings(t *testing.T) {
 	s3.S3.ThumbnailConfigurations = []api.CompositionThumbnailConfiguration{{TargetIntervalSeconds: api.Ptr(int32(10)), Storage: []string{"SEQUENTIAL", "LATEST"}}}
 	enc := f.enc
 	c := f.start(t, &api.StartCompositionRequest{
-		Layout: &api.LayoutConfiguration{Pip: &api.PipConfiguration{PipParticipantAttribute: api.Ptr("pip"), PipPosition: api.Ptr("TOP_LEFT"), PipWidth: api.Ptr(int32(320)), PipBehavior: api.Ptr("DYNAMIC")}},
+		Layout:       &api.LayoutConfiguration{Pip: &api.PipConfiguration{PipParticipantAttribute: api.Ptr("pip"), PipPosition: api.Ptr("TOP_LEFT"), PipWidth: api.Ptr(int32(320)), PipBehavior: api.Ptr("DYNAMIC")}},
 		Destinations: []api.DestinationConfiguration{s3, {Name: api.Ptr("out"), Channel: &api.ChannelDestinationConfiguration{ChannelArn: testChannel, EncoderConfigurationArn: &enc}}},
 	})
 	p := c.Layout.Pip
