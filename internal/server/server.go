@@ -116,6 +116,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Logger:    log,
 
 		SelfSignedTokenMaxLifetime: cfg.SelfSignedTokenMaxLifetime,
+		Channels:                   cfg.Compositions.Channels,
 	})
 	if err == nil {
 		err = closeLeftovers(ctx, svc, log)
@@ -156,6 +157,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		OnChange: stages.RecordingChanged,
 	})
 	stages.SetRecorder(recordings)
+	// COMPOSITOR: the composition Manager (internal/composition) is wired
+	// here: built with svc as its composition.Reporter and stages as its
+	// StageWatcher, then svc.SetCompositor(manager), and closed in
+	// shutdown before FlushCompositionReports. Until then a composition
+	// stays STARTING and StopComposition ends its record.
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,
@@ -285,6 +291,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	cancel()
 	err := s.housekeeping.signOff(ctx)
+	// The compositions' last state changes are written and their events
+	// in the outbox before the bus closes.
+	if ferr := s.Service.FlushCompositionReports(ctx); ferr != nil {
+		s.log.Warn("writing the compositions' last states", "err", ferr)
+	}
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.
 	s.Events.Close()
