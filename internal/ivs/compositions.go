@@ -492,6 +492,14 @@ func (s *Service) ListCompositions(ctx context.Context, in *api.ListCompositions
 	}
 	limit := pageSize(in.MaxResults, 100)
 	stageARN, encARN := api.Val(in.FilterByStageArn), api.Val(in.FilterByEncoderConfigurationArn)
+	// Filtering by another account's resource is refused, as every List
+	// filter refuses it; one of one's own that does not exist (any more)
+	// just matches nothing.
+	for _, arn := range []string{stageARN, encARN} {
+		if p, ok := parseARN(arn); ok && p.Account != s.account(ctx) {
+			return nil, api.AccessDeniedf("User is not authorized to access resource %s.", arn)
+		}
+	}
 	q := store.ResourceQuery{Kind: kindComposition, Owner: s.owner(ctx), Page: store.Page{After: after, Limit: limit}}
 	// One filter is the store's; with both, the second is applied here, on
 	// every row of the first (a stage has a handful of compositions), and

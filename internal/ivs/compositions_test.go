@@ -810,6 +810,12 @@ func TestCompositionTagsAndOtherAccounts(t *testing.T) {
 	if out, err := f.svc.ListCompositions(other, &api.ListCompositionsRequest{}); err != nil || len(out.Compositions) != 0 {
 		t.Errorf("another account's List: %v, %v", out, err)
 	}
+	if _, err := f.svc.ListCompositions(other, &api.ListCompositionsRequest{FilterByStageArn: &f.stage}); apiCode(err) != api.AccessDeniedException {
+		t.Errorf("another account's List filtered by this account's stage: %v", err)
+	}
+	if _, err := f.svc.ListCompositions(other, &api.ListCompositionsRequest{FilterByEncoderConfigurationArn: &f.enc}); apiCode(err) != api.AccessDeniedException {
+		t.Errorf("another account's List filtered by this account's encoder configuration: %v", err)
+	}
 	if _, err := f.svc.GetComposition(ctx, &api.GetCompositionRequest{Arn: "arn:aws:ivs:us-east-1:123456789012:composition/nopeNOPEnope"}); apiCode(err) != api.ResourceNotFoundException {
 		t.Errorf("absent composition: %v", err)
 	}

@@ -520,3 +520,32 @@ print("boto3 compositions ok")
 		t.Fatalf("boto3 script: %v\n%s", err, out)
 	}
 }
+
+// On the wire a composition has its empty members, as IVS's answers in the
+// aws CLI's examples show them: "tags":{}, a destination's "name":"", the
+// layout's members with their defaults.
+func TestCompositionOnTheWireAsIVSAnswers(t *testing.T) {
+	ts := startServer(t, "")
+	c := ts.client()
+	stage, enc, storage := compositionSetup(t, c)
+	out, err := c.StartComposition(bg, &ivsrealtime.StartCompositionInput{StageArn: aws.String(stage), Destinations: []types.DestinationConfiguration{
+		{S3: &types.S3DestinationConfiguration{StorageConfigurationArn: aws.String(storage), EncoderConfigurationArns: []string{enc}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := ts.call(t, "POST", "/GetComposition", []byte(`{"arn":"`+*out.Composition.Arn+`"}`))
+	for _, member := range []string{
+		`"tags":{}`, `"name":""`, `"state":"STARTING"`, `"startTime":"`,
+		`"grid":{"featuredParticipantAttribute":"","gridGap":2,"omitStoppedVideo":false,"participantOrderAttribute":"","videoAspectRatio":"VIDEO","videoFillMode":""}`,
+		`"recordingConfiguration":{"format":"HLS","hlsConfiguration":{"targetSegmentDurationSeconds":2}}`,
+		`"detail":{"s3":{"recordingPrefix":"`,
+	} {
+		if !strings.Contains(string(body), member) {
+			t.Errorf("GetComposition has no %s: %s", member, body)
+		}
+	}
+	if strings.Contains(string(body), "rostrum") || strings.Contains(string(body), "thumbnailConfigurations") {
+		t.Errorf("GetComposition shows what it should not: %s", body)
+	}
+}
