@@ -549,3 +549,10 @@ func TestCompositionOnTheWireAsIVSAnswers(t *testing.T) {
 		t.Errorf("GetComposition shows what it should not: %s", body)
 	}
 }
+
+// The AWS SDK for JavaScript v3 drives the four operations, including the
+// model's validation errors (test/browser/compositions.test.mjs).
+func TestCompositionsThroughTheJSSDK(t *testing.T) {
+	ts := startServer(t, "", withChannel(e2eChannel, e2eChannelURL))
+	runNodeTestsEnv(t, ts, []string{"ROSTRUM_CHANNEL_ARN=" + e2eChannel}, "compositions.test.mjs")
+}
