@@ -170,6 +170,10 @@ func applyCompositionState(c *api.Composition, r compReport) []events.Compositio
 	if endedState(c.State) || c.State == r.state || r.state == composition.StateStarting {
 		return nil
 	}
+	// A stopping composition only ends.
+	if c.State == composition.StateStopping && !endedState(r.state) {
+		return nil
+	}
 	var evs []events.CompositionStateChange
 	prev := c.State
 	c.State = r.state
@@ -217,6 +221,9 @@ func applyDestinationState(c *api.Composition, r compReport) []events.Compositio
 			continue
 		}
 		if endedState(d.State) || d.State == r.state || r.state == composition.StateStarting {
+			return nil
+		}
+		if d.State == composition.StateStopping && !endedState(r.state) {
 			return nil
 		}
 		switch r.state {

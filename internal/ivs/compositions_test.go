@@ -573,6 +573,26 @@ func TestCompositionFailureEvents(t *testing.T) {
 	})
 }
 
+// A stopping composition or destination only ends: a late ACTIVE or
+// RECONNECTING changes nothing and sends nothing.
+func TestStoppingOnlyEnds(t *testing.T) {
+	f := newCompFixture(t)
+	c := f.start(t, &api.StartCompositionRequest{Destinations: []api.DestinationConfiguration{f.s3Dest()}})
+	d := c.Destinations[0].Id
+	now := time.Now()
+	f.svc.CompositionState(c.Arn, composition.StateActive, now, "")
+	f.svc.DestinationState(c.Arn, d, composition.StateActive, now, "")
+	f.svc.CompositionState(c.Arn, composition.StateStopping, now, "")
+	f.svc.DestinationState(c.Arn, d, composition.StateStopping, now, "")
+	f.svc.CompositionState(c.Arn, composition.StateActive, now, "")
+	f.svc.DestinationState(c.Arn, d, composition.StateReconnecting, now, "late")
+	if g := f.get(t, c.Arn); g.State != "STOPPING" || g.Destinations[0].State != "STOPPING" {
+		t.Fatalf("after late reports: %s", mustJSON(g))
+	}
+	f.svc.CompositionState(c.Arn, composition.StateStopped, now, "")
+	waitStory(t, f, c.Arn, story{"Session Start", "Destination Start/" + d, "Destination End/" + d, "Session End"})
+}
+
 // Without a compositor (the media side not connected), a composition stays
 // STARTING and StopComposition ends its record with its events.
 func TestStopCompositionWithoutCompositor(t *testing.T) {
