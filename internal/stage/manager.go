@@ -73,6 +73,8 @@ type Manager struct {
 	deleted   map[string]time.Time
 	resources map[string]*Resource
 	closed    bool
+
+	watches watchSet // compositions following stages (watch.go)
 }
 
 var _ ivs.MediaPlane = (*Manager)(nil)
@@ -294,6 +296,7 @@ func (m *Manager) StageDeleted(ctx context.Context, stageARN string) {
 		st.rec.drop()
 		st.disconnectAll("STAGE_DELETED", "the stage was deleted")
 	}
+	m.notifyDeleted(stageARN)
 }
 
 // Close disconnects everyone and ends every session.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -91,6 +92,7 @@ func (st *Stage) join(id *Identity, client ClientInfo) *Participant {
 		st.participants[p.id] = p
 	}
 	// The latest token speaks for the participant.
+	changed := p.present && (p.userID != c.UserID || !maps.Equal(p.attributes, c.Attributes))
 	p.userID, p.attributes, p.caps = c.UserID, c.Attributes, c.Capabilities
 	if client.Protocol != "" {
 		p.client = client
@@ -99,6 +101,10 @@ func (st *Stage) join(id *Identity, client ClientInfo) *Participant {
 		p.present = true
 		st.recordParticipant(p)
 		st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameJoined})
+		st.broadcast()
+	} else if changed {
+		// A token exchange: the others (and compositions, whose layout
+		// follows attributes) see the new attributes.
 		st.broadcast()
 	}
 	return p
@@ -172,6 +178,7 @@ func (st *Stage) endSessionLocked() Router {
 		st.grace = nil
 	}
 	st.sessionID, st.router, st.ended = "", nil, true
+	st.notifyWatchers()
 	return router
 }
 

@@ -1,0 +1,179 @@
+package output
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// States of a destination, as the API names them (composition.State*;
+// this package does not import composition, which imports it).
+const (
+	StateStarting     = "STARTING"
+	StateActive       = "ACTIVE"
+	StateReconnecting = "RECONNECTING"
+	StateStopping     = "STOPPING"
+	StateStopped      = "STOPPED"
+	StateFailed       = "FAILED"
+)
+
+// StateFunc is told every state change of an output, in order, from the
+// output's own goroutine; reason says why for RECONNECTING and FAILED. It
+// must not block for long, nor call the output's Stop.
+type StateFunc func(state, reason string)
+
+// ErrToolkit is ffmpeg missing or failing to start.
+var ErrToolkit = errors.New("output: the media toolkit (ffmpeg) failed")
+
+// findFFmpeg is bin, or ffmpeg on PATH.
+func findFFmpeg(bin string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		return "", fmt.Errorf("%w: ffmpeg is not installed (apt-get install ffmpeg)", ErrToolkit)
+	}
+	return p, nil
+}
+
+// proc is one ffmpeg process reading an FLV reader on its standard input.
+type proc struct {
+	cmd   *exec.Cmd
+	src   io.ReadCloser
+	in    io.WriteCloser
+	done  chan struct{} // closed when ffmpeg has exited and the pipes are done
+	err   error         // ffmpeg's exit, valid after done
+	inErr error         // why feeding ffmpeg ended: io.EOF at the stream's end
+	log   tail
+}
+
+// startProc starts ffmpeg with args, feeding it src, which it closes once
+// ffmpeg has exited; onProgress, if set, gets each "key=value" line of
+// -progress pipe:1. dir is its working folder ("" for none).
+func startProc(bin string, args []string, dir string, src io.ReadCloser, onProgress func(key, value string)) (*proc, error) {
+	p := &proc{done: make(chan struct{}), src: src}
+	started := false
+	defer func() {
+		if !started {
+			_ = src.Close()
+		}
+	}()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	// Dies with the server: a killed server leaves no ffmpeg pushing.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.Stderr = &p.log
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	var out io.ReadCloser
+	if onProgress != nil {
+		if out, err = cmd.StdoutPipe(); err != nil {
+			return nil, err
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrToolkit, err)
+	}
+	started = true
+	p.cmd, p.in = cmd, in
+	var wg sync.WaitGroup
+	if out != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+					onProgress(strings.TrimSpace(k), strings.TrimSpace(v))
+				}
+			}
+			_, _ = io.Copy(io.Discard, out)
+		}()
+	}
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		_, err := io.Copy(in, src)
+		if err == nil {
+			err = io.EOF
+		}
+		p.inErr = err
+		// The end of the input (the stream ended, the reader was closed or
+		// cut off) ends ffmpeg's input: it finishes its outputs and exits.
+		_ = in.Close()
+	}()
+	go func() {
+		wg.Wait() // stdout read to its end before Wait closes it
+		p.err = cmd.Wait()
+		// The feeder may wait for the stream's next bytes: closing the
+		// reader ends it now.
+		_ = src.Close()
+		<-fed
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) kill() { _ = p.cmd.Process.Kill() }
+
+// closeInput ends ffmpeg's input: it finishes its outputs and exits.
+func (p *proc) closeInput() error { return p.src.Close() }
+
+// exitReason is the gist of why ffmpeg ended: the last line it logged,
+// without ffmpeg's "[component @ 0x…] " prefix.
+func (p *proc) exitReason() string {
+	msg := p.log.last(1)
+	if strings.HasPrefix(msg, "[") {
+		if i := strings.Index(msg, "] "); i > 0 && strings.Contains(msg[:i], " @ 0x") {
+			msg = msg[i+2:]
+		}
+	}
+	if msg == "" && p.err != nil {
+		msg = "ffmpeg: " + p.err.Error()
+	}
+	return msg
+}
+
+// tail keeps the end of a log.
+type tail struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+const tailMax = 8 << 10
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > tailMax {
+		t.b = append(t.b[:0], t.b[len(t.b)-tailMax/2:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
+}
+
+// last returns the last n non-empty lines, joined by "; ".
+func (t *tail) last(n int) string {
+	lines := strings.Split(t.String(), "\n")
+	var out []string
+	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			out = append([]string{l}, out...)
+		}
+	}
+	return strings.Join(out, "; ")
+}

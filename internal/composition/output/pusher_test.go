@@ -1,0 +1,178 @@
+package output
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rostrum-dev/rostrum/internal/testutil"
+	"github.com/rostrum-dev/rostrum/internal/testutil/rtmpserver"
+)
+
+func TestPusherDeliversOneConnection(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		name := "rtmp"
+		if tls {
+			name = "rtmps"
+		}
+		t.Run(name, func(t *testing.T) {
+			srv := rtmpserver.Start(t, rtmpserver.Options{TLS: tls})
+			url := srv.URL("live", "key1")
+			if tls {
+				url = srv.URLTLS("live", "key1")
+			}
+			enc := startEncode(t, 640, 360, 30)
+			var st states
+			p, err := StartPusher(PusherConfig{URL: url, Source: enc.Stream, OnState: st.on})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.wait(t, StateActive, 1)
+			if !srv.Publishing("live", "key1") {
+				t.Fatal("ACTIVE while the server has no publish")
+			}
+			// At least 6 s of media after ACTIVE (3 GOPs of 2 s).
+			enc.waitKeyframes(t, 3)
+			ctx, cancel := context.WithTimeout(context.Background(), testutil.Patience)
+			defer cancel()
+			if err := p.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.list(); strings.Join(got, ",") != "STARTING,ACTIVE,STOPPED" {
+				t.Fatalf("states %q", got)
+			}
+			testutil.Eventually(t, "the publish to end", func() bool { return !srv.Publishing("live", "key1") })
+			if n := len(srv.Publishes("live", "key1")); n != 1 {
+				t.Fatalf("%d publish connections, want 1", n)
+			}
+			recs := srv.Recordings("live", "key1")
+			if len(recs) != 1 {
+				t.Fatalf("%d recordings", len(recs))
+			}
+			m := probe(t, recs[0])
+			m.check(t, 640, 360, 30)
+			if d := m.duration(); d < 5.9 {
+				t.Fatalf("the server recorded %.2f s, want at least the 6 s sent", d)
+			}
+		})
+	}
+}
+
+func TestPusherReconnectsAfterServerRestart(t *testing.T) {
+	srv := rtmpserver.Start(t)
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URL("live", "k"), Source: enc.Stream, OnState: st.on, RetryWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, StateActive, 1)
+	srv.Kill()
+	st.wait(t, StateReconnecting, 1)
+	if l := st.last(); !strings.HasPrefix(l, StateReconnecting+": ") || strings.Contains(l, "/live/k") {
+		t.Fatalf("RECONNECTING without a reason, or with the stream key: %q", l)
+	}
+	srv.Restart()
+	st.wait(t, StateActive, 2)
+	enc.waitKeyframes(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Patience)
+	defer cancel()
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.last() != StateStopped {
+		t.Fatalf("states %q", st.list())
+	}
+	// One publish before the kill (ended by it) and one after the restart.
+	if n := len(srv.Publishes("live", "k")); n != 2 {
+		t.Fatalf("%d publishes, want 2", n)
+	}
+	recs := srv.Recordings("live", "k")
+	if len(recs) != 2 {
+		t.Fatalf("%d recordings, want one before the kill and one after", len(recs))
+	}
+	probe(t, recs[1]).check(t, 320, 240, 30)
+}
+
+func TestPusherFailsWhenServerStaysDown(t *testing.T) {
+	srv := rtmpserver.Start(t)
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URL("live", "k"), Source: enc.Stream, OnState: st.on, RetryWindow: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, StateActive, 1)
+	srv.Kill()
+	st.wait(t, StateFailed, 1)
+	select {
+	case <-p.Done():
+	case <-time.After(testutil.Patience):
+		t.Fatal("a FAILED pusher did not end")
+	}
+	l := st.list()
+	if l[len(l)-2] != StateReconnecting && !strings.HasPrefix(l[len(l)-2], StateReconnecting+": ") {
+		t.Fatalf("states %q: no RECONNECTING before FAILED", l)
+	}
+	if !strings.Contains(l[len(l)-1], "could not publish") {
+		t.Fatalf("FAILED reason %q", l[len(l)-1])
+	}
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st.count(StateStopped) != 0 {
+		t.Fatal("a FAILED pusher became STOPPED")
+	}
+}
+
+func TestPusherRefusedPublishFails(t *testing.T) {
+	srv := rtmpserver.Start(t, rtmpserver.Options{Deny: true})
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URL("live", "k"), Source: enc.Stream, OnState: st.on, RetryWindow: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, StateFailed, 1)
+	<-p.Done()
+	if st.count(StateActive) != 0 {
+		t.Fatalf("a refused publish was ACTIVE: %q", st.list())
+	}
+}
+
+func TestPusherStopsAtEndOfStream(t *testing.T) {
+	srv := rtmpserver.Start(t)
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URL("live", "k"), Source: enc.Stream, OnState: st.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, StateActive, 1)
+	enc.Stop()
+	select {
+	case <-p.Done():
+	case <-time.After(testutil.Patience):
+		t.Fatal("the pusher did not end with its stream")
+	}
+	if st.last() != StateStopped {
+		t.Fatalf("states %q", st.list())
+	}
+}
+
+func TestValidateURL(t *testing.T) {
+	for _, u := range []string{"rtmp://h/app/key", "rtmps://h:443/app/key", "rtmp://127.0.0.1:1935/live/k?x=1"} {
+		if err := ValidateURL(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	for _, u := range []string{"http://h/app/key", "rtmp:///app/key", "rtmp://h", "rtmp://h/", "::"} {
+		if err := ValidateURL(u); err == nil {
+			t.Errorf("%s accepted", u)
+		}
+	}
+	if r := redact("rtmps://h:443/app/secret-key"); strings.Contains(r, "secret") {
+		t.Fatalf("redact: %s", r)
+	}
+}
