@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/awsapi"
+	"github.com/rostrum-dev/rostrum/internal/composition"
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/events/stream"
@@ -47,6 +48,8 @@ type Server struct {
 	Storage objstore.Storage
 	// Recordings records the publishers of stages that record.
 	Recordings *recording.Manager
+	// Compositions runs the stages' compositions (StartComposition).
+	Compositions *composition.Manager
 	BaseURL    string
 	ready      atomic.Bool
 	done       chan error
@@ -157,11 +160,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		OnChange: stages.RecordingChanged,
 	})
 	stages.SetRecorder(recordings)
-	// COMPOSITOR: the composition Manager (internal/composition) is wired
-	// here: built with svc as its composition.Reporter and stages as its
-	// StageWatcher, then svc.SetCompositor(manager), and closed in
-	// shutdown before FlushCompositionReports. Until then a composition
-	// stays STARTING and StopComposition ends its record.
+	// Compositions: the Manager mixes stages (it follows them through the
+	// stage layer) and tells the service what happens to each.
+	compositions := composition.NewManager(composition.Config{
+		Watcher:  stages,
+		Reporter: svc,
+		Storage:  storage,
+		SpoolDir: filepath.Join(cfg.DataDir, "composition-spool"),
+		Logger:   log,
+	})
+	svc.SetCompositor(compositions)
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,
@@ -171,6 +179,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	s.Events = bus
 	s.Storage = storage
 	s.Recordings = recordings
+	s.Compositions = compositions
 	log.Info("recording storage", "storage", storage.String())
 	// Recordings a killed server left half-written are closed (FAILED,
 	// with what had been written) while the server starts serving.
@@ -276,6 +285,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	// Compositions end first (STOPPED, their outputs finished), while the
+	// stages they follow are still there; they get their own time, as
+	// recordings do.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), recordingsShutdown)
+	if err := s.Compositions.Close(cctx); err != nil {
+		s.log.Warn("finishing compositions", "err", err)
+	}
+	ccancel()
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
 	// Open recordings are finished now, whatever their reconnect windows:

@@ -2,8 +2,9 @@
 // Node.js application would: StartComposition (idempotent retries),
 // GetComposition, ListCompositions (paged), StopComposition, and the
 // model's validation errors as the SDK's typed exceptions. No browser: the
-// SDK alone. Started by test/e2e/compositions_test.go, with the channel ARN
-// it mapped (--channel) in ROSTRUM_CHANNEL_ARN.
+// SDK alone. Started by test/e2e/compositions_test.go, with the channel ARNs
+// it mapped (--channel) to streams of a real RTMP server in
+// ROSTRUM_CHANNEL_ARNS (comma-separated, three).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,9 +15,10 @@ import {
 } from '@aws-sdk/client-ivs-realtime';
 import { ivs, until } from './lib/env.mjs';
 
-const CHANNEL = process.env.ROSTRUM_CHANNEL_ARN;
+const CHANNELS = (process.env.ROSTRUM_CHANNEL_ARNS || '').split(',').filter(Boolean);
+const CHANNEL = CHANNELS[0];
 
-test('the JS SDK starts, gets, lists and stops compositions', { skip: !CHANNEL && 'ROSTRUM_CHANNEL_ARN not set' }, async () => {
+test('the JS SDK starts, gets, lists and stops compositions', { skip: CHANNELS.length < 3 && 'ROSTRUM_CHANNEL_ARNS not set' }, async () => {
   const c = ivs();
   const { stage } = await c.send(new CreateStageCommand({ name: 'js-comp' }));
   const { encoderConfiguration: enc } = await c.send(new CreateEncoderConfigurationCommand({ video: { width: 1280, height: 720, framerate: 30 } }));
@@ -52,10 +54,11 @@ test('the JS SDK starts, gets, lists and stops compositions', { skip: !CHANNEL &
   const got = await c.send(new GetCompositionCommand({ arn: composition.arn }));
   assert.deepEqual(got.composition.tags, { app: 'js' });
 
-  // Two more (S3 only), then paging one at a time.
+  // Two more, each to its own channel (a channel takes one composition),
+  // then paging one at a time.
   const more = [];
-  for (let i = 0; i < 2; i++) {
-    more.push((await c.send(new StartCompositionCommand({ stageArn: stage.arn, destinations: input.destinations.slice(1) }))).composition.arn);
+  for (const channelArn of CHANNELS.slice(1)) {
+    more.push((await c.send(new StartCompositionCommand({ stageArn: stage.arn, destinations: [{ channel: { channelArn } }] }))).composition.arn);
   }
   const seen = [];
   for await (const page of paginateListCompositions({ client: c, pageSize: 1 }, { filterByStageArn: stage.arn })) {
@@ -64,12 +67,23 @@ test('the JS SDK starts, gets, lists and stops compositions', { skip: !CHANNEL &
   }
   assert.deepEqual(seen, [composition.arn, ...more]);
 
+  // Live first: its channel destination publishes to the RTMP server.
+  await until('the channel destination is ACTIVE', async () => (await c.send(new GetCompositionCommand({ arn: composition.arn }))).composition.destinations[0].state === 'ACTIVE');
   await c.send(new StopCompositionCommand({ arn: composition.arn }));
   await until('the composition is STOPPED', async () => (await c.send(new GetCompositionCommand({ arn: composition.arn }))).composition.state === 'STOPPED');
   const stopped = (await c.send(new GetCompositionCommand({ arn: composition.arn }))).composition;
   assert.ok(stopped.endTime instanceof Date);
-  assert.ok(stopped.destinations.every((d) => d.state === 'STOPPED'), JSON.stringify(stopped.destinations));
-  for (const arn of more) await c.send(new StopCompositionCommand({ arn }));
+  // The channel destination stopped; the S3 one ended STOPPED or FAILED
+  // (its media is not this test's).
+  assert.equal(stopped.destinations[0].state, 'STOPPED');
+  assert.ok(['STOPPED', 'FAILED'].includes(stopped.destinations[1].state), stopped.destinations[1].state);
+  for (const arn of more) {
+    await until(`${arn} publishing`, async () => (await c.send(new GetCompositionCommand({ arn }))).composition.destinations[0].state === 'ACTIVE');
+    await c.send(new StopCompositionCommand({ arn }));
+  }
+  for (const arn of more) {
+    await until(`${arn} STOPPED`, async () => (await c.send(new GetCompositionCommand({ arn }))).composition.state === 'STOPPED');
+  }
 });
 
 test('the JS SDK gets the model\'s errors as typed exceptions', async () => {

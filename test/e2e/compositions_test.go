@@ -1,15 +1,19 @@
 package e2e
 
-// The composition operations through aws-sdk-go-v2, raw JSON and boto3.
-// These tests need only the control plane: a composition whose media side
-// is not connected stays STARTING, and a composition whose stage has no
-// participants is started, listed and stopped the same way with the media
-// side connected (it stops by itself only after a minute). Tests of the
-// media (pictures, RTMP, HLS) are the composition package's.
+// The composition operations through aws-sdk-go-v2, raw JSON, boto3 and the
+// JS SDK, against the real server with its composition Manager: channel
+// destinations publish to a real RTMP server (nginx-rtmp, started by the
+// test) and a pion publisher is in the stage where the picture matters.
+// The picture itself (tiles, colours, layouts) is the composition package's
+// to test; these tests check what the API says about it and the events.
+// S3 destinations are part of the requests (their configuration and
+// recordingPrefix are the API's), but their media is not checked here: an
+// S3 destination ends STOPPED or FAILED.
 
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,13 +29,55 @@ import (
 
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
+	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
+	"github.com/rostrum-dev/rostrum/internal/testutil/rtmpserver"
 )
 
 const (
-	e2eChannel    = "arn:aws:ivs:us-east-1:123456789012:channel/e2eChannel01"
-	e2eChannelURL = "rtmp://127.0.0.1:1935/live/e2e-key"
+	e2eChannel = "arn:aws:ivs:us-east-1:123456789012:channel/e2eChannel01"
+	// e2eChannelURL is where a channel destination of the tests that
+	// create no composition with one would publish: nothing listens.
+	e2eChannelURL = "rtmp://127.0.0.1:9/live/e2e-key"
 )
+
+// rtmpChannel starts a real RTMP server and returns it with the URL of
+// stream live/key on it.
+func rtmpChannel(t *testing.T, key string) (*rtmpserver.Server, string) {
+	t.Helper()
+	rtmp := rtmpserver.Start(t)
+	return rtmp, rtmp.URL("live", key)
+}
+
+// publishInto puts a pion publisher (H.264 and Opus) in a stage for the
+// rest of the test.
+func publishInto(t *testing.T, c *ivsrealtime.Client, stage, user string) {
+	t.Helper()
+	f := fixtures(t)
+	tok, _ := newToken(t, c, stage, user)
+	publish(t, testContext(t), tok, rtclient.PublishOptions{Audio: source(t, f.Opus), Video: source(t, f.H264)})
+}
+
+// awaitDestination waits for a destination of a composition to reach a
+// state and returns the composition.
+func awaitDestination(t *testing.T, c *ivsrealtime.Client, arn, id string, want ...types.DestinationState) *types.Composition {
+	t.Helper()
+	var got *types.Composition
+	testutil.Eventually(t, fmt.Sprintf("destination %s %v", id, want), func() bool {
+		out, err := c.GetComposition(bg, &ivsrealtime.GetCompositionInput{Arn: aws.String(arn)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = out.Composition
+		for _, d := range got.Destinations {
+			if aws.ToString(d.Id) == id && slices.Contains(want, d.State) {
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
 
 func withChannel(arn, url string) func(*config.Config) {
 	return func(c *config.Config) {
@@ -50,7 +96,10 @@ func compositionSetup(t *testing.T, c *ivsrealtime.Client) (stage, enc, storage 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ec, err := c.CreateEncoderConfiguration(bg, &ivsrealtime.CreateEncoderConfigurationInput{Video: &types.Video{Width: aws.Int32(1920), Height: aws.Int32(1080)}})
+	// Small and slow: the machine running the tests is shared.
+	ec, err := c.CreateEncoderConfiguration(bg, &ivsrealtime.CreateEncoderConfigurationInput{Video: &types.Video{
+		Width: aws.Int32(640), Height: aws.Int32(360), Framerate: aws.Float32(15), Bitrate: aws.Int32(600000),
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +163,12 @@ func exceptionMessage(err error) string {
 }
 
 func TestCompositionLifecycleThroughTheGoSDK(t *testing.T) {
+	rtmp, url := rtmpChannel(t, "lifecycle")
 	hook := newHookReceiver(t)
-	ts := startServer(t, "", withWebhook(hook.srv.URL, ""), withChannel(e2eChannel, e2eChannelURL))
+	ts := startServer(t, "", withWebhook(hook.srv.URL, ""), withChannel(e2eChannel, url))
 	c := ts.client()
 	stage, enc, storage := compositionSetup(t, c)
+	publishInto(t, c, stage, "alice")
 	in := &ivsrealtime.StartCompositionInput{
 		StageArn:         aws.String(stage),
 		IdempotencyToken: aws.String("e2e-token-1"),
@@ -168,6 +219,15 @@ func TestCompositionLifecycleThroughTheGoSDK(t *testing.T) {
 		t.Errorf("s3 configuration %+v", sc)
 	}
 
+	// It goes ACTIVE and its channel destination publishes to the RTMP
+	// server.
+	awaitComposition(t, c, arn, types.CompositionStateActive)
+	live := awaitDestination(t, c, arn, aws.ToString(ch.Id), types.DestinationStateActive)
+	if live.Destinations[0].StartTime == nil {
+		t.Errorf("an ACTIVE destination without startTime: %+v", live.Destinations[0])
+	}
+	testutil.Eventually(t, "the composition publishing to the RTMP server", func() bool { return rtmp.Publishing("live", "lifecycle") })
+
 	// Get and List show it; its tags are the tag operations' too.
 	got, err := c.GetComposition(bg, &ivsrealtime.GetCompositionInput{Arn: comp.Arn})
 	if err != nil || aws.ToString(got.Composition.Destinations[1].Detail.S3.RecordingPrefix) != wantPrefix {
@@ -216,29 +276,35 @@ func TestCompositionLifecycleThroughTheGoSDK(t *testing.T) {
 		t.Error("no endTime")
 	}
 	for _, d := range stopped.Destinations {
-		if d.State != types.DestinationStateStopped || d.EndTime == nil {
+		if (d.State != types.DestinationStateStopped && d.State != types.DestinationStateFailed) || d.EndTime == nil {
 			t.Errorf("destination %s: %s, end %v", aws.ToString(d.Id), d.State, d.EndTime)
 		}
+	}
+	if d := stopped.Destinations[0]; d.State != types.DestinationStateStopped {
+		t.Errorf("channel destination %s after StopComposition", d.State)
+	}
+	testutil.Eventually(t, "the RTMP publish ended", func() bool { return !rtmp.Publishing("live", "lifecycle") })
+	if n := len(rtmp.Publishes("live", "lifecycle")); n != 1 {
+		t.Errorf("%d RTMP publishes, want 1", n)
 	}
 	// Stopping a stopped composition is no error.
 	if _, err := c.StopComposition(bg, &ivsrealtime.StopCompositionInput{Arn: comp.Arn}); err != nil {
 		t.Fatal(err)
 	}
-	// Events: whatever started, the end is each destination's Destination
-	// End, then Session End.
+	// Events: Session Start, the channel's Destination Start, and at the
+	// end each destination's end (the S3 one's End or Failure), then
+	// Session End, last.
 	chID, s3ID := aws.ToString(ch.Id), aws.ToString(s3.Id)
 	var evs []string
 	testutil.Eventually(t, "Session End at the webhook", func() bool {
 		evs = compositionEvents(t, hook.got(), arn)
 		return slices.Contains(evs, "Session End")
 	})
-	var ends []string
-	for _, e := range evs {
-		if strings.HasSuffix(strings.SplitN(e, "/", 2)[0], "End") {
-			ends = append(ends, e)
-		}
-	}
-	if len(ends) != 3 || ends[2] != "Session End" || !slices.Contains(ends[:2], "Destination End/"+chID) || !slices.Contains(ends[:2], "Destination End/"+s3ID) {
+	end := slices.Index(evs, "Session End")
+	chEnd := slices.Index(evs, "Destination End/"+chID)
+	s3End := max(slices.Index(evs, "Destination End/"+s3ID), slices.Index(evs, "Destination Failure/"+s3ID))
+	if end != len(evs)-1 || slices.Index(evs, "Session Start") < 0 || slices.Index(evs, "Destination Start/"+chID) < 0 ||
+		chEnd < 0 || chEnd > end || s3End < 0 || s3End > end {
 		t.Errorf("events %q", evs)
 	}
 	if _, err := c.DeleteEncoderConfiguration(bg, &ivsrealtime.DeleteEncoderConfigurationInput{Arn: aws.String(enc)}); err != nil {
@@ -330,23 +396,34 @@ func TestCompositionErrorsAsIVSAnswersThem(t *testing.T) {
 }
 
 func TestListCompositionsPagesAndFilters(t *testing.T) {
-	ts := startServer(t, "")
+	// Four compositions, each to its own channel (a channel takes one
+	// composition), all streams of one RTMP server.
+	rtmp := rtmpserver.Start(t)
+	channels := make([]string, 4)
+	var mutate []func(*config.Config)
+	for i := range channels {
+		channels[i] = fmt.Sprintf("arn:aws:ivs:us-east-1:123456789012:channel/listChannel%d", i)
+		mutate = append(mutate, withChannel(channels[i], rtmp.URL("live", fmt.Sprintf("list-%d", i))))
+	}
+	ts := startServer(t, "", mutate...)
 	c := ts.client()
-	stageA, encA, storage := compositionSetup(t, c)
+	stageA, encA, _ := compositionSetup(t, c)
 	stageB, err := c.CreateStage(bg, &ivsrealtime.CreateStageInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	encB, err := c.CreateEncoderConfiguration(bg, &ivsrealtime.CreateEncoderConfigurationInput{})
+	encB, err := c.CreateEncoderConfiguration(bg, &ivsrealtime.CreateEncoderConfigurationInput{Video: &types.Video{
+		Width: aws.Int32(320), Height: aws.Int32(180), Framerate: aws.Float32(10), Bitrate: aws.Int32(300000),
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var all []string
-	for _, p := range []struct{ stage, enc string }{
-		{stageA, encA}, {*stageB.Stage.Arn, encA}, {stageA, *encB.EncoderConfiguration.Arn}, {*stageB.Stage.Arn, *encB.EncoderConfiguration.Arn}, {stageA, encA},
+	for i, p := range []struct{ stage, enc string }{
+		{stageA, encA}, {*stageB.Stage.Arn, encA}, {stageA, *encB.EncoderConfiguration.Arn}, {*stageB.Stage.Arn, *encB.EncoderConfiguration.Arn},
 	} {
 		out, err := c.StartComposition(bg, &ivsrealtime.StartCompositionInput{StageArn: aws.String(p.stage), Destinations: []types.DestinationConfiguration{
-			{S3: &types.S3DestinationConfiguration{StorageConfigurationArn: aws.String(storage), EncoderConfigurationArns: []string{p.enc}}},
+			{Channel: &types.ChannelDestinationConfiguration{ChannelArn: aws.String(channels[i]), EncoderConfigurationArn: aws.String(p.enc)}},
 		}})
 		if err != nil {
 			t.Fatal(err)
@@ -367,6 +444,9 @@ func TestListCompositionsPagesAndFilters(t *testing.T) {
 			}
 			for _, s := range page.Compositions {
 				got = append(got, *s.Arn)
+				if len(s.Destinations) != 1 || s.StartTime == nil || s.Tags == nil {
+					t.Errorf("summary %+v", s)
+				}
 			}
 		}
 		return got
@@ -383,34 +463,54 @@ func TestListCompositionsPagesAndFilters(t *testing.T) {
 		size int32
 		want []string
 	}{
-		{"every one, 2 a page", ivsrealtime.ListCompositionsInput{}, 2, all},
-		{"by stage", ivsrealtime.ListCompositionsInput{FilterByStageArn: aws.String(stageA)}, 1, pick(0, 2, 4)},
-		{"by encoder configuration", ivsrealtime.ListCompositionsInput{FilterByEncoderConfigurationArn: aws.String(encA)}, 2, pick(0, 1, 4)},
-		{"by both", ivsrealtime.ListCompositionsInput{FilterByStageArn: aws.String(stageA), FilterByEncoderConfigurationArn: aws.String(encA)}, 1, pick(0, 4)},
+		{"every one, 3 a page", ivsrealtime.ListCompositionsInput{}, 3, all},
+		{"by stage", ivsrealtime.ListCompositionsInput{FilterByStageArn: aws.String(stageA)}, 1, pick(0, 2)},
+		{"by encoder configuration", ivsrealtime.ListCompositionsInput{FilterByEncoderConfigurationArn: aws.String(encA)}, 1, pick(0, 1)},
+		{"by both", ivsrealtime.ListCompositionsInput{FilterByStageArn: aws.String(stageA), FilterByEncoderConfigurationArn: aws.String(encA)}, 1, pick(0)},
 	} {
 		if got := list(tc.in, tc.size); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
 		}
 	}
+	// Each stops when told, once it publishes.
+	for _, arn := range all {
+		got, err := c.GetComposition(bg, &ivsrealtime.GetCompositionInput{Arn: aws.String(arn)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		awaitDestination(t, c, arn, *got.Composition.Destinations[0].Id, types.DestinationStateActive)
+		if _, err := c.StopComposition(bg, &ivsrealtime.StopCompositionInput{Arn: aws.String(arn)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, arn := range all {
+		awaitComposition(t, c, arn, types.CompositionStateStopped)
+	}
 }
 
 // DeleteStage ends the stage's compositions (STOPPED), with their events.
 func TestDeleteStageEndsItsCompositions(t *testing.T) {
+	rtmp, url := rtmpChannel(t, "deleted")
 	hook := newHookReceiver(t)
-	ts := startServer(t, "", withWebhook(hook.srv.URL, ""))
+	ts := startServer(t, "", withWebhook(hook.srv.URL, ""), withChannel(e2eChannel, url))
 	c := ts.client()
-	stage, enc, storage := compositionSetup(t, c)
+	stage, enc, _ := compositionSetup(t, c)
 	out, err := c.StartComposition(bg, &ivsrealtime.StartCompositionInput{StageArn: aws.String(stage), Destinations: []types.DestinationConfiguration{
-		{S3: &types.S3DestinationConfiguration{StorageConfigurationArn: aws.String(storage), EncoderConfigurationArns: []string{enc}}},
+		{Channel: &types.ChannelDestinationConfiguration{ChannelArn: aws.String(e2eChannel), EncoderConfigurationArn: aws.String(enc)}},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	arn := *out.Composition.Arn
+	awaitDestination(t, c, arn, *out.Composition.Destinations[0].Id, types.DestinationStateActive)
 	if _, err := c.DeleteStage(bg, &ivsrealtime.DeleteStageInput{Arn: aws.String(stage)}); err != nil {
 		t.Fatalf("DeleteStage with a composition: %v", err)
 	}
-	arn := *out.Composition.Arn
-	awaitComposition(t, c, arn, types.CompositionStateStopped)
+	stopped := awaitComposition(t, c, arn, types.CompositionStateStopped)
+	if stopped.Destinations[0].State != types.DestinationStateStopped {
+		t.Errorf("destination %s", stopped.Destinations[0].State)
+	}
+	testutil.Eventually(t, "the RTMP publish ended", func() bool { return !rtmp.Publishing("live", "deleted") })
 	testutil.Eventually(t, "Session End", func() bool { return slices.Contains(compositionEvents(t, hook.got(), arn), "Session End") })
 }
 
@@ -418,32 +518,53 @@ func TestDeleteStageEndsItsCompositions(t *testing.T) {
 // next start, with a Session Failure event: its media died with the
 // process.
 func TestCompositionsOfAKilledServerFail(t *testing.T) {
+	rtmp, url := rtmpChannel(t, "killed")
 	hook := newHookReceiver(t)
 	dir := t.TempDir()
 	bin := buildRostrum(t, dir)
 	data := filepath.Join(dir, "data")
 	args := []string{"--data-dir", data, "--event-webhook", hook.srv.URL + "/hook", "--event-webhook-secret", hookSecret,
-		"--event-retry-initial", "10ms", "--event-retry-max", "40ms"}
+		"--event-retry-initial", "10ms", "--event-retry-max", "40ms", "--channel", e2eChannel + "=" + url}
 	args = append(args, serveDatabaseArgs(t, data)...) // postgres_test.go
 	p := runServe(t, bin, args...)
 	c := p.client()
-	stage, enc, storage := compositionSetup(t, c)
+	stage, enc, _ := compositionSetup(t, c)
 	out, err := c.StartComposition(bg, &ivsrealtime.StartCompositionInput{StageArn: aws.String(stage), Destinations: []types.DestinationConfiguration{
-		{S3: &types.S3DestinationConfiguration{StorageConfigurationArn: aws.String(storage), EncoderConfigurationArns: []string{enc}}},
+		{Channel: &types.ChannelDestinationConfiguration{ChannelArn: aws.String(e2eChannel), EncoderConfigurationArn: aws.String(enc)}},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	arn := *out.Composition.Arn
+	awaitDestination(t, c, arn, *out.Composition.Destinations[0].Id, types.DestinationStateActive)
 	p.signal(t, syscall.SIGKILL)
+	// Its encoder and pusher die with it.
+	testutil.Eventually(t, "the RTMP publish ended with the server", func() bool { return !rtmp.Publishing("live", "killed") })
 	p = runServe(t, bin, args...)
 	failed := awaitComposition(t, p.client(), arn, types.CompositionStateFailed)
 	if failed.EndTime == nil || failed.Destinations[0].State != types.DestinationStateFailed {
 		t.Errorf("after the restart: %+v", failed)
 	}
+	var reason string
 	testutil.Eventually(t, "Session Failure", func() bool {
-		return slices.Contains(compositionEvents(t, hook.got(), arn), "Session Failure")
+		for _, ev := range hook.got() {
+			var d events.CompositionStateChange
+			if ev.DetailType == events.DetailTypeCompositionChange && ev.Resources[0] == arn && json.Unmarshal(ev.Detail, &d) == nil && d.EventName == events.CompositionSessionFailure {
+				reason = d.Reason
+				return true
+			}
+		}
+		return false
 	})
+	if !strings.Contains(reason, "stopped before the composition ended") {
+		t.Errorf("Session Failure reason %q", reason)
+	}
+	// The stage takes a new composition to the channel.
+	if _, err := p.client().StartComposition(bg, &ivsrealtime.StartCompositionInput{StageArn: aws.String(stage), Destinations: []types.DestinationConfiguration{
+		{Channel: &types.ChannelDestinationConfiguration{ChannelArn: aws.String(e2eChannel), EncoderConfigurationArn: aws.String(enc)}},
+	}}); err != nil {
+		t.Fatalf("a new composition to the channel after the restart: %v", err)
+	}
 }
 
 // boto3 drives the four operations against the binary, as a Python
@@ -456,7 +577,8 @@ func TestCompositionsThroughBoto3(t *testing.T) {
 		}
 		t.Skip("boto3 not installed")
 	}
-	url := startBinary(t, "--channel", e2eChannel+"="+e2eChannelURL)
+	_, channelURL := rtmpChannel(t, "boto3")
+	url := startBinary(t, "--channel", e2eChannel+"="+channelURL)
 	script := `
 import sys, boto3, botocore.config
 c = boto3.client("ivs-realtime", endpoint_url=sys.argv[1])
@@ -505,9 +627,13 @@ try:
     raise SystemExit("expected ResourceNotFoundException")
 except c.exceptions.ResourceNotFoundException:
     pass
-c.stop_composition(arn=comp["arn"])
 import time
-deadline = time.time() + 30
+deadline = time.time() + 60
+# Live first: its channel destination publishes to the RTMP server.
+while c.get_composition(arn=comp["arn"])["composition"]["destinations"][0]["state"] != "ACTIVE":
+    assert time.time() < deadline, "the channel destination did not go ACTIVE"
+    time.sleep(0.1)
+c.stop_composition(arn=comp["arn"])
 while c.get_composition(arn=comp["arn"])["composition"]["state"] != "STOPPED":
     assert time.time() < deadline, "the composition did not stop"
     time.sleep(0.1)
@@ -536,7 +662,7 @@ func TestCompositionOnTheWireAsIVSAnswers(t *testing.T) {
 	}
 	_, _, body := ts.call(t, "POST", "/GetComposition", []byte(`{"arn":"`+*out.Composition.Arn+`"}`))
 	for _, member := range []string{
-		`"tags":{}`, `"name":""`, `"state":"STARTING"`, `"startTime":"`,
+		`"tags":{}`, `"name":""`, `"startTime":"`,
 		`"grid":{"featuredParticipantAttribute":"","gridGap":2,"omitStoppedVideo":false,"participantOrderAttribute":"","videoAspectRatio":"VIDEO","videoFillMode":""}`,
 		`"recordingConfiguration":{"format":"HLS","hlsConfiguration":{"targetSegmentDurationSeconds":2}}`,
 		`"detail":{"s3":{"recordingPrefix":"`,
@@ -553,6 +679,12 @@ func TestCompositionOnTheWireAsIVSAnswers(t *testing.T) {
 // The AWS SDK for JavaScript v3 drives the four operations, including the
 // model's validation errors (test/browser/compositions.test.mjs).
 func TestCompositionsThroughTheJSSDK(t *testing.T) {
-	ts := startServer(t, "", withChannel(e2eChannel, e2eChannelURL))
-	runNodeTestsEnv(t, ts, []string{"ROSTRUM_CHANNEL_ARN=" + e2eChannel}, "compositions.test.mjs")
+	rtmp := rtmpserver.Start(t)
+	arns := []string{e2eChannel, e2eChannel + "b", e2eChannel + "c"}
+	var mutate []func(*config.Config)
+	for i, arn := range arns {
+		mutate = append(mutate, withChannel(arn, rtmp.URL("live", fmt.Sprintf("js-%d", i))))
+	}
+	ts := startServer(t, "", mutate...)
+	runNodeTestsEnv(t, ts, []string{"ROSTRUM_CHANNEL_ARNS=" + strings.Join(arns, ",")}, "compositions.test.mjs")
 }
