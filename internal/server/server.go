@@ -50,11 +50,11 @@ type Server struct {
 	Recordings *recording.Manager
 	// Compositions runs the stages' compositions (StartComposition).
 	Compositions *composition.Manager
-	BaseURL    string
-	ready      atomic.Bool
-	done       chan error
-	stopOnce   sync.Once
-	stopErr    error
+	BaseURL      string
+	ready        atomic.Bool
+	done         chan error
+	stopOnce     sync.Once
+	stopErr      error
 	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
 	housekeeping *housekeeping
 	unlock       func() // releases the data dir (datadir_unix.go)
