@@ -48,13 +48,15 @@ type Server struct {
 	Storage objstore.Storage
 	// Recordings records the publishers of stages that record.
 	Recordings *recording.Manager
+	BaseURL    string
+	ready      atomic.Bool
+	done       chan error
+	stopOnce   sync.Once
+	stopErr    error
+
 	// Compositions runs the stages' compositions (StartComposition).
 	Compositions *composition.Manager
-	BaseURL      string
-	ready        atomic.Bool
-	done         chan error
-	stopOnce     sync.Once
-	stopErr      error
+
 	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
 	housekeeping *housekeeping
 	unlock       func() // releases the data dir (datadir_unix.go)
