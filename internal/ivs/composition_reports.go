@@ -181,6 +181,13 @@ func applyCompositionState(c *api.Composition, r compReport) []events.Compositio
 	case composition.StateActive:
 		if prev == composition.StateStarting {
 			evs = append(evs, events.CompositionStateChange{EventName: events.CompositionSessionStart, StageARN: c.StageArn})
+			// Destinations that started before the session did get their
+			// Destination Start now, after Session Start.
+			for _, d := range c.Destinations {
+				if d.StartTime != nil {
+					evs = append(evs, events.CompositionStateChange{EventName: events.CompositionDestinationStart, StageARN: c.StageArn, DestinationID: d.Id})
+				}
+			}
 		}
 	case composition.StateStopped, composition.StateFailed:
 		for i := range c.Destinations {
@@ -229,10 +236,13 @@ func applyDestinationState(c *api.Composition, r compReport) []events.Compositio
 		switch r.state {
 		case composition.StateActive:
 			d.State = r.state
-			// Back from RECONNECTING is no new start.
+			// Back from RECONNECTING is no new start; a start before the
+			// session's is told after Session Start.
 			if d.StartTime == nil {
 				d.StartTime = &r.at
-				return []events.CompositionStateChange{{EventName: events.CompositionDestinationStart, StageARN: c.StageArn, DestinationID: d.Id}}
+				if c.State != composition.StateStarting {
+					return []events.CompositionStateChange{{EventName: events.CompositionDestinationStart, StageARN: c.StageArn, DestinationID: d.Id}}
+				}
 			}
 		case composition.StateReconnecting:
 			d.State = r.state

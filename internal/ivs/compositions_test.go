@@ -593,6 +593,26 @@ func TestStoppingOnlyEnds(t *testing.T) {
 	waitStory(t, f, c.Arn, story{"Session Start", "Destination Start/" + d, "Destination End/" + d, "Session End"})
 }
 
+// The Manager may see a destination up before it calls the session
+// ACTIVE: Session Start still comes first, then Destination Start.
+func TestDestinationStartFollowsSessionStart(t *testing.T) {
+	f := newCompFixture(t)
+	c := f.start(t, &api.StartCompositionRequest{Destinations: []api.DestinationConfiguration{f.channelDest(), f.s3Dest()}})
+	ch, s3 := c.Destinations[0].Id, c.Destinations[1].Id
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	f.svc.CompositionState(c.Arn, composition.StateStarting, t0, "")
+	f.svc.DestinationState(c.Arn, ch, composition.StateStarting, t0, "")
+	f.svc.DestinationState(c.Arn, ch, composition.StateActive, t0.Add(time.Second), "")
+	f.svc.DestinationState(c.Arn, s3, composition.StateFailed, t0.Add(time.Second), "no bucket")
+	f.svc.CompositionState(c.Arn, composition.StateActive, t0.Add(2*time.Second), "")
+	g := f.get(t, c.Arn)
+	if g.State != "ACTIVE" || g.Destinations[0].State != "ACTIVE" || !g.Destinations[0].StartTime.Equal(t0.Add(time.Second)) {
+		t.Fatalf("composition %s", mustJSON(g))
+	}
+	f.svc.CompositionState(c.Arn, composition.StateStopped, t0.Add(3*time.Second), "")
+	waitStory(t, f, c.Arn, story{"Destination Failure/" + s3 + " (no bucket)", "Session Start", "Destination Start/" + ch, "Destination End/" + ch, "Session End"})
+}
+
 // Without a compositor (the media side not connected), a composition stays
 // STARTING and StopComposition ends its record with its events.
 func TestStopCompositionWithoutCompositor(t *testing.T) {

@@ -303,7 +303,8 @@ func TestCompositionLifecycleThroughTheGoSDK(t *testing.T) {
 	end := slices.Index(evs, "Session End")
 	chEnd := slices.Index(evs, "Destination End/"+chID)
 	s3End := max(slices.Index(evs, "Destination End/"+s3ID), slices.Index(evs, "Destination Failure/"+s3ID))
-	if end != len(evs)-1 || slices.Index(evs, "Session Start") < 0 || slices.Index(evs, "Destination Start/"+chID) < 0 ||
+	start, chStart := slices.Index(evs, "Session Start"), slices.Index(evs, "Destination Start/"+chID)
+	if end != len(evs)-1 || start < 0 || chStart < start ||
 		chEnd < 0 || chEnd > end || s3End < 0 || s3End > end {
 		t.Errorf("events %q", evs)
 	}
