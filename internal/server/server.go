@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/awsapi"
+	"github.com/rostrum-dev/rostrum/internal/composition"
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/events/stream"
@@ -52,6 +53,10 @@ type Server struct {
 	done       chan error
 	stopOnce   sync.Once
 	stopErr    error
+
+	// Compositions runs the stages' compositions (StartComposition).
+	Compositions *composition.Manager
+
 	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
 	housekeeping *housekeeping
 	unlock       func() // releases the data dir (datadir_unix.go)
@@ -116,6 +121,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Logger:    log,
 
 		SelfSignedTokenMaxLifetime: cfg.SelfSignedTokenMaxLifetime,
+		Channels:                   cfg.Compositions.Channels,
 	})
 	if err == nil {
 		err = closeLeftovers(ctx, svc, log)
@@ -156,6 +162,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		OnChange: stages.RecordingChanged,
 	})
 	stages.SetRecorder(recordings)
+	// Compositions: the Manager mixes stages (it follows them through the
+	// stage layer) and tells the service what happens to each.
+	compositions := composition.NewManager(composition.Config{
+		Watcher:  stages,
+		Reporter: svc,
+		Storage:  storage,
+		SpoolDir: filepath.Join(cfg.DataDir, "composition-spool"),
+		Logger:   log,
+	})
+	svc.SetCompositor(compositions)
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,
@@ -165,6 +181,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	s.Events = bus
 	s.Storage = storage
 	s.Recordings = recordings
+	s.Compositions = compositions
 	log.Info("recording storage", "storage", storage.String())
 	// Recordings a killed server left half-written are closed (FAILED,
 	// with what had been written) while the server starts serving.
@@ -270,6 +287,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	// Compositions end first (STOPPED, their outputs finished), while the
+	// stages they follow are still there; they get their own time, as
+	// recordings do.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), recordingsShutdown)
+	if err := s.Compositions.Close(cctx); err != nil {
+		s.log.Warn("finishing compositions", "err", err)
+	}
+	ccancel()
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
 	// Open recordings are finished now, whatever their reconnect windows:
@@ -285,6 +310,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	cancel()
 	err := s.housekeeping.signOff(ctx)
+	// The compositions' last state changes are written and their events
+	// in the outbox before the bus closes.
+	if ferr := s.Service.FlushCompositionReports(ctx); ferr != nil {
+		s.log.Warn("writing the compositions' last states", "err", ferr)
+	}
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.
 	s.Events.Close()

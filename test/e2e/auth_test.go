@@ -108,14 +108,6 @@ func TestOperationsNotYetAvailableSaySo(t *testing.T) {
 			_, err := c.StartParticipantReplication(bg, &ivsrealtime.StartParticipantReplicationInput{SourceStageArn: st.Stage.Arn, DestinationStageArn: st.Stage.Arn, ParticipantId: aws.String("p1")})
 			return err
 		},
-		"ListCompositions": func() error {
-			_, err := c.ListCompositions(bg, &ivsrealtime.ListCompositionsInput{})
-			return err
-		},
-		"GetComposition": func() error {
-			_, err := c.GetComposition(bg, &ivsrealtime.GetCompositionInput{Arn: aws.String("arn:aws:ivs:us-east-1:123456789012:composition/AbCdEfGhIjKl")})
-			return err
-		},
 	}
 	for name, call := range calls {
 		err := call()
