@@ -25,7 +25,11 @@ func TestPusherDeliversOneConnection(t *testing.T) {
 			}
 			enc := startEncode(t, 640, 360, 30)
 			var st states
-			p, err := StartPusher(PusherConfig{URL: url, Source: enc.Stream, OnState: st.on})
+			cfg := PusherConfig{URL: url, Source: enc.Stream, OnState: st.on}
+			if tls {
+				cfg.CAFile = srv.CAFile() // the server's certificate is verified
+			}
+			p, err := StartPusher(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -224,5 +228,33 @@ func TestPusherStopBeforeActive(t *testing.T) {
 	}
 	if st.last() != StateStopped {
 		t.Fatalf("states %q", st.list())
+	}
+}
+
+func TestPusherVerifiesRTMPSCertificate(t *testing.T) {
+	srv := rtmpserver.Start(t, rtmpserver.Options{TLS: true})
+	enc := startEncode(t, 320, 240, 30)
+	// Not trusted: the stream key is never sent.
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URLTLS("live", "k"), Source: enc.Stream, OnState: st.on, RetryWindow: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+	if l := st.last(); !strings.HasPrefix(l, StateFailed) || !strings.Contains(l, "Peer certificate failed verification") {
+		t.Fatalf("states %q", st.list())
+	}
+	if n := len(srv.Publishes("live", "k")); n != 0 {
+		t.Fatalf("%d publishes to an untrusted server", n)
+	}
+	// Trusted by choice.
+	var st2 states
+	p, err = StartPusher(PusherConfig{URL: srv.URLTLS("live", "k"), Source: enc.Stream, OnState: st2.on, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2.wait(t, StateActive, 1)
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
