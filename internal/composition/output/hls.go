@@ -124,6 +124,20 @@ type rendition struct {
 	thumbN   []int // per thumbOut: the last number uploaded
 	finished bool  // its run loop ended
 	dirty    bool  // segments uploaded since its playlist was
+	pid      int   // the current run's ffmpeg
+	codecV   string
+	codecA   string
+}
+
+// codecs are the rendition's video and audio codecs, from its stream's
+// sequence headers; remembered for a recovery, which has no stream.
+func (r *rendition) codecs() (video, audio string) {
+	if r.Source != nil {
+		if v, a := r.Source.Codecs(); v != "" || a != "" {
+			r.codecV, r.codecA = v, a
+		}
+	}
+	return r.codecV, r.codecA
 }
 
 type segment struct {
@@ -287,7 +301,9 @@ func (w *HLSWriter) put(ctx context.Context, key string, body []byte, contentTyp
 // run is the writer's life: start, upload as ffmpeg makes files, finish.
 func (w *HLSWriter) run() {
 	defer close(w.done)
-	defer os.RemoveAll(w.cfg.SpoolDir)
+	// The spool folder goes, and its parent (the composition's) if that
+	// leaves it empty.
+	defer removeSpool(w.cfg.SpoolDir, filepath.Dir(filepath.Dir(w.cfg.SpoolDir)))
 	// The start is abandoned if Stop comes first.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	go func() {
@@ -532,11 +548,13 @@ func (w *HLSWriter) startRun(r *rendition, dir string, firstSeg int, thumbStart 
 	}
 	w.mu.Lock()
 	r.cur = pr
+	r.pid = pr.cmd.Process.Pid
 	stopping := w.stopping
 	w.mu.Unlock()
 	if stopping {
 		_ = pr.closeInput()
 	}
+	w.saveState()
 	return pr, nil
 }
 
@@ -547,6 +565,7 @@ func (w *HLSWriter) startRun(r *rendition, dir string, firstSeg int, thumbStart 
 func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason string) {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
+	var uploaded []string // spool files now in the bucket
 	fail := func(what string, err error) {
 		fails++
 		reason = err.Error()
@@ -581,7 +600,7 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 					fail(r.Name+"/"+s.uri, err)
 					break
 				}
-				_ = os.Remove(file)
+				uploaded = append(uploaded, file)
 				s.bytes = int64(len(data))
 				s.disc = firstOfRun && run > 0
 				firstOfRun = false
@@ -595,7 +614,7 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 				w.mu.Unlock()
 			}
 		}
-		w.syncThumbnails(ctx, r, fail)
+		uploaded = append(uploaded, w.syncThumbnails(ctx, r, fail)...)
 	}
 	// The media playlists, then the multivariant playlist.
 	all := true
@@ -618,6 +637,13 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 		r.dirty = false
 		w.mu.Unlock()
 	}
+	// Spool files are removed once the state file says they are in the
+	// bucket: a crash in between never loses track of one.
+	if w.saveState() {
+		for _, f := range uploaded {
+			_ = os.Remove(f)
+		}
+	}
 	w.mu.Lock()
 	needMulti := all && !w.multiDone && !final
 	w.mu.Unlock()
@@ -634,10 +660,10 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 }
 
 // syncThumbnails uploads the rendition's new thumbnails: each as the next
-// of the sequence, the newest as the latest.
-func (w *HLSWriter) syncThumbnails(ctx context.Context, r *rendition, fail func(string, error)) {
+// of the sequence, the newest as the latest. It returns the files uploaded.
+func (w *HLSWriter) syncThumbnails(ctx context.Context, r *rendition, fail func(string, error)) (uploaded []string) {
 	if !r.thumbs {
-		return
+		return nil
 	}
 	size := resolutionPath(r.Width, r.Height)
 	w.mu.Lock()
@@ -675,12 +701,13 @@ func (w *HLSWriter) syncThumbnails(ctx context.Context, r *rendition, fail func(
 				fail("thumbnail", err)
 				break
 			}
-			_ = os.Remove(files[n])
+			uploaded = append(uploaded, files[n])
 			w.mu.Lock()
 			r.thumbN[i] = n
 			w.mu.Unlock()
 		}
 	}
+	return uploaded
 }
 
 // multivariant renders media/hls/multivariant.m3u8: every rendition, its
@@ -692,12 +719,12 @@ func (w *HLSWriter) multivariant() []byte {
 	for _, r := range w.rends {
 		w.mu.Lock()
 		bw := max(peakBandwidth(r.segs), int64(r.Bitrate))
+		v, a := r.codecs()
 		w.mu.Unlock()
 		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,RESOLUTION=%dx%d", max(bw, 1), r.Width, r.Height)
 		if r.Framerate > 0 {
 			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", r.Framerate)
 		}
-		v, a := r.Source.Codecs()
 		var codecs []string
 		for _, c := range []string{v, a} {
 			if c != "" {
@@ -803,6 +830,13 @@ func (w *HLSWriter) finish(failed string) {
 		failed = w.failReason
 	}
 	w.mu.Unlock()
+	w.finalize(ctx, failed)
+}
+
+// finalize uploads what is left, writes the VOD playlists and the events
+// file, and says STOPPED or FAILED. failed, if set, is why the recording
+// could not go on.
+func (w *HLSWriter) finalize(ctx context.Context, failed string) {
 	fails, reason := w.sync(ctx, true)
 	ended := time.Now()
 	var errs []error
