@@ -59,7 +59,7 @@ type HLSConfig struct {
 	Thumbnails     []Thumbnail
 	// SpoolDir is the writer's own folder for ffmpeg's files before they
 	// are uploaded (<data dir>/composition-spool/<composition>/<destination>);
-	// it is removed at the end.
+	// it is removed at the end, and its parent too if that leaves it empty.
 	SpoolDir string
 	FFmpeg   string
 	Logger   *slog.Logger
@@ -437,8 +437,13 @@ func (w *HLSWriter) renditionLoop(r *rendition) {
 		}
 		run := r.runs
 		r.runs++
-		first := r.nextSeg
+		// Numbering goes on past every file of the earlier runs, uploaded
+		// or not (an upload may still be failing): no name is used twice.
+		first := max(r.nextSeg, lastOnDisk(r.dir, "hls", ".ts")+1)
 		thumbStart := append([]int(nil), r.thumbN...)
+		for i := range thumbStart {
+			thumbStart[i] = max(thumbStart[i], lastOnDisk(r.dir, "thumbs-"+strconv.Itoa(i), ".jpg"))
+		}
 		w.mu.Unlock()
 		dir := filepath.Join(r.dir, "run-"+strconv.Itoa(run))
 		segsBefore := w.segmentCount(r)
@@ -482,6 +487,22 @@ func (w *HLSWriter) renditionLoop(r *rendition) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// lastOnDisk is the highest number N of a file N<ext> in the sub folder
+// of any run under dir (0 if none).
+func lastOnDisk(dir, sub, ext string) int {
+	last := 0
+	runs, _ := os.ReadDir(dir)
+	for _, rd := range runs {
+		files, _ := os.ReadDir(filepath.Join(dir, rd.Name(), sub))
+		for _, f := range files {
+			if n, err := strconv.Atoi(strings.TrimSuffix(f.Name(), ext)); err == nil && strings.HasSuffix(f.Name(), ext) {
+				last = max(last, n)
+			}
+		}
+	}
+	return last
 }
 
 func (w *HLSWriter) giveUp(r *rendition, reason string) {
@@ -566,10 +587,15 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
 	var uploaded []string // spool files now in the bucket
+	w.mu.Lock()
+	quiet := !w.failing.IsZero() // an outage is logged once, not every second
+	w.mu.Unlock()
 	fail := func(what string, err error) {
 		fails++
 		reason = err.Error()
-		w.log.Warn("hls output: uploading", "what", what, "err", err)
+		if !quiet {
+			w.log.Warn("hls output: uploading", "what", what, "err", err)
+		}
 	}
 	for _, r := range w.rends {
 		w.mu.Lock()
