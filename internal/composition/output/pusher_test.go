@@ -3,6 +3,8 @@ package output
 import (
 	"context"
 	"errors"
+	"net"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -256,5 +258,55 @@ func TestPusherVerifiesRTMPSCertificate(t *testing.T) {
 	st2.wait(t, StateActive, 1)
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPusherHungServer: a server that accepts the connection and then
+// says nothing fails the attempt after IOTimeout instead of holding the
+// pusher forever; Stop while RECONNECTING ends it.
+func TestPusherHungServer(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	var mu sync.Mutex
+	var held []net.Conn
+	conns.Add(1)
+	go func() {
+		defer conns.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never read, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		conns.Wait()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: "rtmp://" + ln.Addr().String() + "/live/k", Source: enc.Stream, OnState: st.on,
+		IOTimeout: time.Second, RetryWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, StateReconnecting, 1)
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(st.list()[2:], ","); got != "STOPPING,STOPPED" || st.count(StateActive) != 0 {
+		t.Fatalf("states %q", st.list())
 	}
 }
