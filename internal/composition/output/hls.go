@@ -736,8 +736,8 @@ func (w *HLSWriter) syncThumbnails(ctx context.Context, r *rendition, fail func(
 	return uploaded
 }
 
-// multivariant renders media/hls/multivariant.m3u8: every rendition, its
-// peak bit rate (or its configured one, if higher), size, frame rate and
+// multivariant renders media/hls/multivariant.m3u8: every rendition that
+// has a segment, its peak bit rate (or its configured one, if higher), size, frame rate and
 // codecs.
 func (w *HLSWriter) multivariant() []byte {
 	var b strings.Builder
@@ -746,7 +746,11 @@ func (w *HLSWriter) multivariant() []byte {
 		w.mu.Lock()
 		bw := max(peakBandwidth(r.segs), int64(r.Bitrate))
 		v, a := r.codecs()
+		none := len(r.segs) == 0
 		w.mu.Unlock()
+		if none {
+			continue // never recorded: no playlist to point to
+		}
 		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,RESOLUTION=%dx%d", max(bw, 1), r.Width, r.Height)
 		if r.Framerate > 0 {
 			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", r.Framerate)
