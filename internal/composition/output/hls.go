@@ -91,6 +91,7 @@ type HLSWriter struct {
 	wg       sync.WaitGroup
 
 	syncMu sync.Mutex // one sync at a time
+	setMu  sync.Mutex // held while a change is told
 
 	mu          sync.Mutex
 	state       string
@@ -276,6 +277,10 @@ func (w *HLSWriter) State() (state, reason string) {
 func (w *HLSWriter) Done() <-chan struct{} { return w.done }
 
 func (w *HLSWriter) set(state, reason string) {
+	// Changes are told in the order they happen, even when Stop and the
+	// output's own goroutines change the state at once.
+	w.setMu.Lock()
+	defer w.setMu.Unlock()
 	w.mu.Lock()
 	if !transition(w.state, state) {
 		if w.state == state {

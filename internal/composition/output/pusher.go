@@ -68,6 +68,7 @@ type Pusher struct {
 	stopCh chan struct{}
 	done   chan struct{}
 
+	setMu    sync.Mutex // held while a change is told
 	mu       sync.Mutex
 	state    string
 	reason   string
@@ -162,6 +163,10 @@ func (p *Pusher) State() (state, reason string) {
 }
 
 func (p *Pusher) set(state, reason string) {
+	// Changes are told in the order they happen, even when Stop and the
+	// output's own goroutines change the state at once.
+	p.setMu.Lock()
+	defer p.setMu.Unlock()
 	p.mu.Lock()
 	if !transition(p.state, state) {
 		if p.state == state {
