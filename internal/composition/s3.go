@@ -1,6 +1,7 @@
 package composition
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -16,10 +17,7 @@ func (c *running) startS3(bin string, d Destination, streams map[string]*flv.Str
 	if c.m.cfg.Storage == nil {
 		return nil, errors.New("no object storage is configured for S3 destinations")
 	}
-	spool := c.m.cfg.SpoolDir
-	if spool == "" {
-		spool = filepath.Join(os.TempDir(), "rostrum-composition-spool")
-	}
+	spool := c.m.spoolDir()
 	s3 := d.S3
 	var rends []output.Rendition
 	for _, e := range s3.Encoders {
@@ -39,4 +37,24 @@ func (c *running) startS3(bin string, d Destination, streams map[string]*flv.Str
 		SpoolDir: filepath.Join(spool, c.spec.ID, d.ID),
 		FFmpeg:   bin, Logger: c.log, OnState: onState, RetryWindow: c.m.cfg.RetryWindow,
 	})
+}
+
+// spoolDir is where S3 destinations write before uploading.
+func (m *Manager) spoolDir() string {
+	if m.cfg.SpoolDir == "" {
+		return filepath.Join(os.TempDir(), "rostrum-composition-spool")
+	}
+	return m.cfg.SpoolDir
+}
+
+// RecoverS3 closes the composite recordings that a previous run of the
+// server left in the spool folder when it was killed: what was written is
+// uploaded, the playlists become VOD and recording-failed.json says what
+// happened (output.RecoverHLS). Call it at start, before compositions run;
+// it returns how many it closed.
+func (m *Manager) RecoverS3(ctx context.Context) (int, error) {
+	if m.cfg.Storage == nil {
+		return 0, nil
+	}
+	return output.RecoverHLS(ctx, m.cfg.Storage, m.spoolDir(), m.log)
 }

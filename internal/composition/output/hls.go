@@ -59,7 +59,7 @@ type HLSConfig struct {
 	Thumbnails     []Thumbnail
 	// SpoolDir is the writer's own folder for ffmpeg's files before they
 	// are uploaded (<data dir>/composition-spool/<composition>/<destination>);
-	// it is removed at the end.
+	// it is removed at the end, and its parent too if that leaves it empty.
 	SpoolDir string
 	FFmpeg   string
 	Logger   *slog.Logger
@@ -91,6 +91,7 @@ type HLSWriter struct {
 	wg       sync.WaitGroup
 
 	syncMu sync.Mutex // one sync at a time
+	setMu  sync.Mutex // held while a change is told
 
 	mu          sync.Mutex
 	state       string
@@ -124,6 +125,20 @@ type rendition struct {
 	thumbN   []int // per thumbOut: the last number uploaded
 	finished bool  // its run loop ended
 	dirty    bool  // segments uploaded since its playlist was
+	pid      int   // the current run's ffmpeg
+	codecV   string
+	codecA   string
+}
+
+// codecs are the rendition's video and audio codecs, from its stream's
+// sequence headers; remembered for a recovery, which has no stream.
+func (r *rendition) codecs() (video, audio string) {
+	if r.Source != nil {
+		if v, a := r.Source.Codecs(); v != "" || a != "" {
+			r.codecV, r.codecA = v, a
+		}
+	}
+	return r.codecV, r.codecA
 }
 
 type segment struct {
@@ -262,6 +277,10 @@ func (w *HLSWriter) State() (state, reason string) {
 func (w *HLSWriter) Done() <-chan struct{} { return w.done }
 
 func (w *HLSWriter) set(state, reason string) {
+	// Changes are told in the order they happen, even when Stop and the
+	// output's own goroutines change the state at once.
+	w.setMu.Lock()
+	defer w.setMu.Unlock()
 	w.mu.Lock()
 	if !transition(w.state, state) {
 		if w.state == state {
@@ -287,7 +306,9 @@ func (w *HLSWriter) put(ctx context.Context, key string, body []byte, contentTyp
 // run is the writer's life: start, upload as ffmpeg makes files, finish.
 func (w *HLSWriter) run() {
 	defer close(w.done)
-	defer os.RemoveAll(w.cfg.SpoolDir)
+	// The spool folder goes, and its parent (the composition's) if that
+	// leaves it empty.
+	defer removeSpool(w.cfg.SpoolDir, filepath.Dir(filepath.Dir(w.cfg.SpoolDir)))
 	// The start is abandoned if Stop comes first.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	go func() {
@@ -421,8 +442,13 @@ func (w *HLSWriter) renditionLoop(r *rendition) {
 		}
 		run := r.runs
 		r.runs++
-		first := r.nextSeg
+		// Numbering goes on past every file of the earlier runs, uploaded
+		// or not (an upload may still be failing): no name is used twice.
+		first := max(r.nextSeg, lastOnDisk(r.dir, "hls", ".ts")+1)
 		thumbStart := append([]int(nil), r.thumbN...)
+		for i := range thumbStart {
+			thumbStart[i] = max(thumbStart[i], lastOnDisk(r.dir, "thumbs-"+strconv.Itoa(i), ".jpg"))
+		}
 		w.mu.Unlock()
 		dir := filepath.Join(r.dir, "run-"+strconv.Itoa(run))
 		segsBefore := w.segmentCount(r)
@@ -466,6 +492,22 @@ func (w *HLSWriter) renditionLoop(r *rendition) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// lastOnDisk is the highest number N of a file N<ext> in the sub folder
+// of any run under dir (0 if none).
+func lastOnDisk(dir, sub, ext string) int {
+	last := 0
+	runs, _ := os.ReadDir(dir)
+	for _, rd := range runs {
+		files, _ := os.ReadDir(filepath.Join(dir, rd.Name(), sub))
+		for _, f := range files {
+			if n, err := strconv.Atoi(strings.TrimSuffix(f.Name(), ext)); err == nil && strings.HasSuffix(f.Name(), ext) {
+				last = max(last, n)
+			}
+		}
+	}
+	return last
 }
 
 func (w *HLSWriter) giveUp(r *rendition, reason string) {
@@ -532,11 +574,13 @@ func (w *HLSWriter) startRun(r *rendition, dir string, firstSeg int, thumbStart 
 	}
 	w.mu.Lock()
 	r.cur = pr
+	r.pid = pr.cmd.Process.Pid
 	stopping := w.stopping
 	w.mu.Unlock()
 	if stopping {
 		_ = pr.closeInput()
 	}
+	w.saveState()
 	return pr, nil
 }
 
@@ -547,10 +591,16 @@ func (w *HLSWriter) startRun(r *rendition, dir string, firstSeg int, thumbStart 
 func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason string) {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
+	var uploaded []string // spool files now in the bucket
+	w.mu.Lock()
+	quiet := !w.failing.IsZero() // an outage is logged once, not every second
+	w.mu.Unlock()
 	fail := func(what string, err error) {
 		fails++
 		reason = err.Error()
-		w.log.Warn("hls output: uploading", "what", what, "err", err)
+		if !quiet {
+			w.log.Warn("hls output: uploading", "what", what, "err", err)
+		}
 	}
 	for _, r := range w.rends {
 		w.mu.Lock()
@@ -581,7 +631,7 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 					fail(r.Name+"/"+s.uri, err)
 					break
 				}
-				_ = os.Remove(file)
+				uploaded = append(uploaded, file)
 				s.bytes = int64(len(data))
 				s.disc = firstOfRun && run > 0
 				firstOfRun = false
@@ -595,7 +645,7 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 				w.mu.Unlock()
 			}
 		}
-		w.syncThumbnails(ctx, r, fail)
+		uploaded = append(uploaded, w.syncThumbnails(ctx, r, fail)...)
 	}
 	// The media playlists, then the multivariant playlist.
 	all := true
@@ -618,6 +668,13 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 		r.dirty = false
 		w.mu.Unlock()
 	}
+	// Spool files are removed once the state file says they are in the
+	// bucket: a crash in between never loses track of one.
+	if w.saveState() {
+		for _, f := range uploaded {
+			_ = os.Remove(f)
+		}
+	}
 	w.mu.Lock()
 	needMulti := all && !w.multiDone && !final
 	w.mu.Unlock()
@@ -634,10 +691,10 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 }
 
 // syncThumbnails uploads the rendition's new thumbnails: each as the next
-// of the sequence, the newest as the latest.
-func (w *HLSWriter) syncThumbnails(ctx context.Context, r *rendition, fail func(string, error)) {
+// of the sequence, the newest as the latest. It returns the files uploaded.
+func (w *HLSWriter) syncThumbnails(ctx context.Context, r *rendition, fail func(string, error)) (uploaded []string) {
 	if !r.thumbs {
-		return
+		return nil
 	}
 	size := resolutionPath(r.Width, r.Height)
 	w.mu.Lock()
@@ -675,16 +732,17 @@ func (w *HLSWriter) syncThumbnails(ctx context.Context, r *rendition, fail func(
 				fail("thumbnail", err)
 				break
 			}
-			_ = os.Remove(files[n])
+			uploaded = append(uploaded, files[n])
 			w.mu.Lock()
 			r.thumbN[i] = n
 			w.mu.Unlock()
 		}
 	}
+	return uploaded
 }
 
-// multivariant renders media/hls/multivariant.m3u8: every rendition, its
-// peak bit rate (or its configured one, if higher), size, frame rate and
+// multivariant renders media/hls/multivariant.m3u8: every rendition that
+// has a segment, its peak bit rate (or its configured one, if higher), size, frame rate and
 // codecs.
 func (w *HLSWriter) multivariant() []byte {
 	var b strings.Builder
@@ -692,12 +750,16 @@ func (w *HLSWriter) multivariant() []byte {
 	for _, r := range w.rends {
 		w.mu.Lock()
 		bw := max(peakBandwidth(r.segs), int64(r.Bitrate))
+		v, a := r.codecs()
+		none := len(r.segs) == 0
 		w.mu.Unlock()
+		if none {
+			continue // never recorded: no playlist to point to
+		}
 		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,RESOLUTION=%dx%d", max(bw, 1), r.Width, r.Height)
 		if r.Framerate > 0 {
 			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", r.Framerate)
 		}
-		v, a := r.Source.Codecs()
 		var codecs []string
 		for _, c := range []string{v, a} {
 			if c != "" {
@@ -803,6 +865,13 @@ func (w *HLSWriter) finish(failed string) {
 		failed = w.failReason
 	}
 	w.mu.Unlock()
+	w.finalize(ctx, failed)
+}
+
+// finalize uploads what is left, writes the VOD playlists and the events
+// file, and says STOPPED or FAILED. failed, if set, is why the recording
+// could not go on.
+func (w *HLSWriter) finalize(ctx context.Context, failed string) {
 	fails, reason := w.sync(ctx, true)
 	ended := time.Now()
 	var errs []error

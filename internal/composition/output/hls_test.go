@@ -460,3 +460,63 @@ func TestHLSStopWhileCheckingBucket(t *testing.T) {
 		t.Fatalf("states %s", l)
 	}
 }
+
+// TestHLSFFmpegDiesMidRecording kills the rendition's ffmpeg while the
+// storage is down: a new ffmpeg goes on from the next keyframe, numbering
+// past the files not yet uploaded, and the playlist marks the
+// discontinuity; nothing is overwritten or lost.
+func TestHLSFFmpegDiesMidRecording(t *testing.T) {
+	testutil.CheckLeaks(t)
+	dir, err := folder.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &flaky{Storage: dir}
+	enc := startEncode(t, 320, 240, 30)
+	var states states
+	w, err := StartHLS(HLSConfig{
+		Storage: st, Bucket: "bucket", Prefix: testPrefix, StageARN: testStage,
+		Renditions: []Rendition{{Name: "240p30-x", Width: 320, Height: 240, Framerate: 30, Source: enc.Stream}},
+		SpoolDir:   filepath.Join(t.TempDir(), "spool"), OnState: states.on,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "a segment", func() bool { return objectCount(t, st, "bucket", "media/hls/240p30-x/", ".ts") >= 1 })
+	st.set(true)
+	w.mu.Lock()
+	first := w.rends[0].cur
+	w.mu.Unlock()
+	// A segment made, not uploaded, before ffmpeg dies.
+	testutil.Eventually(t, "a segment waiting for upload", func() bool { return lastOnDisk(w.rends[0].dir, "hls", ".ts") >= 2 })
+	first.kill()
+	testutil.Eventually(t, "a second ffmpeg with a segment", func() bool {
+		w.mu.Lock()
+		runs := w.rends[0].runs
+		w.mu.Unlock()
+		b, _ := os.ReadFile(filepath.Join(w.rends[0].dir, "run-1", "hls", "playlist.m3u8"))
+		segs, _ := readPlaylist(b)
+		return runs >= 2 && len(segs) >= 1
+	})
+	st.set(false)
+	stopWriter(t, w)
+	if states.last() != StateStopped {
+		t.Fatalf("states %q", states.list())
+	}
+	pl := string(getObject(t, st, "bucket", "media/hls/240p30-x/playlist.m3u8"))
+	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY\n") {
+		t.Fatalf("no discontinuity where ffmpeg was started again:\n%s", pl)
+	}
+	segs, _ := readPlaylist([]byte(pl))
+	seen := map[string]bool{}
+	for _, s := range segs {
+		if seen[s.uri] {
+			t.Fatalf("segment %s listed twice:\n%s", s.uri, pl)
+		}
+		seen[s.uri] = true
+	}
+	if objectCount(t, st, "bucket", "media/hls/240p30-x/", ".ts") != len(segs) {
+		t.Fatalf("%d segments in the bucket, %d listed", objectCount(t, st, "bucket", "media/hls/240p30-x/", ".ts"), len(segs))
+	}
+	probe(t, dir.Path("bucket", testPrefix+"/media/hls/240p30-x/playlist.m3u8")).check(t, 320, 240, 30)
+}

@@ -148,18 +148,23 @@ func (p *proc) kill() { _ = p.cmd.Process.Kill() }
 // closeInput ends ffmpeg's input: it finishes its outputs and exits.
 func (p *proc) closeInput() error { return p.src.Close() }
 
-// exitReason is the gist of why ffmpeg ended: the last line it logged,
-// without ffmpeg's "[component @ 0x…] " prefix.
+// exitReason is the gist of why ffmpeg ended: the last lines it logged
+// (it logs errors only), without ffmpeg's "[component @ 0x…] " prefixes.
 func (p *proc) exitReason() string {
-	msg := p.log.String()
-	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-		msg = strings.TrimSpace(msg[i+1:])
-	}
-	if strings.HasPrefix(msg, "[") {
-		if i := strings.Index(msg, "] "); i > 0 && strings.Contains(msg[:i], " @ 0x") {
-			msg = msg[i+2:]
+	lines := strings.Split(p.log.String(), "\n")
+	var out []string
+	for i := len(lines) - 1; i >= 0 && len(out) < 3; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, "[") {
+			if j := strings.Index(l, "] "); j > 0 && strings.Contains(l[:j], " @ 0x") {
+				l = l[j+2:]
+			}
+		}
+		if l != "" {
+			out = append([]string{l}, out...)
 		}
 	}
+	msg := strings.Join(out, "; ")
 	if msg == "" && p.err != nil {
 		msg = "ffmpeg: " + p.err.Error()
 	}

@@ -47,6 +47,12 @@ type PusherConfig struct {
 	// long (ffmpeg's rw_timeout; default 10 s): a server that stops
 	// reading fails like one that closes.
 	IOTimeout time.Duration
+	// An rtmps:// server's certificate is verified (the stream key must
+	// not go to whoever answers): against CAFile when set (PEM), else the
+	// system's trusted authorities. InsecureSkipVerify turns that off, for
+	// servers with self-signed certificates one trusts by other means.
+	CAFile             string
+	InsecureSkipVerify bool
 }
 
 // Pusher publishes one encode to an RTMP(S) server for as long as the
@@ -62,6 +68,7 @@ type Pusher struct {
 	stopCh chan struct{}
 	done   chan struct{}
 
+	setMu    sync.Mutex // held while a change is told
 	mu       sync.Mutex
 	state    string
 	reason   string
@@ -156,6 +163,10 @@ func (p *Pusher) State() (state, reason string) {
 }
 
 func (p *Pusher) set(state, reason string) {
+	// Changes are told in the order they happen, even when Stop and the
+	// output's own goroutines change the state at once.
+	p.setMu.Lock()
+	defer p.setMu.Unlock()
 	p.mu.Lock()
 	if !transition(p.state, state) {
 		if p.state == state {
@@ -247,6 +258,19 @@ func (p *Pusher) attempt() (active, endOfStream bool, reason string) {
 	args = append(args,
 		"-map", "0", "-c", "copy",
 		"-rw_timeout", strconv.FormatInt(p.cfg.IOTimeout.Microseconds(), 10),
+	)
+	if strings.HasPrefix(p.cfg.URL, "rtmps:") {
+		// ffmpeg does not verify TLS peers unless told to.
+		if p.cfg.InsecureSkipVerify {
+			args = append(args, "-tls_verify", "0")
+		} else {
+			args = append(args, "-tls_verify", "1")
+			if p.cfg.CAFile != "" {
+				args = append(args, "-ca_file", p.cfg.CAFile)
+			}
+		}
+	}
+	args = append(args,
 		"-flvflags", "no_duration_filesize",
 		"-f", "flv", p.cfg.URL,
 	)

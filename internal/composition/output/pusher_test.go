@@ -3,7 +3,9 @@ package output
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +27,11 @@ func TestPusherDeliversOneConnection(t *testing.T) {
 			}
 			enc := startEncode(t, 640, 360, 30)
 			var st states
-			p, err := StartPusher(PusherConfig{URL: url, Source: enc.Stream, OnState: st.on})
+			cfg := PusherConfig{URL: url, Source: enc.Stream, OnState: st.on}
+			if tls {
+				cfg.CAFile = srv.CAFile() // the server's certificate is verified
+			}
+			p, err := StartPusher(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,6 +229,84 @@ func TestPusherStopBeforeActive(t *testing.T) {
 		}
 	}
 	if st.last() != StateStopped {
+		t.Fatalf("states %q", st.list())
+	}
+}
+
+func TestPusherVerifiesRTMPSCertificate(t *testing.T) {
+	srv := rtmpserver.Start(t, rtmpserver.Options{TLS: true})
+	enc := startEncode(t, 320, 240, 30)
+	// Not trusted: the stream key is never sent.
+	var st states
+	p, err := StartPusher(PusherConfig{URL: srv.URLTLS("live", "k"), Source: enc.Stream, OnState: st.on, RetryWindow: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+	if l := st.last(); !strings.HasPrefix(l, StateFailed) || !strings.Contains(l, "Peer certificate failed verification") {
+		t.Fatalf("states %q", st.list())
+	}
+	if n := len(srv.Publishes("live", "k")); n != 0 {
+		t.Fatalf("%d publishes to an untrusted server", n)
+	}
+	// Trusted by choice.
+	var st2 states
+	p, err = StartPusher(PusherConfig{URL: srv.URLTLS("live", "k"), Source: enc.Stream, OnState: st2.on, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2.wait(t, StateActive, 1)
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPusherHungServer: a server that accepts the connection and then
+// says nothing fails the attempt after IOTimeout instead of holding the
+// pusher forever; Stop while RECONNECTING ends it.
+func TestPusherHungServer(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	var mu sync.Mutex
+	var held []net.Conn
+	conns.Add(1)
+	go func() {
+		defer conns.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never read, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		conns.Wait()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	enc := startEncode(t, 320, 240, 30)
+	var st states
+	p, err := StartPusher(PusherConfig{URL: "rtmp://" + ln.Addr().String() + "/live/k", Source: enc.Stream, OnState: st.on,
+		IOTimeout: time.Second, RetryWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, StateReconnecting, 1)
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(st.list()[2:], ","); got != "STOPPING,STOPPED" || st.count(StateActive) != 0 {
 		t.Fatalf("states %q", st.list())
 	}
 }

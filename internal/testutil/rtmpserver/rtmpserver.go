@@ -160,6 +160,15 @@ func (s *Server) URLTLS(app, key string) string {
 	return fmt.Sprintf("rtmps://127.0.0.1:%d/%s/%s", s.tlsPort, app, key)
 }
 
+// CAFile is the PEM file of the self-signed certificate of the RTMPS port
+// (Options.TLS): what a client that verifies its peer must trust.
+func (s *Server) CAFile() string {
+	if s.tlsPort == 0 {
+		s.t.Fatal("rtmpserver: CAFile of a server started without TLS")
+	}
+	return filepath.Join(s.dir, "cert.pem")
+}
+
 // Publishes returns the publish connections of app/key so far, in order.
 func (s *Server) Publishes(app, key string) []Publish {
 	s.mu.Lock()
@@ -421,8 +430,11 @@ func writeCert(dir string) error {
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		// Its own authority, so that a client given it as a CA trusts it.
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
