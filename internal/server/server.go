@@ -192,6 +192,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		} else if n > 0 {
 			log.Warn("closed recordings left open by the previous run", "recordings", n)
 		}
+		// And the composite recordings (S3 destinations) it left.
+		n, err = compositions.RecoverS3(ctx)
+		if err != nil {
+			log.Warn("closing composite recordings left by the previous run", "err", err)
+		} else if n > 0 {
+			log.Warn("closed composite recordings left open by the previous run", "recordings", n)
+		}
 	}()
 	s.eventStream = stream.Handler(bus, stream.Auth{Verifier: verifier, Token: cfg.Events.StreamToken})
 	api := awsapi.New(svc, verifier, log)

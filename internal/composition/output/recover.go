@@ -2,6 +2,8 @@ package output
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -17,7 +19,18 @@ import (
 // folder: enough to close the recording after a crash (RecoverHLS).
 const stateFile = "state.json"
 
+// processID tells this process's writers' state files from those a
+// previous run left: RecoverHLS runs while new compositions may already be
+// recording, and must not touch theirs. (A process id would not do: in a
+// container the server is process 1 every time.)
+var processID = func() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
 type spoolState struct {
+	Process        string           `json:"process"`
 	Bucket         string           `json:"bucket"`
 	Prefix         string           `json:"prefix"`
 	StageARN       string           `json:"stageArn"`
@@ -59,7 +72,7 @@ type spoolSegment struct {
 // saveState writes the state file, atomically; it reports whether it did.
 func (w *HLSWriter) saveState() bool {
 	w.mu.Lock()
-	st := spoolState{Bucket: w.cfg.Bucket, Prefix: w.cfg.Prefix, StageARN: w.cfg.StageARN, StartedAt: w.cfg.StartedAt, SegmentSeconds: w.cfg.SegmentSeconds}
+	st := spoolState{Process: processID, Bucket: w.cfg.Bucket, Prefix: w.cfg.Prefix, StageARN: w.cfg.StageARN, StartedAt: w.cfg.StartedAt, SegmentSeconds: w.cfg.SegmentSeconds}
 	for _, t := range w.thumbs {
 		st.Thumbs = append(st.Thumbs, spoolThumb{Interval: t.interval, Sequential: t.sequential, Latest: t.latest})
 	}
@@ -86,7 +99,8 @@ func (w *HLSWriter) saveState() bool {
 }
 
 // RecoverHLS closes the composite recordings that a previous run of the
-// server left in spoolRoot (it was killed while they were recording):
+// server left in spoolRoot (it was killed while they were recording; the
+// writers of this process are left alone):
 // what ffmpeg had finished is uploaded, the playlists become VOD, and
 // recording-failed.json (RECORDING_ENDED_WITH_FAILURE) says what happened.
 // It returns how many it closed. Unreadable leftovers are removed.
@@ -120,6 +134,9 @@ func RecoverHLS(ctx context.Context, storage Storage, spoolRoot string, log *slo
 		var st spoolState
 		if err == nil {
 			err = json.Unmarshal(b, &st)
+		}
+		if err == nil && st.Process == processID {
+			continue // a writer of this process, recording now
 		}
 		if err != nil || st.Bucket == "" || len(st.Renditions) == 0 {
 			log.Warn("dropping an unreadable composite recording state", "path", sp, "err", err)

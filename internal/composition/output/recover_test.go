@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rostrum-dev/rostrum/internal/objstore"
 	"github.com/rostrum-dev/rostrum/internal/objstore/folder"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
@@ -61,6 +62,20 @@ func TestHLSRecoverAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A writer of this process, recording in the same spool, is left alone.
+	enc := startEncode(t, 320, 240, 30)
+	live, err := StartHLS(HLSConfig{
+		Storage: st, Bucket: "bucket", Prefix: "live/composite", StageARN: testStage,
+		Renditions: []Rendition{{Name: "240p30-x", Width: 320, Height: 240, Framerate: 30, Source: enc.Stream}},
+		SpoolDir:   filepath.Join(spoolRoot, "comp2", "dest"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the live writer's state file", func() bool {
+		_, err := os.Stat(filepath.Join(spoolRoot, "comp2", "dest", stateFile))
+		return err == nil
+	})
 	before := objectCount(t, st, "bucket", "media/hls/240p30-x/", ".ts")
 	if objectCount(t, st, "bucket", keyEnded, "")+objectCount(t, st, "bucket", keyFailed, "") != 0 {
 		t.Fatal("an events file at the end before recovery")
@@ -85,12 +100,19 @@ func TestHLSRecoverAfterCrash(t *testing.T) {
 		t.Fatalf("%d segments listed, %d were in the bucket at the crash", len(segs), before)
 	}
 	probe(t, st.Path("bucket", testPrefix+"/media/hls/multivariant.m3u8")).check(t, 320, 240, 30)
-	if entries, _ := os.ReadDir(spoolRoot); len(entries) != 0 {
-		t.Fatalf("the spool still holds %d entries", len(entries))
+	if entries, _ := os.ReadDir(spoolRoot); len(entries) != 1 || entries[0].Name() != "comp2" {
+		t.Fatalf("the spool holds %v, want only the live writer's", entries)
+	}
+	if s, _ := live.State(); s != StateActive {
+		t.Fatalf("the live writer is %s after the recovery", s)
 	}
 	// A second recovery finds nothing.
 	if n, err := RecoverHLS(ctx, st, spoolRoot, nil); n != 0 || err != nil {
 		t.Fatalf("second RecoverHLS: %d, %v", n, err)
+	}
+	stopWriter(t, live)
+	if _, _, err := objstore.GetBytes(ctx, st, "bucket", "live/composite/"+keyEnded); err != nil {
+		t.Fatalf("the live writer's recording-ended.json: %v", err)
 	}
 }
 
