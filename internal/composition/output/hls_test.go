@@ -426,7 +426,13 @@ func TestHLSStopBeforeStart(t *testing.T) {
 	if l := strings.Join(states.list(), ","); l != "STARTING,STOPPING,STOPPED" && l != "STARTING,ACTIVE,STOPPING,STOPPED" {
 		t.Fatalf("states %s", l)
 	}
-	readEvent(t, st, "bucket", keyEnded)
+	// Stopped before recording-started.json was written: nothing is; else
+	// the recording is closed as any other.
+	started := objectCount(t, st, "bucket", keyStarted, "")
+	ended := objectCount(t, st, "bucket", keyEnded, "")
+	if started != ended || objectCount(t, st, "bucket", keyFailed, "") != 0 {
+		t.Fatalf("started.json %d, ended.json %d, failed.json %d", started, ended, objectCount(t, st, "bucket", keyFailed, ""))
+	}
 }
 
 // hanging is a storage that does not answer (a bucket behind a dead
