@@ -317,12 +317,17 @@ func (p *Pusher) Stop(ctx context.Context) error {
 	first := !p.stopping
 	p.stopping = true
 	cur := p.cur
+	publishing := p.state == StateActive
 	p.mu.Unlock()
 	if first {
 		p.set(StateStopping, "")
 		close(p.stopCh)
-		if cur != nil {
-			_ = cur.closeInput()
+		switch {
+		case cur == nil:
+		case publishing:
+			_ = cur.closeInput() // ffmpeg sends what it has and closes the stream
+		default:
+			cur.kill() // still connecting: nothing to finish
 		}
 	}
 	select {

@@ -309,4 +309,25 @@ func TestPusherHungServer(t *testing.T) {
 	if got := strings.Join(st.list()[2:], ","); got != "STOPPING,STOPPED" || st.count(StateActive) != 0 {
 		t.Fatalf("states %q", st.list())
 	}
+	// Stopped in the middle of a hung attempt: at once, not after the
+	// attempt's IOTimeout.
+	var st2 states
+	p, err = StartPusher(PusherConfig{URL: "rtmp://" + ln.Addr().String() + "/live/k", Source: enc.Stream, OnState: st2.on,
+		IOTimeout: time.Hour, RetryWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the attempt to connect", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.cur != nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Patience)
+	defer cancel()
+	if err := p.Stop(ctx); err != nil {
+		t.Fatalf("Stop of a hung attempt: %v", err)
+	}
+	if l := strings.Join(st2.list(), ","); l != "STARTING,STOPPING,STOPPED" {
+		t.Fatalf("states %s", l)
+	}
 }
