@@ -302,6 +302,30 @@ func TestHLSMissingBucketFails(t *testing.T) {
 	stopWriter(t, w) // no effect, no error
 }
 
+func TestHLSDeniedBucketFails(t *testing.T) {
+	_, g := s3(t, true)
+	// The right endpoint and key id, the wrong secret: every request is
+	// refused.
+	st, err := s3store.New(s3store.Config{Endpoint: g.Endpoint, Region: g.Region, AccessKeyID: g.AccessKeyID, SecretAccessKey: "not-the-secret-key-at-all-0000000000000", ForcePathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := startEncode(t, 320, 240, 30)
+	var states states
+	w, err := StartHLS(HLSConfig{
+		Storage: st, Bucket: "bucket", Prefix: testPrefix, StageARN: testStage,
+		Renditions: []Rendition{{Name: "240p30-x", Width: 320, Height: 240, Source: enc.Stream}},
+		SpoolDir:   filepath.Join(t.TempDir(), "spool"), OnState: states.on,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-w.Done()
+	if l := states.last(); !strings.HasPrefix(l, StateFailed+": ") || !strings.Contains(l, "access denied") {
+		t.Fatalf("states %q", states.list())
+	}
+}
+
 // flaky is a storage whose puts fail while broken: a storage outage.
 type flaky struct {
 	objstore.Storage
