@@ -253,7 +253,7 @@ func (s *Stream) deliver(t *Tag) {
 	}
 }
 
-// start is what a reader that starts now is given before its first
+// startTags are what a reader that starts now is given before its first
 // keyframe. Called with s.mu held.
 func (s *Stream) startTags() []*Tag {
 	var out []*Tag
