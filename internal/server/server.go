@@ -165,11 +165,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	// Compositions: the Manager mixes stages (it follows them through the
 	// stage layer) and tells the service what happens to each.
 	compositions := composition.NewManager(composition.Config{
-		Watcher:  stages,
-		Reporter: svc,
-		Storage:  storage,
-		SpoolDir: filepath.Join(cfg.DataDir, "composition-spool"),
-		Logger:   log,
+		Watcher:     stages,
+		Reporter:    svc,
+		Storage:     storage,
+		SpoolDir:    filepath.Join(cfg.DataDir, "composition-spool"),
+		Logger:      log,
+		IdleTimeout: cfg.Compositions.IdleTimeout,
+		RetryWindow: cfg.Compositions.ReconnectWindow,
 	})
 	svc.SetCompositor(compositions)
 	verifier := &sigv4.Verifier{
