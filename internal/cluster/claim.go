@@ -32,9 +32,20 @@ func (c *Cluster) TryClaim(ctx context.Context, key string) (held context.Contex
 	}
 	hctx, cancel := context.WithCancel(c.ctx)
 	done := make(chan struct{})
-	// The claim lives as long as its connection answers.
+	// The claim lives as long as its connection answers; when it ends (by
+	// release, the cluster closing, the caller's ctx or a failed ping)
+	// the lock is given up with it.
 	go func() {
 		defer close(done)
+		defer func() {
+			uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer ucancel()
+			// Unlocked, or the connection is dropped: either way the lock goes.
+			if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, lockClaim, key); err != nil {
+				conn.Conn().Close(uctx)
+			}
+			conn.Release()
+		}()
 		t := time.NewTicker(c.cfg.Lease / 3)
 		defer t.Stop()
 		for {
@@ -59,13 +70,6 @@ func (c *Cluster) TryClaim(ctx context.Context, key string) (held context.Contex
 	release = func() {
 		cancel()
 		<-done
-		uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer ucancel()
-		// Unlocked, or the connection is dropped: either way the lock goes.
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, lockClaim, key); err != nil {
-			conn.Conn().Close(uctx)
-		}
-		conn.Release()
 	}
 	return hctx, release, true, nil
 }

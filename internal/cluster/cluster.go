@@ -343,8 +343,7 @@ func scanNode(row pgx.Row) (*Node, error) {
 // Place returns the node that runs the stage's session: the holder of its
 // lease while the lease is valid (or its holder still renews), else the
 // alive, not draining node with the most free capacity, which gets the
-// lease. Either way the lease is extended by a lease time from now, so
-// that the participant on its way to the node finds it there.
+// lease for a lease time from now.
 func (c *Cluster) Place(ctx context.Context, stageARN string) (*Placement, error) {
 	lease := c.cfg.Lease.Milliseconds()
 	var out *Placement
@@ -394,7 +393,15 @@ LIMIT 1`, lease))
 			}
 			chosen = n
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO stage_leases (stage_arn, node_id, expires_at, acquired_at)
+		if holder == chosen.ID && chosen.ID != c.cfg.NodeID {
+			// Another node keeps its stage. Only its renewals extend the
+			// lease (so that a dead node's lease runs out however often
+			// its stage is asked for); the touch keeps the holder from
+			// letting go of a lease whose first participant is on its way.
+			if _, err := tx.Exec(ctx, `UPDATE stage_leases SET acquired_at = `+dbNow+` WHERE stage_arn = $1`, stageARN); err != nil {
+				return err
+			}
+		} else if _, err := tx.Exec(ctx, `INSERT INTO stage_leases (stage_arn, node_id, expires_at, acquired_at)
 VALUES ($1, $2, `+dbNow+` + $3, `+dbNow+`)
 ON CONFLICT (stage_arn) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at, acquired_at = excluded.acquired_at`,
 			stageARN, chosen.ID, lease); err != nil {
