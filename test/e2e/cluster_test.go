@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -108,8 +109,8 @@ func startBrowserSubscriber(t *testing.T, nodeBin, dir, url, token, publisher st
 	t.Helper()
 	cmd := exec.Command(nodeBin, "cluster.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(nodeEnv(&testServer{Server: nil, cfg: &config.Config{AccessKeyID: config.DevAccessKeyID, SecretAccessKey: config.DevSecretAccessKey, Region: testRegion}}),
-		"ROSTRUM_URL="+url, "ROSTRUM_TOKEN="+token, "ROSTRUM_PUBLISHER="+publisher)
+	cmd.Env = append(os.Environ(), "ROSTRUM_URL="+url, "ROSTRUM_TOKEN="+token, "ROSTRUM_PUBLISHER="+publisher,
+		"ROSTRUM_ACCESS_KEY_ID="+config.DevAccessKeyID, "ROSTRUM_SECRET_ACCESS_KEY="+config.DevSecretAccessKey, "ROSTRUM_REGION="+testRegion)
 	b := &browserSubscriber{cmd: cmd, exited: make(chan struct{})}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -253,10 +254,9 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	}
 
 	// The publisher enters through b.
-	opts := rtclient.PublishOptions{
-		Audio: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{Codec: rtclient.CodecOpus}),
-		Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{Codec: rtclient.CodecVP8}),
-	}
+	// Real encoded media (ffmpeg-made fixtures), which Chromium decodes.
+	fx := fixtures(t)
+	opts := rtclient.PublishOptions{Audio: source(t, fx.Opus), Video: source(t, fx.VP8)}
 	publisher := publish(t, ctx, pubTok, opts)
 	testutil.Eventually(t, "the stage to run on a", func() bool { return a.runs(t, stage) })
 	if b.runs(t, stage) || c.runs(t, stage) {
@@ -368,8 +368,7 @@ func TestClusterOfThreeNodes(t *testing.T) {
 		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer pcancel()
 		p, err := rtclient.Publish(pctx, pubTok, rtclient.PublishOptions{LoopbackOnly: true,
-			Audio: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{Codec: rtclient.CodecOpus}),
-			Video: rtclient.NewSyntheticSource(rtclient.SyntheticOptions{Codec: rtclient.CodecVP8})})
+			Audio: source(t, fx.Opus), Video: source(t, fx.VP8)})
 		if err != nil {
 			return false
 		}
