@@ -66,15 +66,18 @@ type Load struct {
 
 // Node is one node as the others see it.
 type Node struct {
-	ID, URL                       string
-	Publishers, Subscribers       int
-	MaxPublishers, MaxSubscribers int
-	Draining                      bool
+	ID             string `json:"id"`
+	URL            string `json:"url"`
+	Publishers     int    `json:"publishers"`
+	Subscribers    int    `json:"subscribers"`
+	MaxPublishers  int    `json:"maxPublishers"`
+	MaxSubscribers int    `json:"maxSubscribers"`
+	Draining       bool   `json:"draining"`
 	// SeenAt is the node's last renewal; Stages how many leases it holds.
-	SeenAt time.Time
-	Stages int
+	SeenAt time.Time `json:"seenAt"`
+	Stages int       `json:"stages"`
 	// Alive: renewed within the lease time.
-	Alive bool
+	Alive bool `json:"alive"`
 }
 
 // Cluster is this node's membership.

@@ -36,6 +36,10 @@ type clusterNodeStatus struct {
 	Cluster  bool     `json:"cluster"`
 	Draining bool     `json:"draining"`
 	Stages   []string `json:"stages"`
+	Nodes    []struct {
+		ID       string `json:"id"`
+		Draining bool   `json:"draining"`
+	} `json:"nodes"`
 }
 
 // nodeAdmin sends a SigV4-signed request to a node's /v1/node endpoints.
@@ -479,4 +483,100 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	// delivers that event again from its successor (at least once, the
 	// event id the same): it is said, not hidden.
 	t.Logf("after the kill: %d events delivered more than once", dup)
+}
+
+// Draining: a node drained by the admin call takes no new stage session
+// but keeps running its own (joins reaching other nodes are forwarded to
+// it); after SIGTERM with --drain-timeout it still runs its stage until
+// the stage's participants have left, then stops by itself.
+func TestClusterDrain(t *testing.T) {
+	db := pgtest.SharedCluster(t).Database(t)
+	dir := t.TempDir()
+	bin := buildRostrum(t, dir)
+	common := []string{"--database-url", db, "--stage-lease", "2s", "--heartbeat-interval", "200ms", "--node-timeout", "1s",
+		"--session-grace", "500ms", "--participant-connect-rate", "0", "--drain-timeout", "2m"}
+	start := func(id string, extra ...string) *serveProcess {
+		args := append([]string{"--data-dir", filepath.Join(dir, id), "--node-id", id}, common...)
+		return runServe(t, bin, append(args, extra...)...)
+	}
+	a := start("a", "--max-node-subscribers", "20000")
+	b := start("b")
+	ctx := testContext(t)
+
+	stage1 := newStage(t, a.client())
+	tok1, p1 := newToken(t, a.client(), stage1, "one")
+	ev1 := joinEvents(t, ctx, tok1)
+	waitState(t, ctx, ev1, func(s rtclient.StageState) bool { _, ok := s.Participant(p1); return ok })
+	if !a.runs(t, stage1) {
+		t.Fatal("stage1 does not run on a, the node with the most free capacity")
+	}
+
+	if code, st := nodeAdmin(t, a, http.MethodPost, "/v1/node/drain"); code != http.StatusOK || !st.Draining || st.NodeID != "a" {
+		t.Fatalf("POST /v1/node/drain: %d %+v", code, st)
+	}
+	// A new stage goes to b although a has more free capacity.
+	stage2 := newStage(t, a.client())
+	tok2, p2 := newToken(t, a.client(), stage2, "two")
+	ev2 := joinEvents(t, ctx, tok2)
+	waitState(t, ctx, ev2, func(s rtclient.StageState) bool { _, ok := s.Participant(p2); return ok })
+	if !b.runs(t, stage2) || a.runs(t, stage2) {
+		t.Fatal("a draining node took a new stage session")
+	}
+	// a finishes its own: a participant of stage1 entering through b
+	// joins it on a.
+	tok1b, p1b := newToken(t, b.client(), stage1, "one-b")
+	ev1b := joinEvents(t, ctx, tok1b)
+	waitState(t, ctx, ev1, func(s rtclient.StageState) bool { _, ok := s.Participant(p1b); return ok })
+	if !a.runs(t, stage1) || b.runs(t, stage1) {
+		t.Fatal("stage1 left its draining node")
+	}
+	if code, st := nodeAdmin(t, a, http.MethodDelete, "/v1/node/drain"); code != http.StatusOK || st.Draining {
+		t.Fatalf("DELETE /v1/node/drain: %d %+v", code, st)
+	}
+	// Unsigned, the admin endpoint is refused.
+	if resp, err := http.Post(a.url+"/v1/node/drain", "", nil); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an unsigned drain: %v %v", resp, err)
+	}
+
+	// SIGTERM: a drains, and keeps stage1 until its participants leave.
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "a to drain after SIGTERM", func() bool {
+		_, st := nodeAdmin(t, b, http.MethodGet, "/v1/node")
+		for _, n := range st.Nodes {
+			if n.ID == "a" {
+				return n.Draining
+			}
+		}
+		return false
+	})
+	stage3 := newStage(t, b.client())
+	tok3, p3 := newToken(t, b.client(), stage3, "three")
+	ev3 := joinEvents(t, ctx, tok3)
+	waitState(t, ctx, ev3, func(s rtclient.StageState) bool { _, ok := s.Participant(p3); return ok })
+	if !b.runs(t, stage3) {
+		t.Fatal("a new stage did not go to b while a drains")
+	}
+	// a still serves stage1: a participant leaving is seen by the other.
+	ev1b.Close()
+	waitState(t, ctx, ev1, func(s rtclient.StageState) bool { _, ok := s.Participant(p1b); return !ok })
+	select {
+	case <-a.exited:
+		t.Fatal("a stopped while its stage had a participant")
+	default:
+	}
+	// The last participant leaves; the session ends; a stops.
+	ev1.Close()
+	select {
+	case <-a.exited:
+	case <-ctx.Done():
+		t.Fatal("a did not stop once its stage session ended")
+	}
+	if code := a.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("a exited %d", code)
+	}
+	if ss, err := b.client().ListStageSessions(bg, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage1)}); err != nil || len(ss.StageSessions) != 1 || ss.StageSessions[0].EndTime == nil {
+		t.Fatalf("stage1's session after a drained: %+v %v", ss, err)
+	}
 }
