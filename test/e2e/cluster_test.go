@@ -281,6 +281,31 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	})
 	t.Logf("the browser, entering through c, receives from a: %+v", first)
 
+	// A pion subscriber entering through b: its resource names a, and
+	// reaches a through any node: the layers through b (the URL it
+	// posted to), the DELETE through c.
+	watchTok, watcher := newToken(t, b.client(), stage, "watcher", types.ParticipantTokenCapabilitySubscribe)
+	watch := subscribe(t, ctx, watchTok, rtclient.SubscribeOptions{PublisherID: pub})
+	if err := watch.WaitFrames(ctx, "video", 5); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(watch.Location(), "/whip/resources/a~") {
+		t.Fatalf("the subscription's Location %q does not name node a", watch.Location())
+	}
+	if _, err := watch.Layers(ctx); err != nil {
+		t.Fatalf("the layers of a subscription on a, asked through b: %v", err)
+	}
+	loc, _ := strings.CutPrefix(watch.Location(), b.url)
+	del, _ := http.NewRequest(http.MethodDelete, c.url+loc, nil)
+	del.Header.Set("Authorization", "Bearer "+watchTok)
+	if resp, err := http.DefaultClient.Do(del); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE %s through c: %v %v", loc, resp, err)
+	}
+	testutil.Eventually(t, "the watcher's SUBSCRIBE_STOPPED after its DELETE through c", func() bool {
+		return hasEvent(a.client(), stage, sid, watcher, types.EventNameSubscribeStopped, pub)
+	})
+	watch.Close(ctx)
+
 	// DisconnectParticipant through c kicks a participant that entered
 	// through b, from the stage that runs on a.
 	kickEvents := joinEvents(t, ctx, kickTok)
