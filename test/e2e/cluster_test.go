@@ -429,7 +429,7 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	after := browser.wait(t, "the browser to receive the publisher again", func(r browserReport) bool {
 		return r.State == "connected" && r.Added > first.Added && r.Frames > 10 && r.Audio > 10
 	})
-	t.Logf("the browser after the move: %+v", after)
+	t.Logf("the browser after the move, %v after the kill: %+v", time.Since(killedAt).Round(time.Millisecond), after)
 
 	// The dead node's session is closed: ended no later than the kill,
 	// its participants DISCONNECTED, each with LEFT at the session's end;
