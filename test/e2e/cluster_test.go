@@ -77,6 +77,25 @@ func (p *serveProcess) runs(t *testing.T, stage string) bool {
 	return false
 }
 
+// waitDisconnect waits for aws:ivs:DISCONNECT with the code on an events
+// channel, also among the messages that arrived before it closed.
+func waitDisconnect(ctx context.Context, ev *rtclient.Events, code string) bool {
+	// The channel of messages is closed after the last one (with Done).
+	for {
+		select {
+		case m, ok := <-ev.Messages():
+			if !ok {
+				return false
+			}
+			if m.Type == "aws:ivs:DISCONNECT" && strings.Contains(string(m.Payload), code) {
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // browserReport is a line of test/browser/cluster.mjs.
 type browserReport struct {
 	Joined string `json:"joined"`
@@ -315,16 +334,8 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	gotDisconnect := false
-	for !gotDisconnect {
-		select {
-		case m := <-kickEvents.Messages():
-			gotDisconnect = m.Type == "aws:ivs:DISCONNECT" && strings.Contains(string(m.Payload), "PARTICIPANT_DISCONNECTED")
-		case <-kickEvents.Done():
-			t.Fatal("the kicked participant's channel closed without aws:ivs:DISCONNECT")
-		case <-ctx.Done():
-			t.Fatal("DisconnectParticipant through c did not kick the participant running on a")
-		}
+	if !waitDisconnect(ctx, kickEvents, "PARTICIPANT_DISCONNECTED") {
+		t.Fatal("DisconnectParticipant through c did not kick the participant running on a")
 	}
 	testutil.Eventually(t, "the kicked participant DISCONNECTED", func() bool {
 		out, err := b.client().GetParticipant(bg, &ivsrealtime.GetParticipantInput{StageArn: aws.String(stage), SessionId: aws.String(sid), ParticipantId: aws.String(kicked)})
@@ -363,8 +374,9 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	// The write storm: every node takes writes while a dies.
 	type ack struct{ name, node string }
 	var (
-		ackMu sync.Mutex
-		acks  []ack
+		ackMu   sync.Mutex
+		acks    []ack
+		perNode = map[string]int{}
 	)
 	killNow := make(chan struct{})
 	var killOnce sync.Once
@@ -382,7 +394,10 @@ func TestClusterOfThreeNodes(t *testing.T) {
 				}
 				ackMu.Lock()
 				acks = append(acks, ack{name: *out.Stage.Arn, node: id})
-				if len(acks) == 15 {
+				perNode[id]++
+				// a dies once every node has acknowledged writes (a's
+				// among them: they must survive it).
+				if perNode["a"] >= 3 && perNode["b"] >= 3 && perNode["c"] >= 3 {
 					killOnce.Do(func() { close(killNow) })
 				}
 				ackMu.Unlock()
@@ -494,9 +509,7 @@ func TestClusterOfThreeNodes(t *testing.T) {
 			break
 		}
 	}
-	perNode := map[string]int{}
 	for _, k := range acks {
-		perNode[k.node]++
 		if !stored[k.name] {
 			t.Errorf("stage %s, acknowledged by %s, is gone or lost its tags", k.name, k.node)
 		}
@@ -561,6 +574,15 @@ func TestClusterDrain(t *testing.T) {
 	if !a.runs(t, stage1) || b.runs(t, stage1) {
 		t.Fatal("stage1 left its draining node")
 	}
+	// DeleteStage through a disconnects the participants of the stage
+	// running on b.
+	if _, err := a.client().DeleteStage(ctx, &ivsrealtime.DeleteStageInput{Arn: aws.String(stage2)}); err != nil {
+		t.Fatal(err)
+	}
+	if !waitDisconnect(ctx, ev2, "STAGE_DELETED") {
+		t.Fatal("DeleteStage through a did not disconnect stage2's participant on b with STAGE_DELETED")
+	}
+	testutil.Eventually(t, "b to let the deleted stage go", func() bool { return !b.runs(t, stage2) })
 	if code, st := nodeAdmin(t, a, http.MethodDelete, "/v1/node/drain"); code != http.StatusOK || st.Draining {
 		t.Fatalf("DELETE /v1/node/drain: %d %+v", code, st)
 	}
