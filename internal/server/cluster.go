@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -50,7 +52,20 @@ func openCluster(ctx context.Context, cfg *config.Config, node, base string, log
 	if err != nil {
 		return nil, err
 	}
+	if u, err := url.Parse(base); err == nil {
+		lhost, _, _ := net.SplitHostPort(cfg.Listen)
+		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback() || u.Hostname() == "localhost") && !isLoopbackHost(lhost) {
+			// Forwarded signalling would go to the other node's own loopback.
+			log.Warn("this node's --public-url is a loopback address: other nodes sharing the database cannot forward to it; set --public-url to an address they reach",
+				"public_url", base, "node", node)
+		}
+	}
 	return &clusterNode{c: c, relay: cluster.NewEventRelay(c), cfg: cfg, log: log}, nil
+}
+
+func isLoopbackHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // busOptions makes the event bus share the outbox with the other nodes:
