@@ -232,7 +232,9 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	if v := os.Getenv("ROSTRUM_TEST_STAGE_LEASE"); v != "" {
 		lease = v
 	}
-	common := []string{"--database-url", db, "--stage-lease", lease, "--heartbeat-interval", "200ms", "--node-timeout", "1s",
+	// --node-timeout is long: the dead node's sessions must be closed by
+	// the node that takes its stage over, not by the peers' slower sweep.
+	common := []string{"--database-url", db, "--stage-lease", lease, "--heartbeat-interval", "200ms", "--node-timeout", "2m",
 		"--session-grace", "1s", "--participant-connect-rate", "0",
 		"--event-webhook", hook.srv.URL + "/hook " + everyDetailType, "--event-webhook-secret", hookSecret,
 		"--event-retry-initial", "10ms", "--event-retry-max", "40ms", "--event-stream-token", streamToken}
@@ -475,6 +477,11 @@ func TestClusterOfThreeNodes(t *testing.T) {
 			t.Fatalf("events of %s: %v", aws.ToString(p.ParticipantId), err)
 		}
 		last := evs.Events[len(evs.Events)-1]
+		// The publisher was connected when a died: it left when the
+		// session ended, at a's last sign of life.
+		if aws.ToString(p.ParticipantId) == pub && !last.EventTime.Equal(end) {
+			t.Errorf("the publisher LEFT at %v, a's session ended at %v", last.EventTime, end)
+		}
 		if last.Name != types.EventNameLeft || last.EventTime.After(end) {
 			t.Errorf("%s's last event in a's session: %s at %v (session end %v)", aws.ToString(p.ParticipantId), last.Name, last.EventTime, end)
 		}
