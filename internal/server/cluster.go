@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/cluster"
+	"github.com/rostrum-dev/rostrum/internal/composition"
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/ivs"
@@ -32,6 +34,8 @@ type clusterNode struct {
 	// closing: nodes whose sessions this node is ending (it took their
 	// stages over), so that one dead node is closed once at a time.
 	closing sync.Map
+	// comps runs this node's compositions; set before the cluster starts.
+	comps *composition.Manager
 }
 
 // openCluster joins the cluster when the database is PostgreSQL. base is
@@ -88,12 +92,33 @@ func (cn *clusterNode) attach(bus *events.Bus, stages *stage.Manager) ivs.MediaP
 	cn.relay.SetBus(bus)
 	cn.c.SetLoad(func() cluster.Load {
 		l := stages.Load()
-		return cluster.Load{Stages: l.Stages, Publishers: l.Publishers, Subscribers: l.Subscribers}
+		// A stage whose composition runs here stays here, even while
+		// nobody is in it: the composition waits for its publishers.
+		live := l.Stages
+		if cn.comps != nil {
+			for _, arn := range cn.comps.Stages() {
+				if !slices.Contains(live, arn) {
+					live = append(live, arn)
+				}
+			}
+		}
+		return cluster.Load{Stages: live, Publishers: l.Publishers, Subscribers: l.Subscribers}
 	})
 	cn.c.OnLost(func(arn, owner string) {
 		stages.Evict(arn, "the stage moved to another node")
 	})
 	return cluster.NewMediaPlane(cn.c, stages)
+}
+
+// compositor is what runs compositions for the service: on a node of a
+// cluster, the node that runs the composition's stage (call it before
+// start).
+func (cn *clusterNode) compositor(local *composition.Manager) ivs.Compositor {
+	if cn == nil {
+		return local
+	}
+	cn.comps = local
+	return cluster.NewCompositor(cn.c, local)
 }
 
 // media routes the media endpoints to the node that runs each stage.

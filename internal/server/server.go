@@ -189,7 +189,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		IdleTimeout: cfg.Compositions.IdleTimeout,
 		RetryWindow: cfg.Compositions.ReconnectWindow,
 	})
-	svc.SetCompositor(compositions)
+	svc.SetCompositor(cn.compositor(compositions))
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,

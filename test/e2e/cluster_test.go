@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
+	"github.com/rostrum-dev/rostrum/internal/composition/compotest"
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/store/postgres/pgtest"
@@ -638,5 +639,60 @@ func TestClusterDrain(t *testing.T) {
 	}
 	if ss, err := b.client().ListStageSessions(bg, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage1)}); err != nil || len(ss.StageSessions) != 1 || ss.StageSessions[0].EndTime == nil {
 		t.Fatalf("stage1's session after a drained: %+v %v", ss, err)
+	}
+}
+
+// A composition runs on the node that runs its stage, whichever node the
+// API requests reach: StartComposition through b places the (empty) stage
+// on a, which runs the composition and keeps the stage while it waits; a
+// publisher entering through b is sent to a, the composition mixes it to
+// the RTMP server, and StopComposition through b stops it on a.
+func TestClusterComposition(t *testing.T) {
+	needTool(t, "ffmpeg")
+	db := pgtest.SharedCluster(t).Database(t)
+	dir := t.TempDir()
+	bin := buildRostrum(t, dir)
+	rtmp, url := rtmpChannel(t, "cluster")
+	common := []string{"--database-url", db, "--stage-lease", "2s", "--heartbeat-interval", "200ms",
+		"--session-grace", "1s", "--channel", e2eChannel + "=" + url}
+	start := func(id string, extra ...string) *serveProcess {
+		args := append([]string{"--data-dir", filepath.Join(dir, id), "--node-id", id}, common...)
+		return runServe(t, bin, append(args, extra...)...)
+	}
+	a := start("a", "--max-node-subscribers", "20000") // the most free capacity: stages go there
+	b := start("b")
+	c := b.client()
+	stage := newStage(t, c)
+	ec, err := c.CreateEncoderConfiguration(bg, &ivsrealtime.CreateEncoderConfigurationInput{Video: &types.Video{
+		Width: aws.Int32(640), Height: aws.Int32(360), Framerate: aws.Float32(15), Bitrate: aws.Int32(500_000)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.StartComposition(bg, &ivsrealtime.StartCompositionInput{StageArn: aws.String(stage), Destinations: []types.DestinationConfiguration{
+		{Channel: &types.ChannelDestinationConfiguration{ChannelArn: aws.String(e2eChannel), EncoderConfigurationArn: ec.EncoderConfiguration.Arn}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(out.Composition.Arn)
+	awaitComposition(t, c, arn, types.CompositionStateActive)
+	// Nobody is in the stage, and yet a keeps it for the composition
+	// (longer than the 2 s lease).
+	time.Sleep(5 * time.Second)
+	red := publishColour(t, c, stage, "red", compotest.Red, "H264")
+	if !a.runs(t, stage) || b.runs(t, stage) {
+		t.Fatal("the stage does not run on a, the composition's node")
+	}
+	testutil.Eventually(t, "the composition publishing", func() bool { return rtmp.Publishing("live", "cluster") })
+	time.Sleep(3 * time.Second)
+	if _, err := c.StopComposition(bg, &ivsrealtime.StopCompositionInput{Arn: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
+	awaitComposition(t, a.client(), arn, types.CompositionStateStopped)
+	recs := rtmp.Recordings("live", "cluster")
+	if len(recs) != 1 || len(rtmp.Publishes("live", "cluster")) != 1 {
+		t.Fatalf("recordings %v, publishes %v", recs, rtmp.Publishes("live", "cluster"))
+	}
+	if phase, ok := compotest.InOrder(compotest.Pictures(t, recs[0], 2, 640, 360), showing(red)); !ok {
+		t.Fatalf("phase %d: the publisher never shows in the composition", phase)
 	}
 }
