@@ -72,6 +72,9 @@ type RecordingSettings struct {
 	ThumbnailLatest          bool
 	SegmentSeconds           int
 	ReconnectWindowSeconds   int
+	// RecordReplicas is recordParticipantReplicas: whether participants
+	// replicated into the stage are recorded too.
+	RecordReplicas bool
 }
 
 // recordingSettings resolves a stage's recording configuration.
@@ -116,6 +119,24 @@ func (s *Service) recordingSettings(ctx context.Context, c *api.AutoParticipantR
 		}
 	}
 	return rs, nil
+}
+
+// stageInfo is what the media plane needs of a stored stage.
+func (s *Service) stageInfo(ctx context.Context, r *store.Resource) (*StageInfo, error) {
+	sp, _ := parseARN(r.ARN)
+	doc, err := decodeDoc[stageDoc](r)
+	if err != nil {
+		return nil, err
+	}
+	rec := doc.AutoParticipantRecordingConfiguration
+	info := &StageInfo{ARN: r.ARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
+	if info.Recording {
+		if info.RecordingSettings, err = s.recordingSettings(ctx, rec); err != nil {
+			return nil, err
+		}
+		info.RecordingSettings.RecordReplicas = rec.RecordParticipantReplicas == nil || *rec.RecordParticipantReplicas
+	}
+	return info, nil
 }
 
 // Errors of Admit. Any other error is the store's: the caller answers it as
@@ -185,16 +206,8 @@ func (s *Service) Admit(ctx context.Context, kid, stageARN, participantID string
 	if err != nil {
 		return nil, fmt.Errorf("ivs: reading stage %s: %w", stageARN, err)
 	}
-	doc, err := decodeDoc[stageDoc](r)
-	if err != nil {
+	if a.Stage, err = s.stageInfo(ctx, r); err != nil {
 		return nil, err
-	}
-	rec := doc.AutoParticipantRecordingConfiguration
-	a.Stage = &StageInfo{ARN: stageARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
-	if a.Stage.Recording {
-		if a.Stage.RecordingSettings, err = s.recordingSettings(ctx, rec); err != nil {
-			return nil, err
-		}
 	}
 	if a.Revoked, err = s.store.IsParticipantRevoked(ctx, stageARN, participantID); err != nil {
 		return nil, fmt.Errorf("ivs: reading revocations of %s: %w", stageARN, err)

@@ -6,8 +6,8 @@ import (
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
 )
 
-// These operations need server-side composition or participant
-// replication, which Rostrum does not have yet. They answer
+// These operations need server-side composition, which Rostrum does not
+// have yet. They answer
 // NotImplementedException (HTTP 501) rather than a success that pretends.
 
 func notYet(op string) error {
@@ -28,12 +28,4 @@ func (s *Service) GetComposition(context.Context, *api.GetCompositionRequest) (*
 
 func (s *Service) ListCompositions(context.Context, *api.ListCompositionsRequest) (*api.ListCompositionsResponse, error) {
 	return nil, notYet("ListCompositions")
-}
-
-func (s *Service) StartParticipantReplication(context.Context, *api.StartParticipantReplicationRequest) (*api.StartParticipantReplicationResponse, error) {
-	return nil, notYet("StartParticipantReplication")
-}
-
-func (s *Service) StopParticipantReplication(context.Context, *api.StopParticipantReplicationRequest) (*api.StopParticipantReplicationResponse, error) {
-	return nil, notYet("StopParticipantReplication")
 }
