@@ -52,11 +52,13 @@ func planPublish(sections []offerSection) ([]publishSection, error) {
 	return plan, nil
 }
 
-// Publisher is one participant's sending peer connection.
+// Publisher is one participant's sending peer connection, or a local
+// publisher fed by Go code (local.go).
 type Publisher struct {
 	id     string
 	r      *Router
-	pc     *webrtc.PeerConnection
+	pc     *webrtc.PeerConnection // nil for a local publisher
+	local  *localPub              // nil for a remote publisher
 	cb     PublisherCallbacks
 	log    *slog.Logger
 	tracks []*upTrack // one per published section, fixed at Publish
@@ -169,6 +171,10 @@ func (p *Publisher) pli(ssrc uint32) {
 	if p.closed.Load() || ssrc == 0 {
 		return
 	}
+	if p.local != nil {
+		p.localKeyframe(ssrc)
+		return
+	}
 	if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 		p.log.Debug("sending PLI", "err", err)
 	}
@@ -218,14 +224,16 @@ func (p *Publisher) close(reason error, graceful bool) {
 		s.close(ErrPublisherClosed, graceful)
 	}
 	p.closeTaps(ErrPublisherClosed)
-	var err error
-	if graceful {
-		err = p.pc.GracefulClose()
-	} else {
-		err = p.pc.Close()
-	}
-	if err != nil {
-		p.log.Debug("closing peer connection", "err", err)
+	if p.pc != nil {
+		var err error
+		if graceful {
+			err = p.pc.GracefulClose()
+		} else {
+			err = p.pc.Close()
+		}
+		if err != nil {
+			p.log.Debug("closing peer connection", "err", err)
+		}
 	}
 	if p.cb.OnClosed != nil {
 		p.r.goTracked(func() { p.cb.OnClosed(reason) })

@@ -6,6 +6,7 @@
 // One Router serves one stage session. A Publisher is one participant's
 // sending peer connection (WHIP); a Subscriber is one participant's receiving
 // peer connection for one publisher (WHEP-shaped), as IVS's clients use them.
+// A local Publisher is fed by Go code instead (RTMP ingest, replication).
 package sfu
 
 import (
@@ -95,10 +96,13 @@ type SubscribeOptions struct {
 //	func (e *Engine) NewRouter(id string) *Router
 //	func (r *Router) Publish(ctx context.Context, publisherID, offer string, cb PublisherCallbacks) (*Publisher, string, error)
 //	func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer string, opts SubscribeOptions) (*Subscriber, string, error)
+//	func (r *Router) PublishLocal(publisherID string, tracks []LocalTrack, opts LocalPublisherOptions) (*Publisher, error)  // local.go
 //	func (r *Router) Publisher(id string) *Publisher
 //	func (r *Router) Close() error
 //	func (p *Publisher) ID() string
 //	func (p *Publisher) Tracks() []TrackInfo
+//	func (p *Publisher) WriteRTP(track int, h *rtp.Header, payload []byte) error  // local publishers
+//	func (p *Publisher) SetSenderReport(track int, ntp uint64, rtpTime uint32)    // local publishers
 //	func (p *Publisher) Close() error
 //	func (s *Subscriber) Layers() map[string][]LayerInfo   // by MID of the subscriber's video section
 //	func (s *Subscriber) PinLayer(mid, encodingID string) error
