@@ -121,24 +121,6 @@ func (s *Service) recordingSettings(ctx context.Context, c *api.AutoParticipantR
 	return rs, nil
 }
 
-// stageInfo is what the media plane needs of a stored stage.
-func (s *Service) stageInfo(ctx context.Context, r *store.Resource) (*StageInfo, error) {
-	sp, _ := parseARN(r.ARN)
-	doc, err := decodeDoc[stageDoc](r)
-	if err != nil {
-		return nil, err
-	}
-	rec := doc.AutoParticipantRecordingConfiguration
-	info := &StageInfo{ARN: r.ARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
-	if info.Recording {
-		if info.RecordingSettings, err = s.recordingSettings(ctx, rec); err != nil {
-			return nil, err
-		}
-		info.RecordingSettings.RecordReplicas = rec.RecordParticipantReplicas == nil || *rec.RecordParticipantReplicas
-	}
-	return info, nil
-}
-
 // Errors of Admit. Any other error is the store's: the caller answers it as
 // an internal error, not as the token's fault.
 var (
@@ -199,18 +181,51 @@ func (s *Service) Admit(ctx context.Context, kid, stageARN, participantID string
 			return nil, fmt.Errorf("ivs: public key %s: %w", kid, err)
 		}
 	}
-	r, err := s.store.GetResource(ctx, stageARN)
-	if errors.Is(err, store.ErrNotFound) {
-		return a, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ivs: reading stage %s: %w", stageARN, err)
-	}
-	if a.Stage, err = s.stageInfo(ctx, r); err != nil {
+	var err error
+	if a.Stage, err = s.StageInfo(ctx, stageARN); err != nil {
 		return nil, err
+	}
+	if a.Stage == nil {
+		return a, nil
 	}
 	if a.Revoked, err = s.store.IsParticipantRevoked(ctx, stageARN, participantID); err != nil {
 		return nil, fmt.Errorf("ivs: reading revocations of %s: %w", stageARN, err)
 	}
 	return a, nil
+}
+
+// StageInfo is what the media plane needs of a stage, or nil when it does
+// not exist. Admit uses it for tokens; participants that publish without
+// one (RTMP ingest, replicas) are admitted with it directly.
+func (s *Service) StageInfo(ctx context.Context, stageARN string) (*StageInfo, error) {
+	sp, ok := parseARN(stageARN)
+	if !ok || sp.Kind != kindStage || sp.Region != s.region {
+		return nil, nil
+	}
+	r, err := s.store.GetResource(ctx, stageARN)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ivs: reading stage %s: %w", stageARN, err)
+	}
+	return s.stageInfo(ctx, r)
+}
+
+// stageInfo is what the media plane needs of a stored stage.
+func (s *Service) stageInfo(ctx context.Context, r *store.Resource) (*StageInfo, error) {
+	sp, _ := parseARN(r.ARN)
+	doc, err := decodeDoc[stageDoc](r)
+	if err != nil {
+		return nil, err
+	}
+	rec := doc.AutoParticipantRecordingConfiguration
+	info := &StageInfo{ARN: r.ARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
+	if info.Recording {
+		if info.RecordingSettings, err = s.recordingSettings(ctx, rec); err != nil {
+			return nil, err
+		}
+		info.RecordingSettings.RecordReplicas = rec.RecordParticipantReplicas == nil || *rec.RecordParticipantReplicas
+	}
+	return info, nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
@@ -168,6 +170,17 @@ func (r *fakeRouter) Subscribe(ctx context.Context, sid, pid, offer string, opts
 	return c, "answer", nil
 }
 
+func (r *fakeRouter) PublishLocal(pid string, tracks []sfu.LocalTrack, opts sfu.LocalPublisherOptions) (LocalConn, error) {
+	if err := r.e.publishErr; err != nil {
+		return nil, err
+	}
+	c := &fakeConn{r: r, who: pid, onMedia: opts.OnMedia, onClosed: opts.OnClosed, local: true}
+	if err := r.add(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 func (r *fakeRouter) Tap(string, sfu.TapOptions) (*sfu.Tap, error) {
 	return nil, sfu.ErrPublisherNotFound
 }
@@ -196,10 +209,29 @@ type fakeConn struct {
 	onMedia  func()
 	onClosed func(error)
 
-	mu     sync.Mutex
-	closed bool
-	paused []string
+	mu      sync.Mutex
+	closed  bool
+	paused  []string
+	local   bool // a local publisher: fed by WriteRTP
+	written int
 }
+
+func (c *fakeConn) WriteRTP(track int, h *rtp.Header, payload []byte) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return sfu.ErrClosed
+	}
+	c.written++
+	first := c.written == 1
+	c.mu.Unlock()
+	if first && c.onMedia != nil {
+		c.onMedia()
+	}
+	return nil
+}
+
+func (c *fakeConn) SetSenderReport(int, uint64, uint32) {}
 
 func (c *fakeConn) Close() error {
 	if f := c.r.e.closing; f != nil {

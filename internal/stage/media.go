@@ -36,6 +36,19 @@ type Resource struct {
 	conn      Conn         // nil until negotiated
 	sub       Subscription // the same connection, for a subscription
 	closeOnce sync.Once
+	// cause is why the stage ended the resource, set before it closes it
+	// (ErrDisconnected, ErrStageDeleted, ErrUnavailable); local
+	// publications report it to their feeder.
+	cause error
+}
+
+// setCause records why the stage ends the resource.
+func (r *Resource) setCause(err error) {
+	r.mu.Lock()
+	if r.cause == nil {
+		r.cause = err
+	}
+	r.mu.Unlock()
 }
 
 // Close ends the resource: the engine's peer connection closes and the
@@ -107,6 +120,30 @@ func (st *Stage) subscriptionGone(p *Participant, r *Resource) {
 // Publish admits a publisher (WHIP) and answers its offer. Publishing again
 // replaces the participant's previous publisher connection.
 func (m *Manager) Publish(ctx context.Context, id *Identity, client ClientInfo, offer string) (*Resource, string, error) {
+	st, r, router, err := m.admitPublisher(id, client)
+	if err != nil {
+		return nil, "", err
+	}
+	conn, answer, err := router.Publish(ctx, r.ParticipantID, offer, sfu.PublisherCallbacks{
+		OnMedia:  func() { st.publishing(r) },
+		OnClosed: r.ended,
+	})
+	if err != nil {
+		return nil, "", st.publishFailed(r, err)
+	}
+	r.mu.Lock()
+	r.conn = conn
+	r.mu.Unlock()
+	m.addResource(r)
+	return r, answer, nil
+}
+
+// admitPublisher admits the identity's participant as a publisher of its
+// stage, whatever carries its media (WHIP, or a local publisher: RTMP
+// ingest, a replica): the publish capability, the stage's publisher limit,
+// joining the session. The participant's previous publisher, if any, is
+// closed: r replaces it, and the caller connects r to the router.
+func (m *Manager) admitPublisher(id *Identity, client ClientInfo) (*Stage, *Resource, Router, error) {
 	pid := id.Claims.ParticipantID
 	var r, old *Resource
 	var router Router
@@ -135,29 +172,24 @@ func (m *Manager) Publish(ctx context.Context, id *Identity, client ClientInfo, 
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, nil, nil, err
 	}
 	if old != nil {
 		old.Close()
 	}
-	conn, answer, err := router.Publish(ctx, pid, offer, sfu.PublisherCallbacks{
-		OnMedia:  func() { st.publishing(r) },
-		OnClosed: r.ended,
-	})
-	if err != nil {
-		code := api.EventErrorCodeInvalidInput
-		if errors.Is(err, sfu.ErrNoMatchingCodec) {
-			code = api.EventErrorCodeInvalidVideoCodec
-		}
-		st.recordFailure(pid, ivs.ParticipantEvent{Name: api.EventNamePublishError, ErrorCode: code})
-		r.ended(err)
-		return nil, "", st.mediaErr(err)
+	return st, r, router, nil
+}
+
+// publishFailed records that the engine refused publisher r and returns
+// the stage's error for it.
+func (st *Stage) publishFailed(r *Resource, err error) error {
+	code := api.EventErrorCodeInvalidInput
+	if errors.Is(err, sfu.ErrNoMatchingCodec) {
+		code = api.EventErrorCodeInvalidVideoCodec
 	}
-	r.mu.Lock()
-	r.conn = conn
-	r.mu.Unlock()
-	m.addResource(r)
-	return r, answer, nil
+	st.recordFailure(r.ParticipantID, ivs.ParticipantEvent{Name: api.EventNamePublishError, ErrorCode: code})
+	r.ended(err)
+	return st.mediaErr(err)
 }
 
 // recordEventOf records an event of a participant who may not be on the

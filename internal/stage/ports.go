@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/rostrum-dev/rostrum/internal/ivs"
 	"github.com/rostrum-dev/rostrum/internal/recording"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
@@ -35,6 +37,9 @@ type Engine interface {
 type Router interface {
 	Publish(ctx context.Context, publisherID, offer string, cb sfu.PublisherCallbacks) (Conn, string, error)
 	Subscribe(ctx context.Context, subscriberID, publisherID, offer string, opts sfu.SubscribeOptions) (Subscription, string, error)
+	// PublishLocal starts a publisher fed by the process (RTMP ingest, a
+	// replica) rather than a peer connection.
+	PublishLocal(publisherID string, tracks []sfu.LocalTrack, opts sfu.LocalPublisherOptions) (LocalConn, error)
 	// Tap reads a publisher's media inside the process (for recording).
 	Tap(publisherID string, opts sfu.TapOptions) (*sfu.Tap, error)
 	// Close closes every connection of the session and waits for their
@@ -51,6 +56,13 @@ type Recorder interface {
 // Conn is one peer connection of the engine.
 type Conn interface {
 	Close() error
+}
+
+// LocalConn is a local publisher of the engine (*sfu.Publisher).
+type LocalConn interface {
+	Conn
+	WriteRTP(track int, h *rtp.Header, payload []byte) error
+	SetSenderReport(track int, ntp uint64, rtpTime uint32)
 }
 
 // Subscription is a subscriber's peer connection, with its controls.
@@ -86,6 +98,14 @@ func (r sfuRouter) Subscribe(ctx context.Context, subscriberID, publisherID, off
 		return nil, "", err
 	}
 	return s, answer, nil
+}
+
+func (r sfuRouter) PublishLocal(publisherID string, tracks []sfu.LocalTrack, opts sfu.LocalPublisherOptions) (LocalConn, error) {
+	p, err := r.r.PublishLocal(publisherID, tracks, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func (r sfuRouter) Tap(publisherID string, opts sfu.TapOptions) (*sfu.Tap, error) {

@@ -266,6 +266,9 @@ func (st *Stage) kickLocked(pid, reason string) ([]*Resource, bool) {
 		return nil, false
 	}
 	resources := st.detach(p, disconnectMessage("PARTICIPANT_DISCONNECTED", reason), "participant disconnected")
+	for _, r := range resources {
+		r.setCause(ErrDisconnected)
+	}
 	st.kicked = append(st.kicked, disconnectedState{ID: p.id, UserID: p.userID, Status: "KICKED"})
 	if len(st.kicked) > 100 {
 		st.kicked = st.kicked[len(st.kicked)-100:]
@@ -298,9 +301,16 @@ func (st *Stage) disconnectAllLocked(code, reason string) ([]*Resource, Router) 
 		return nil, nil
 	}
 	msg := disconnectMessage(code, reason)
+	cause := ErrUnavailable
+	if code == "STAGE_DELETED" {
+		cause = ErrStageDeleted
+	}
 	var resources []*Resource
 	for _, p := range st.participants {
-		resources = append(resources, st.detach(p, msg, reason)...)
+		for _, r := range st.detach(p, msg, reason) {
+			r.setCause(cause)
+			resources = append(resources, r)
+		}
 		st.leaveIfIdle(p)
 	}
 	return resources, st.endSessionLocked()
