@@ -1,0 +1,711 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	api "github.com/rostrum-dev/rostrum/internal/apimodel"
+	"github.com/rostrum-dev/rostrum/internal/ivs"
+	"github.com/rostrum-dev/rostrum/internal/sfu"
+)
+
+// Participant replication (StartParticipantReplication): a publishing
+// participant of a source stage appears in a destination stage as a
+// replica, a participant of the destination's current session that
+// publishes the source's media. A tap of the source's publisher (sfu.Tap)
+// feeds a local publication in the destination (PublishLocal); keyframe
+// requests of the destination's subscribers go back to the tap.
+//
+// The replication outlives its source's publisher for the reconnect window:
+// if the source publishes again within it (in the same session, which the
+// replication keeps open meanwhile), a new tap feeds the same replica,
+// with its sequence numbers and timestamps continued, so that destination
+// subscribers see one stream. It ends on StopParticipantReplication, when
+// the window passes without the source, when the replica is disconnected
+// from the destination, or when either stage is deleted.
+//
+// Both stages must be live on this node: replication across nodes is the
+// cluster's business and not built.
+
+var _ ivs.Replicator = (*Manager)(nil)
+
+// replicaKey names a replication: IVS allows one per participant and
+// destination.
+type replicaKey struct{ src, pid, dst string }
+
+// replicaSet holds the node's active replications.
+type replicaSet struct {
+	mu  sync.Mutex
+	all map[replicaKey]*replication
+	wg  sync.WaitGroup // the replications' workers
+}
+
+// add registers r unless its participant already replicates into r's
+// destination or has max replications.
+func (s *replicaSet) add(r *replication, limit int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.all == nil {
+		s.all = map[replicaKey]*replication{}
+	}
+	if _, ok := s.all[r.key]; ok {
+		return ivs.ErrAlreadyReplicated
+	}
+	n := 0
+	for k := range s.all {
+		if k.src == r.key.src && k.pid == r.key.pid {
+			n++
+		}
+	}
+	if limit > 0 && n >= limit {
+		return fmt.Errorf("%w: %d", ivs.ErrTooManyReplicas, n)
+	}
+	s.all[r.key] = r
+	return nil
+}
+
+func (s *replicaSet) remove(r *replication) {
+	s.mu.Lock()
+	if s.all[r.key] == r {
+		delete(s.all, r.key)
+	}
+	s.mu.Unlock()
+}
+
+func (s *replicaSet) get(k replicaKey) *replication {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.all[k]
+}
+
+// matching lists the replications for which keep is true.
+func (s *replicaSet) matching(keep func(replicaKey) bool) []*replication {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*replication
+	for k, r := range s.all {
+		if keep(k) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sourcePublishing is a participant's publisher sending its first media:
+// the replications of the participant that wait for it resume on it.
+// Called with st.mu held.
+func (s *replicaSet) sourcePublishing(st *Stage, p *Participant) {
+	if p.sources == 0 || st.router == nil {
+		return
+	}
+	router, sid := st.router, st.sessionID
+	for _, r := range s.matching(func(k replicaKey) bool { return k.src == st.arn && k.pid == p.id }) {
+		if r.srcSession == sid {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				r.resume(router)
+			}()
+		}
+	}
+}
+
+// StartReplication implements ivs.Replicator.
+func (m *Manager) StartReplication(ctx context.Context, req ivs.ReplicationRequest) error {
+	r := &replication{
+		m: m, key: replicaKey{src: req.Source.ARN, pid: req.ParticipantID, dst: req.Destination.ARN},
+		srcInfo: req.Source, dstInfo: req.Destination, window: req.ReconnectWindow,
+		keyframes: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	src := m.lookupStage(req.Source.ARN)
+	if src == nil {
+		return fmt.Errorf("%w: stage %s has no session on this node", ivs.ErrReplicationSourceNotFound, req.Source.ARN)
+	}
+	router, client, err := src.replicationSource(r, req.Attributes)
+	if err != nil {
+		return err
+	}
+	if err := m.replicas.add(r, req.MaxReplicas); err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		r.abort()
+		m.replicas.remove(r)
+		return err
+	}
+	gen, err := r.tapOn(router)
+	if err != nil {
+		return fail(fmt.Errorf("%w: %v", ivs.ErrReplicationSourceNotFound, err))
+	}
+	r.local = localTracksOf(gen.tap.Tracks())
+	r.tracks = make([]replicaTrack, len(r.local))
+	for i, t := range r.local {
+		r.tracks[i].clock = t.Clock
+	}
+	gen.to.Store(identityMap(len(r.local)))
+	if r.use(gen) {
+		return fail(fmt.Errorf("%w: it stopped publishing", ivs.ErrReplicationSourceNotFound))
+	}
+
+	id := LocalIdentity(req.Destination, req.ParticipantID, r.userID, r.attrs)
+	id.replica = r
+	lp, err := m.PublishLocal(id, client, r.local, LocalPublishOptions{
+		OnKeyframeRequest: func(int) { r.requestKeyframe() },
+		OnEnded:           r.replicaEnded,
+	})
+	if err != nil {
+		return fail(replicaErr(err))
+	}
+	r.mu.Lock()
+	r.out, r.dstSession = lp, lp.SessionID()
+	r.mu.Unlock()
+	r.ready.Store(lp)
+	if !src.replicationStarted(r) {
+		return fail(fmt.Errorf("%w: it stopped while the replication started", ivs.ErrReplicationSourceNotFound))
+	}
+	m.replicas.wg.Add(1)
+	go func() {
+		defer m.replicas.wg.Done()
+		r.run()
+	}()
+	r.requestKeyframe()
+	m.log.Info("participant replication started", "source", r.key.src, "participant", r.key.pid, "destination", r.key.dst,
+		"destination_session", r.dstSession, "reconnect_window", r.window)
+	return nil
+}
+
+// replicaErr turns the destination's refusal of the replica into the
+// replication's.
+func replicaErr(err error) error {
+	switch {
+	case errors.Is(err, ivs.ErrParticipantIDInUse), errors.Is(err, ivs.ErrDestinationFull):
+		return err
+	case errors.Is(err, ErrStageDeleted):
+		return fmt.Errorf("%w: %v", ivs.ErrStageGone, err)
+	case errors.Is(err, ErrStageFull):
+		return fmt.Errorf("%w: %v", ivs.ErrDestinationFull, err)
+	}
+	return fmt.Errorf("replicating into the destination stage: %w", err)
+}
+
+// StopReplication implements ivs.Replicator.
+func (m *Manager) StopReplication(ctx context.Context, src, dst, pid string) error {
+	r := m.replicas.get(replicaKey{src: src, pid: pid, dst: dst})
+	if r == nil || !r.stop(stopRequested) {
+		return ivs.ErrReplicationNotFound
+	}
+	return nil
+}
+
+// stageGoneReplicas ends the replications from or into a deleted stage
+// before its participants are disconnected.
+func (m *Manager) stageGoneReplicas(arn string) {
+	for _, r := range m.replicas.matching(func(k replicaKey) bool { return k.src == arn || k.dst == arn }) {
+		why := stopDestinationDeleted
+		if r.key.src == arn {
+			why = stopSourceDeleted
+		}
+		r.stop(why)
+	}
+}
+
+// closeReplicas ends every replication (the server is stopping) and waits
+// for their workers.
+func (m *Manager) closeReplicas() {
+	for _, r := range m.replicas.matching(func(replicaKey) bool { return true }) {
+		r.stop(stopShutdown)
+	}
+	m.replicas.wg.Wait()
+}
+
+// admitReplica refuses a replica that the destination stage cannot take:
+// a participant of the same id is on it, or it has its maximum of
+// publishers (the replication is refused with an API error, not recorded
+// as the replica's PUBLISH_ERROR). Called with st.mu held.
+func (st *Stage) admitReplica(id *Identity) error {
+	if id.replica == nil {
+		return nil
+	}
+	pid := id.Claims.ParticipantID
+	if p := st.participants[pid]; p != nil && p.present {
+		return fmt.Errorf("%w: %s", ivs.ErrParticipantIDInUse, pid)
+	}
+	publishers := 0
+	for _, p := range st.participants {
+		if p.publisher != nil {
+			publishers++
+		}
+	}
+	if limit := st.m.cfg.MaxPublishers; limit > 0 && publishers >= limit {
+		return fmt.Errorf("%w: it has %d", ivs.ErrDestinationFull, publishers)
+	}
+	return nil
+}
+
+// replicationSource checks that the replication's participant publishes on
+// the stage and takes what the replica needs of it: its session, user id
+// and attributes (the request's merged over the token's), and its client.
+func (st *Stage) replicationSource(r *replication, attrs map[string]string) (Router, ClientInfo, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	pid := r.key.pid
+	p := st.participants[pid]
+	if st.ended || st.router == nil || p == nil || !p.present || p.publisher == nil || !p.publishing {
+		return nil, ClientInfo{}, fmt.Errorf("%w: participant %s", ivs.ErrReplicationSourceNotFound, pid)
+	}
+	if p.replica != nil {
+		return nil, ClientInfo{}, ivs.ErrReplicaOfReplica
+	}
+	r.srcSession, r.userID = st.sessionID, p.userID
+	r.attrs = maps.Clone(p.attributes)
+	if r.attrs == nil {
+		r.attrs = map[string]string{}
+	}
+	maps.Copy(r.attrs, attrs)
+	return st.router, p.client, nil
+}
+
+// replicationStarted makes the participant the SOURCE of r and records the
+// start, unless its session is over.
+func (st *Stage) replicationStarted(r *replication) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p := st.participants[r.key.pid]
+	if st.ended || st.sessionID != r.srcSession || p == nil {
+		return false
+	}
+	// A stop that comes from now on finds the start recorded (or queued
+	// before its own records, which wait for st.mu).
+	r.mu.Lock()
+	ok := !r.stopped
+	r.started = ok
+	r.mu.Unlock()
+	if !ok {
+		return false
+	}
+	p.sources++
+	p.repl = &ivs.ReplicationView{Type: api.ReplicationTypeSource, Active: true}
+	st.recordParticipant(p)
+	st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameReplicationStarted, DestinationStageARN: r.key.dst, DestinationSessionID: r.dstSession})
+	rec := r.record(true)
+	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordReplica(ctx, rec) })
+	return true
+}
+
+// replicationStopped records the end of r on its source, and lets the
+// source's session end if only r held it. It reports false when the
+// session is no longer live on this stage.
+func (st *Stage) replicationStopped(r *replication, ev ivs.ParticipantEvent, rec ivs.ReplicaRecord) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p := st.participants[r.key.pid]
+	if st.ended || st.sessionID != r.srcSession || p == nil || p.sources == 0 {
+		return false
+	}
+	p.sources--
+	p.repl = &ivs.ReplicationView{Type: api.ReplicationTypeSource, Active: p.sources > 0}
+	st.recordParticipant(p)
+	st.recordEvent(p, ev)
+	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordReplica(ctx, rec) })
+	st.graceIfEmpty()
+	return true
+}
+
+// replicaStopping marks the replica of r in the destination as STOPPED
+// before it leaves, so that its last record says so.
+func (st *Stage) replicaStopping(r *replication) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if p := st.participants[r.key.pid]; p != nil && p.replica == r && p.repl != nil {
+		v := *p.repl
+		v.Active = false
+		p.repl = &v
+	}
+}
+
+// Why a replication stopped.
+type stopReason int
+
+const (
+	stopRequested          stopReason = iota // StopParticipantReplication
+	stopSourceGone                           // the source did not publish again within the window
+	stopReplicaGone                          // the replica was disconnected from the destination
+	stopSourceDeleted                        // the source stage was deleted
+	stopDestinationDeleted                   // the destination stage was deleted
+	stopShutdown                             // the server is stopping
+)
+
+func (w stopReason) String() string {
+	return [...]string{"requested", "source gone", "replica gone", "source stage deleted", "destination stage deleted", "shutdown"}[w]
+}
+
+// replication is one active replication.
+type replication struct {
+	m                *Manager
+	key              replicaKey
+	srcInfo, dstInfo *ivs.StageInfo
+	window           time.Duration
+	// Set before the replica joins, then fixed: the source's session,
+	// user id and the replica's attributes.
+	srcSession, userID string
+	attrs              map[string]string
+	// local are the replica's tracks (those of the first tap); tracks
+	// their rewriting state, in the same order.
+	local  []sfu.LocalTrack
+	tracks []replicaTrack
+
+	ready     atomic.Pointer[LocalPublication] // the replica, once it publishes
+	keyframes chan struct{}                    // to the worker: ask the tap for a keyframe
+	done      chan struct{}                    // closed when stopped
+	doneOnce  sync.Once
+
+	mu         sync.Mutex
+	gen        *tapGen // the current tap; nil while the source is away
+	out        *LocalPublication
+	dstSession string
+	timer      *time.Timer // the reconnect window, while the source is away
+	started    bool        // its start is recorded on the source
+	stopped    bool
+}
+
+func (r *replication) finish() { r.doneOnce.Do(func() { close(r.done) }) }
+
+// view is the replica's replication members while it is active.
+func (r *replication) view() *ivs.ReplicationView {
+	return &ivs.ReplicationView{Type: api.ReplicationTypeReplica, Active: true, SourceStageARN: r.key.src, SourceSessionID: r.srcSession}
+}
+
+func (r *replication) record(active bool) ivs.ReplicaRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return ivs.ReplicaRecord{
+		SourceStageARN: r.key.src, SourceSessionID: r.srcSession,
+		DestinationStageARN: r.key.dst, DestinationSessionID: r.dstSession,
+		ParticipantID: r.key.pid, Active: active,
+	}
+}
+
+// tapGen is one tap of the source: which replica track each of its tracks
+// feeds (-1: none), set once the tap's tracks are known.
+type tapGen struct {
+	tap    *sfu.Tap // set before the tap is used
+	to     atomic.Pointer[[]int]
+	closed atomic.Bool // the source's publisher is gone
+}
+
+// tapOn taps the source's publisher on router.
+func (r *replication) tapOn(router Router) (*tapGen, error) {
+	gen := &tapGen{}
+	tap, err := router.Tap(r.key.pid, sfu.TapOptions{
+		OnPacket: func(track int, h *rtp.Header, payload []byte) { r.forward(gen, track, h, payload) },
+		OnClosed: func(err error) {
+			if err != nil {
+				gen.closed.Store(true)
+				r.sourceAway(gen)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	gen.tap = tap
+	return gen, nil
+}
+
+// use makes gen the replication's current tap, closing the previous one.
+// It reports whether gen's publisher is already gone (then the source is
+// away; the caller handles it).
+func (r *replication) use(gen *tapGen) (gone bool) {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		gen.tap.Close()
+		return false
+	}
+	old := r.gen
+	r.gen = gen
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	r.mu.Unlock()
+	if old != nil {
+		old.tap.Close()
+	}
+	return gen.closed.Load()
+}
+
+// replicaTrack continues one replica track's sequence numbers and
+// timestamps across taps: each tap starts its own, and the replica's
+// subscribers must see one stream.
+type replicaTrack struct {
+	mu     sync.Mutex
+	clock  uint32
+	gen    *tapGen // the tap the offsets are for
+	seqOff uint16
+	tsOff  uint32
+	sent   bool
+	last   struct {
+		seq uint16
+		ts  uint32
+		at  time.Time
+	}
+	h rtp.Header // scratch, reused for every packet
+}
+
+// forward writes one packet of the tap into the replica: the HOT PATH of
+// replication, run on the source publisher's reader goroutine.
+func (r *replication) forward(gen *tapGen, track int, h *rtp.Header, payload []byte) {
+	to := gen.to.Load()
+	lp := r.ready.Load()
+	if to == nil || lp == nil || track >= len(*to) {
+		return
+	}
+	i := (*to)[track]
+	if i < 0 {
+		return
+	}
+	t := &r.tracks[i]
+	now := time.Now()
+	t.mu.Lock()
+	if t.gen != gen {
+		t.gen = gen
+		t.seqOff, t.tsOff = 0, 0
+		if t.sent {
+			// Continue from the last packet: the next sequence number,
+			// and the time that passed since, in the track's clock.
+			ticks := uint32(now.Sub(t.last.at).Seconds() * float64(t.clock))
+			t.seqOff = t.last.seq + 1 - h.SequenceNumber
+			t.tsOff = t.last.ts + max(ticks, 1) - h.Timestamp
+		}
+	}
+	t.h = *h
+	t.h.SequenceNumber += t.seqOff
+	t.h.Timestamp += t.tsOff
+	t.last.seq, t.last.ts, t.last.at, t.sent = t.h.SequenceNumber, t.h.Timestamp, now, true
+	// An error is the replica ending; its OnEnded says so.
+	_ = lp.WriteRTP(i, &t.h, payload)
+	t.mu.Unlock()
+}
+
+// requestKeyframe passes a keyframe request to the worker: the local
+// publisher calls it from inside WriteRTP, where the tap must not be
+// called back.
+func (r *replication) requestKeyframe() {
+	select {
+	case r.keyframes <- struct{}{}:
+	default:
+	}
+}
+
+// senderReportEvery is how often the source's clock mapping is copied to
+// the replica, which keeps its audio and video lined up.
+const senderReportEvery = time.Second
+
+// run is the replication's worker: keyframe requests and sender reports.
+func (r *replication) run() {
+	t := time.NewTicker(senderReportEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-r.keyframes:
+			if gen := r.currentGen(); gen != nil {
+				gen.tap.RequestKeyframe()
+			}
+		case <-t.C:
+			r.copySenderReports()
+		}
+	}
+}
+
+func (r *replication) currentGen() *tapGen {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gen
+}
+
+// copySenderReports gives the replica's tracks the source's clock mapping,
+// shifted by the tracks' timestamp offsets.
+func (r *replication) copySenderReports() {
+	gen, lp := r.currentGen(), r.ready.Load()
+	if gen == nil || lp == nil || gen.to.Load() == nil {
+		return
+	}
+	for track, i := range *gen.to.Load() {
+		if i < 0 {
+			continue
+		}
+		ntp, rtpTime, ok := gen.tap.SenderReport(track)
+		t := &r.tracks[i]
+		t.mu.Lock()
+		mine, off := t.gen == gen, t.tsOff
+		t.mu.Unlock()
+		if ok && mine {
+			lp.SetSenderReport(i, ntp, rtpTime+off)
+		}
+	}
+}
+
+// sourceAway: the publisher gen taps is gone (the source stopped
+// publishing, left, or publishes anew). The replica waits for it for the
+// reconnect window.
+func (r *replication) sourceAway(gen *tapGen) {
+	r.mu.Lock()
+	if r.stopped || r.gen != gen {
+		r.mu.Unlock()
+		return
+	}
+	r.gen = nil
+	if r.window <= 0 {
+		r.mu.Unlock()
+		r.stop(stopSourceGone)
+		return
+	}
+	r.timer = time.AfterFunc(r.window, func() {
+		r.mu.Lock()
+		away := !r.stopped && r.gen == nil
+		r.mu.Unlock()
+		if away {
+			r.stop(stopSourceGone)
+		}
+	})
+	r.mu.Unlock()
+	r.m.log.Info("replication source away", "source", r.key.src, "participant", r.key.pid, "destination", r.key.dst, "reconnect_window", r.window)
+}
+
+// resume taps the source's new publisher on router.
+func (r *replication) resume(router Router) {
+	gen, err := r.tapOn(router)
+	if err != nil {
+		return // gone again: the window runs on
+	}
+	tracks := gen.tap.Tracks()
+	to := make([]int, 0, len(tracks))
+	used := make([]bool, len(r.local))
+	for _, tt := range tracks {
+		j := -1
+		for i, lt := range r.local {
+			if !used[i] && lt.Kind == tt.Kind && strings.EqualFold(lt.Codec, tt.Codec) {
+				j, used[i] = i, true
+				break
+			}
+		}
+		to = append(to, j)
+	}
+	gen.to.Store(&to)
+	if r.use(gen) {
+		r.sourceAway(gen)
+		return
+	}
+	r.requestKeyframe()
+	r.m.log.Info("replication source back", "source", r.key.src, "participant", r.key.pid, "destination", r.key.dst)
+}
+
+// replicaEnded: the replica's publication ended. Unless the replication
+// ended it, the replica was disconnected from the destination (or the
+// destination's session ended under it), which ends the replication.
+func (r *replication) replicaEnded(err error) {
+	if err == nil {
+		return
+	}
+	r.m.replicas.wg.Add(1)
+	go func() {
+		defer r.m.replicas.wg.Done()
+		r.stop(stopReplicaGone)
+	}()
+}
+
+// abort undoes a replication that failed to start: nothing was recorded
+// of it on the source.
+func (r *replication) abort() {
+	r.mu.Lock()
+	r.stopped = true
+	gen, out := r.gen, r.out
+	r.gen, r.out = nil, nil
+	r.mu.Unlock()
+	r.finish()
+	if gen != nil {
+		gen.tap.Close()
+	}
+	if out != nil {
+		out.Close()
+	}
+}
+
+// stop ends the replication, once (false if it had already ended): the
+// replica leaves the destination, the source is told and the end is
+// recorded on the source (REPLICATION_STOPPED, the record STOPPED).
+func (r *replication) stop(why stopReason) bool {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return false
+	}
+	r.stopped = true
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	gen, out, started := r.gen, r.out, r.started
+	r.gen = nil
+	r.mu.Unlock()
+	r.finish()
+	r.m.replicas.remove(r)
+	if gen != nil {
+		gen.tap.Close()
+	}
+	if out != nil {
+		if dst := r.m.lookupStage(r.key.dst); dst != nil && why != stopDestinationDeleted {
+			dst.replicaStopping(r)
+		}
+		out.Close()
+	}
+	r.m.log.Info("participant replication stopped", "source", r.key.src, "participant", r.key.pid, "destination", r.key.dst, "why", why)
+	if why == stopSourceDeleted || !started {
+		// The source's records went with it; or the start is not
+		// recorded (StartReplication is failing) and nothing is.
+		return true
+	}
+	rec := r.record(false)
+	ev := ivs.ParticipantEvent{Name: api.EventNameReplicationStopped, DestinationStageARN: r.key.dst, DestinationSessionID: rec.DestinationSessionID}
+	if src := r.m.lookupStage(r.key.src); src != nil && src.replicationStopped(r, ev, rec) {
+		return true
+	}
+	// The source's session is not live here any more (the server is
+	// stopping, or it ended in a race): record the end directly.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev.ParticipantID, ev.UserID, ev.Time = r.key.pid, r.userID, r.m.now().UTC().Truncate(time.Millisecond)
+	err := errors.Join(r.m.svc.RecordEvent(ctx, r.key.src, r.srcSession, ev), r.m.svc.RecordReplica(ctx, rec))
+	if err != nil {
+		r.m.log.Warn("recording the end of a replication", "source", r.key.src, "participant", r.key.pid, "err", err)
+	}
+	return true
+}
+
+// localTracksOf describes a tap's tracks as a local publisher's.
+func localTracksOf(tts []sfu.TapTrack) []sfu.LocalTrack {
+	out := make([]sfu.LocalTrack, len(tts))
+	for i, t := range tts {
+		out[i] = sfu.LocalTrack{Kind: t.Kind, Codec: t.Codec, Clock: t.Clock, Channels: t.Channels, Fmtp: t.Fmtp}
+	}
+	return out
+}
+
+func identityMap(n int) *[]int {
+	to := make([]int, n)
+	for i := range to {
+		to[i] = i
+	}
+	return &to
+}
