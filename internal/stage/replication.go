@@ -258,11 +258,11 @@ func (st *Stage) replicationSource(r *replication, attrs map[string]string) (Rou
 	defer st.mu.Unlock()
 	pid := r.key.pid
 	p := st.participants[pid]
+	if p != nil && p.present && p.replica != nil {
+		return nil, ClientInfo{}, ivs.ErrReplicaOfReplica
+	}
 	if st.ended || st.router == nil || p == nil || !p.present || p.publisher == nil || !p.publishing {
 		return nil, ClientInfo{}, fmt.Errorf("%w: participant %s", ivs.ErrReplicationSourceNotFound, pid)
-	}
-	if p.replica != nil {
-		return nil, ClientInfo{}, ivs.ErrReplicaOfReplica
 	}
 	r.srcSession, r.userID = st.sessionID, p.userID
 	r.attrs = maps.Clone(p.attributes)

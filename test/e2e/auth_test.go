@@ -102,12 +102,7 @@ func TestErrorsCarryExceptionMessageAndRequestID(t *testing.T) {
 func TestOperationsNotYetAvailableSaySo(t *testing.T) {
 	ts := startServer(t, "")
 	c := ts.client()
-	st, _ := c.CreateStage(bg, &ivsrealtime.CreateStageInput{})
 	calls := map[string]func() error{
-		"StartParticipantReplication": func() error {
-			_, err := c.StartParticipantReplication(bg, &ivsrealtime.StartParticipantReplicationInput{SourceStageArn: st.Stage.Arn, DestinationStageArn: st.Stage.Arn, ParticipantId: aws.String("p1")})
-			return err
-		},
 		"ListCompositions": func() error {
 			_, err := c.ListCompositions(bg, &ivsrealtime.ListCompositionsInput{})
 			return err
