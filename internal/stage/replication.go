@@ -171,6 +171,12 @@ func (m *Manager) StartReplication(ctx context.Context, req ivs.ReplicationReque
 	if !src.replicationStarted(r) {
 		return fail(fmt.Errorf("%w: it stopped while the replication started", ivs.ErrReplicationSourceNotFound))
 	}
+	// The record is written before the answer: ListParticipantReplicas
+	// shows the replication as soon as StartParticipantReplication returns.
+	if err := r.writeRecord(ctx, true); err != nil {
+		r.stop(stopFailed)
+		return fmt.Errorf("recording the replication: %w", err)
+	}
 	m.replicas.wg.Add(1)
 	go func() {
 		defer m.replicas.wg.Done()
@@ -295,15 +301,13 @@ func (st *Stage) replicationStarted(r *replication) bool {
 	p.repl = &ivs.ReplicationView{Type: api.ReplicationTypeSource, Active: true}
 	st.recordParticipant(p)
 	st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameReplicationStarted, DestinationStageARN: r.key.dst, DestinationSessionID: r.dstSession})
-	rec := r.record(true)
-	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordReplica(ctx, rec) })
 	return true
 }
 
 // replicationStopped records the end of r on its source, and lets the
 // source's session end if only r held it. It reports false when the
 // session is no longer live on this stage.
-func (st *Stage) replicationStopped(r *replication, ev ivs.ParticipantEvent, rec ivs.ReplicaRecord) bool {
+func (st *Stage) replicationStopped(r *replication, ev ivs.ParticipantEvent) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	p := st.participants[r.key.pid]
@@ -314,7 +318,6 @@ func (st *Stage) replicationStopped(r *replication, ev ivs.ParticipantEvent, rec
 	p.repl = &ivs.ReplicationView{Type: api.ReplicationTypeSource, Active: p.sources > 0}
 	st.recordParticipant(p)
 	st.recordEvent(p, ev)
-	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordReplica(ctx, rec) })
 	st.graceIfEmpty()
 	return true
 }
@@ -341,10 +344,11 @@ const (
 	stopSourceDeleted                        // the source stage was deleted
 	stopDestinationDeleted                   // the destination stage was deleted
 	stopShutdown                             // the server is stopping
+	stopFailed                               // its record could not be written
 )
 
 func (w stopReason) String() string {
-	return [...]string{"requested", "source gone", "replica gone", "source stage deleted", "destination stage deleted", "shutdown"}[w]
+	return [...]string{"requested", "source gone", "replica gone", "source stage deleted", "destination stage deleted", "shutdown", "failed"}[w]
 }
 
 // replication is one active replication.
@@ -366,6 +370,7 @@ type replication struct {
 	keyframes chan struct{}                    // to the worker: ask the tap for a keyframe
 	done      chan struct{}                    // closed when stopped
 	doneOnce  sync.Once
+	recMu     sync.Mutex // serialises the record's writes
 
 	mu         sync.Mutex
 	gen        *tapGen // the current tap; nil while the source is away
@@ -383,14 +388,24 @@ func (r *replication) view() *ivs.ReplicationView {
 	return &ivs.ReplicationView{Type: api.ReplicationTypeReplica, Active: true, SourceStageARN: r.key.src, SourceSessionID: r.srcSession}
 }
 
-func (r *replication) record(active bool) ivs.ReplicaRecord {
+// writeRecord writes the replication's record with its source stage. The
+// writes of one replication are serialised, and ACTIVE is not written
+// once it has stopped, so that the last record is the true one.
+func (r *replication) writeRecord(ctx context.Context, active bool) error {
+	r.recMu.Lock()
+	defer r.recMu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return ivs.ReplicaRecord{
+	rec := ivs.ReplicaRecord{
 		SourceStageARN: r.key.src, SourceSessionID: r.srcSession,
 		DestinationStageARN: r.key.dst, DestinationSessionID: r.dstSession,
 		ParticipantID: r.key.pid, Active: active,
 	}
+	stopped := r.stopped
+	r.mu.Unlock()
+	if active && stopped {
+		return nil
+	}
+	return r.m.svc.RecordReplica(ctx, rec)
 }
 
 // tapGen is one tap of the source: which replica track each of its tracks
@@ -676,17 +691,19 @@ func (r *replication) stop(why stopReason) bool {
 		// recorded (StartReplication is failing) and nothing is.
 		return true
 	}
-	rec := r.record(false)
-	ev := ivs.ParticipantEvent{Name: api.EventNameReplicationStopped, DestinationStageARN: r.key.dst, DestinationSessionID: rec.DestinationSessionID}
-	if src := r.m.lookupStage(r.key.src); src != nil && src.replicationStopped(r, ev, rec) {
-		return true
-	}
-	// The source's session is not live here any more (the server is
-	// stopping, or it ended in a race): record the end directly.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ev.ParticipantID, ev.UserID, ev.Time = r.key.pid, r.userID, r.m.now().UTC().Truncate(time.Millisecond)
-	err := errors.Join(r.m.svc.RecordEvent(ctx, r.key.src, r.srcSession, ev), r.m.svc.RecordReplica(ctx, rec))
+	err := r.writeRecord(ctx, false)
+	r.mu.Lock()
+	dstSession := r.dstSession
+	r.mu.Unlock()
+	ev := ivs.ParticipantEvent{Name: api.EventNameReplicationStopped, DestinationStageARN: r.key.dst, DestinationSessionID: dstSession}
+	if src := r.m.lookupStage(r.key.src); src == nil || !src.replicationStopped(r, ev) {
+		// The source's session is not live here any more (the server
+		// is stopping, or it ended in a race): record the end directly.
+		ev.ParticipantID, ev.UserID, ev.Time = r.key.pid, r.userID, r.m.now().UTC().Truncate(time.Millisecond)
+		err = errors.Join(err, r.m.svc.RecordEvent(ctx, r.key.src, r.srcSession, ev))
+	}
 	if err != nil {
 		r.m.log.Warn("recording the end of a replication", "source", r.key.src, "participant", r.key.pid, "err", err)
 	}
