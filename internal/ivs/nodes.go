@@ -78,6 +78,26 @@ func (s *Service) closeSession(ctx context.Context, o *store.OpenSession, w *sto
 			event(p, "PUBLISH_STOPPED", "")
 		}
 	}
+	// A source's replications end with its publishing: a REPLICATION_STOPPED
+	// event and a STOPPED record each.
+	for _, p := range o.Connected {
+		for _, r := range media[p.ParticipantID].replicas {
+			e := &api.Event{Name: api.Ptr(api.EventNameReplicationStopped), ParticipantId: api.Ptr(p.ParticipantID), EventTime: api.Ptr(end),
+				DestinationStageArn: api.Ptr(r.DestinationStageArn), DestinationSessionId: api.Ptr(r.DestinationSessionId)}
+			w.Events = append(w.Events, &store.ParticipantEvent{
+				StageARN: ss.StageARN, SessionID: ss.SessionID, ParticipantID: p.ParticipantID, EventTime: end, Doc: mustJSON(e),
+			})
+			pr := s.prepare(events.FromParticipantEvent(ss.StageARN, ss.SessionID, p.UserID, e))
+			w.Outbox = append(w.Outbox, pr.Entries()...)
+			prepared = append(prepared, pr)
+			r.SourceStageArn, r.SourceSessionId, r.ParticipantId = ss.StageARN, ss.SessionID, p.ParticipantID
+			r.ReplicationState = api.ReplicationStateStopped
+			w.Replicas = append(w.Replicas, &store.ParticipantReplica{
+				SourceStageARN: ss.StageARN, ParticipantID: p.ParticipantID, DestinationStageARN: r.DestinationStageArn,
+				State: r.ReplicationState, Doc: mustJSON(r),
+			})
+		}
+	}
 	for _, p := range o.Connected {
 		event(p, "LEFT", "")
 		w.Participants = append(w.Participants, s.disconnected(ctx, p))
@@ -94,6 +114,9 @@ func (s *Service) closeSession(ctx context.Context, o *store.OpenSession, w *sto
 type media struct {
 	publishing bool
 	subscribed []string // publishers, in the order subscribed
+	// replicas are its active replications into other stages (only the
+	// destination's stage and session are set), in the order started.
+	replicas []*api.ParticipantReplica
 }
 
 // openMedia replays the connected participants' events to find what each
@@ -124,10 +147,25 @@ func (s *Service) openMedia(ctx context.Context, o *store.OpenSession) map[strin
 			m.subscribed = append(removeString(m.subscribed, remote), remote)
 		case "SUBSCRIBE_STOPPED":
 			m.subscribed = removeString(m.subscribed, remote)
+		case "REPLICATION_STARTED":
+			dst := api.Val(e.DestinationStageArn)
+			m.replicas = append(removeReplica(m.replicas, dst), &api.ParticipantReplica{DestinationStageArn: dst, DestinationSessionId: api.Val(e.DestinationSessionId)})
+		case "REPLICATION_STOPPED":
+			m.replicas = removeReplica(m.replicas, api.Val(e.DestinationStageArn))
 		case "LEFT":
 			// A participant that left and joined again had nothing open
 			// when it rejoined.
 			m.publishing, m.subscribed = false, nil
+		}
+	}
+	return out
+}
+
+func removeReplica(list []*api.ParticipantReplica, dst string) []*api.ParticipantReplica {
+	out := list[:0]
+	for _, r := range list {
+		if r.DestinationStageArn != dst {
+			out = append(out, r)
 		}
 	}
 	return out
@@ -154,6 +192,10 @@ func (s *Service) disconnected(ctx context.Context, p *store.Participant) *store
 			FirstJoinTime: api.Ptr(p.FirstJoinTime), Published: api.Ptr(p.Published)}
 	}
 	doc.State = api.Ptr("DISCONNECTED")
+	// Its replication, as a source or a replica, ended with the node.
+	if t := api.Val(doc.ReplicationType); t == api.ReplicationTypeSource || t == api.ReplicationTypeReplica {
+		doc.ReplicationState = api.Ptr(api.ReplicationStateStopped)
+	}
 	q := *p
 	q.State = "DISCONNECTED"
 	q.Doc = mustJSON(doc)
