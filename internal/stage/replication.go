@@ -323,7 +323,8 @@ func (st *Stage) replicationStopped(r *replication, ev ivs.ParticipantEvent) boo
 }
 
 // replicaStopping marks the replica of r in the destination as STOPPED
-// before it leaves, so that its last record says so.
+// (before it leaves, or after, when it was disconnected), so that its last
+// record says so.
 func (st *Stage) replicaStopping(r *replication) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -331,6 +332,7 @@ func (st *Stage) replicaStopping(r *replication) {
 		v := *p.repl
 		v.Active = false
 		p.repl = &v
+		st.recordParticipant(p)
 	}
 }
 

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
+	"github.com/rostrum-dev/rostrum/internal/token"
 )
 
 // Participant replication, driven as a user drives it: a pion publisher in
@@ -507,5 +511,56 @@ func TestReplicationRefusals(t *testing.T) {
 	// A replica cannot be replicated in turn.
 	if err := replicate(c, dsts[0], dsts[1], s.alice, 0, nil); apiErrorCode(t, err) != "ValidationException" {
 		t.Errorf("replicating a replica: %v", err)
+	}
+}
+
+// DisconnectParticipant of the replica in its destination ends the
+// replication; a destination where a participant of that id already is
+// (a self-signed token chose it) refuses a replica of it.
+func TestReplicaDisconnectedAndParticipantIDTaken(t *testing.T) {
+	ts := startServer(t, "")
+	s := setUpReplication(t, ts)
+	c := s.c
+	if err := replicate(c, s.a, s.b, s.alice, 60, nil); err != nil {
+		t.Fatal(err)
+	}
+	sidB := activeSession(t, c, s.b)
+	if _, err := c.DisconnectParticipant(bg, &ivsrealtime.DisconnectParticipantInput{StageArn: aws.String(s.b), ParticipantId: aws.String(s.alice)}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the replication STOPPED by the replica's disconnection", func() bool {
+		rp := getParticipant(c, s.b, sidB, s.alice)
+		rs := replicas(t, c, s.a, s.alice)
+		return isReplica(rp, s.a, s.sidA, types.ReplicationStateStopped) && rp.State == types.ParticipantStateDisconnected &&
+			isSource(getParticipant(c, s.a, s.sidA, s.alice), types.ReplicationStateStopped) &&
+			event(c, s.a, s.sidA, s.alice, types.EventNameReplicationStopped, "") != nil &&
+			len(rs) == 1 && rs[0].ReplicationState == types.ReplicationStateStopped
+	})
+	if p := getParticipant(c, s.a, s.sidA, s.alice); p.State != types.ParticipantStateConnected {
+		t.Errorf("the source after its replica was disconnected: %+v", p)
+	}
+
+	// Stage D has its own participant with alice's id.
+	d := newStage(t, c)
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	pk, err := c.ImportPublicKey(bg, &ivsrealtime.ImportPublicKeyInput{PublicKeyMaterial: aws.String(pemPublicKey(t, &key.PublicKey))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustStage(t, c, d)
+	now := time.Now()
+	tok := signES384(t, key, *pk.PublicKey.Arn, token.Claims{
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), ParticipantID: s.alice,
+		Resource: d, Topic: d[strings.LastIndex(d, "/")+1:], EventsURL: *g.Endpoints.Events, WhipURL: *g.Endpoints.Whip,
+		UserID: "someone-else", Capabilities: token.Capabilities{Subscribe: true}, Version: "1.0",
+	})
+	ev := joinEvents(t, s.ctx, tok)
+	waitState(t, s.ctx, ev, func(st rtclient.StageState) bool { _, ok := st.Participant(s.alice); return ok })
+	if err := replicate(c, s.a, d, s.alice, 0, nil); apiErrorCode(t, err) != "ConflictException" {
+		t.Errorf("replicating into a stage where the participant id is taken: %v", err)
+	}
+	sidD := activeSession(t, c, d)
+	if p := getParticipant(c, d, sidD, s.alice); p == nil || p.ReplicationType != types.ReplicationTypeNone || aws.ToString(p.UserId) != "someone-else" {
+		t.Errorf("D's own participant after the refused replication: %+v", p)
 	}
 }
