@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -562,5 +564,54 @@ func TestReplicaDisconnectedAndParticipantIDTaken(t *testing.T) {
 	sidD := activeSession(t, c, d)
 	if p := getParticipant(c, d, sidD, s.alice); p == nil || p.ReplicationType != types.ReplicationTypeNone || aws.ToString(p.UserId) != "someone-else" {
 		t.Errorf("D's own participant after the refused replication: %+v", p)
+	}
+}
+
+// A replica in a stage that records its participants is recorded like any
+// publisher, unless the stage's recordParticipantReplicas is false.
+func TestReplicaRecording(t *testing.T) {
+	needTool(t, "ffmpeg")
+	data := t.TempDir()
+	ts := startServer(t, data)
+	s := setUpReplication(t, ts)
+	c := s.c
+	recorded := recordingStage(t, c, "recordings")
+	// aws-sdk-go-v2 leaves a false boolean out (and absent is true), so
+	// the stage that does not record replicas is created as the CLI would.
+	sc, err := c.ListStorageConfigurations(bg, &ivsrealtime.ListStorageConfigurationsInput{})
+	if err != nil || len(sc.StorageConfigurations) != 1 {
+		t.Fatalf("storage configurations: %+v, %v", sc, err)
+	}
+	body := fmt.Sprintf(`{"autoParticipantRecordingConfiguration":{"storageConfigurationArn":%q,"recordParticipantReplicas":false}}`, aws.ToString(sc.StorageConfigurations[0].Arn))
+	status, _, resp := ts.call(t, "POST", "/CreateStage", []byte(body))
+	var created struct{ Stage struct{ Arn string } }
+	if err := json.Unmarshal(resp, &created); status != 200 || err != nil {
+		t.Fatalf("CreateStage: %d %s", status, resp)
+	}
+	unrecorded := created.Stage.Arn
+	for _, d := range []string{recorded, unrecorded} {
+		if err := replicate(c, s.a, d, s.alice, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitRecordingState(t, c, recorded, s.alice, types.ParticipantRecordingStateActive)
+	time.Sleep(4 * time.Second) // a few segments
+	for _, d := range []string{recorded, unrecorded} {
+		if err := stopReplication(c, s.a, d, s.alice); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := awaitRecordingState(t, c, recorded, s.alice, types.ParticipantRecordingStateStopped)
+	dir := recordingDir(t, filepath.Join(data, "storage", "recordings"), aws.ToString(p.RecordingS3Prefix))
+	pl, err := os.ReadFile(filepath.Join(dir, "media/hls/high/playlist.m3u8"))
+	if err != nil || !strings.Contains(string(pl), "#EXT-X-ENDLIST") || !strings.Contains(string(pl), ".mp4") {
+		t.Errorf("the replica's recording playlist (%v):\n%s", err, pl)
+	}
+	if p := participant(t, c, unrecorded, s.alice); p.RecordingState != types.ParticipantRecordingStateDisabled || p.ReplicationType != types.ReplicationTypeReplica {
+		t.Errorf("the replica where replicas are not recorded: %+v", p)
+	}
+	stageID := unrecorded[strings.LastIndex(unrecorded, "/")+1:]
+	if dirs, _ := filepath.Glob(filepath.Join(data, "storage", "recordings", stageID, "*")); len(dirs) != 0 {
+		t.Errorf("recordings of a stage that does not record replicas: %v", dirs)
 	}
 }
