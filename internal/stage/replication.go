@@ -119,7 +119,7 @@ func (s *replicaSet) sourcePublishing(st *Stage, p *Participant) {
 func (m *Manager) StartReplication(ctx context.Context, req ivs.ReplicationRequest) error {
 	r := &replication{
 		m: m, key: replicaKey{src: req.Source.ARN, pid: req.ParticipantID, dst: req.Destination.ARN},
-		srcInfo: req.Source, dstInfo: req.Destination, window: req.ReconnectWindow,
+		window:    req.ReconnectWindow,
 		keyframes: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	src := m.lookupStage(req.Source.ARN)
@@ -352,10 +352,9 @@ func (w stopReason) String() string {
 
 // replication is one active replication.
 type replication struct {
-	m                *Manager
-	key              replicaKey
-	srcInfo, dstInfo *ivs.StageInfo
-	window           time.Duration
+	m      *Manager
+	key    replicaKey
+	window time.Duration
 	// Set before the replica joins, then fixed: the source's session,
 	// user id and the replica's attributes.
 	srcSession, userID string
