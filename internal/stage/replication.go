@@ -168,11 +168,16 @@ func (m *Manager) StartReplication(ctx context.Context, req ivs.ReplicationReque
 	if !src.replicationStarted(r) {
 		return fail(fmt.Errorf("%w: it stopped while the replication started", ivs.ErrReplicationSourceNotFound))
 	}
-	// The record is written before the answer: ListParticipantReplicas
-	// shows the replication as soon as StartParticipantReplication returns.
+	// The records are written before the answer: ListParticipantReplicas,
+	// GetParticipant and ListParticipantEvents show the replication as soon
+	// as StartParticipantReplication returns.
 	if err := r.writeRecord(ctx, true); err != nil {
 		r.stop(stopFailed)
 		return fmt.Errorf("recording the replication: %w", err)
+	}
+	src.rec.flush()
+	if dst := m.lookupStage(r.key.dst); dst != nil {
+		dst.rec.flush()
 	}
 	m.replicas.wg.Add(1)
 	go func() {
@@ -204,6 +209,12 @@ func (m *Manager) StopReplication(ctx context.Context, src, dst, pid string) err
 	r := m.replicas.get(replicaKey{src: src, pid: pid, dst: dst})
 	if r == nil || !r.stop(stopRequested) {
 		return ivs.ErrReplicationNotFound
+	}
+	// The answer comes when the API shows the end.
+	for _, arn := range []string{src, dst} {
+		if st := m.lookupStage(arn); st != nil {
+			st.rec.flush()
+		}
 	}
 	return nil
 }
