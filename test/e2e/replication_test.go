@@ -463,6 +463,15 @@ func TestReplicationRefusals(t *testing.T) {
 	if rs := replicas(t, c, s.a, s.alice); len(rs) != 0 {
 		t.Errorf("ListParticipantReplicas after refusals: %+v", rs)
 	}
+	// ListParticipantReplicas declares neither ResourceNotFound nor
+	// Conflict: a stage that does not exist has no replicas; another
+	// account's is AccessDenied.
+	if rs := replicas(t, c, missing, s.alice); len(rs) != 0 {
+		t.Errorf("ListParticipantReplicas of a missing stage: %+v", rs)
+	}
+	if _, err := c.ListParticipantReplicas(bg, &ivsrealtime.ListParticipantReplicasInput{SourceStageArn: aws.String(foreign), ParticipantId: aws.String(s.alice)}); apiErrorCode(t, err) != "AccessDeniedException" {
+		t.Errorf("ListParticipantReplicas of another account's stage: %v", err)
+	}
 
 	// A destination at its publisher limit (2 here) takes no replica.
 	full := newStage(t, c)
