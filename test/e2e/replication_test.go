@@ -182,6 +182,14 @@ func TestParticipantReplicationCopiesAPublisherIntoAnotherStage(t *testing.T) {
 		return false
 	})
 	sub := s.checkReceives(t)
+	// A keyframe request of a subscriber in B reaches the publisher in A.
+	plis := s.pub.ReceivedPLIs()
+	testutil.Eventually(t, "bob's PLI at alice's publisher", func() bool {
+		if err := sub.SendPLI(); err != nil {
+			t.Fatal(err)
+		}
+		return s.pub.ReceivedPLIs() > plis
+	})
 
 	// The API shows the replica in B and the source in A.
 	sidB := activeSession(t, c, s.b)
