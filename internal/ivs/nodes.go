@@ -33,8 +33,9 @@ func (s *Service) Heartbeat(ctx context.Context) error {
 // sessions it ended.
 func (s *Service) CloseNodeSessions(ctx context.Context, nodeID string, aliveSince time.Time) (int, error) {
 	var prepared []*events.Prepared
+	var closed []*store.OpenSession
 	n, err := s.store.CloseNodeSessions(ctx, nodeID, aliveSince, func(open []*store.OpenSession) (*store.SessionClosing, error) {
-		prepared = nil
+		prepared, closed = nil, open
 		w := &store.SessionClosing{}
 		for _, o := range open {
 			prepared = append(prepared, s.closeSession(ctx, o, w)...)
@@ -44,7 +45,78 @@ func (s *Service) CloseNodeSessions(ctx context.Context, nodeID string, aliveSin
 	for _, p := range prepared {
 		p.Done(err)
 	}
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	for _, o := range closed {
+		if err := s.stopAwayReplications(ctx, o); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// stopAwayReplications ends, after its session was closed, the replications
+// of participants who were away from it when the node stopped: a source
+// that had stopped publishing, its replicas waiting for it within their
+// reconnect window. Closing saw only the connected participants.
+func (s *Service) stopAwayReplications(ctx context.Context, o *store.OpenSession) error {
+	ss := o.Session
+	var after int64
+	for {
+		rows, err := s.store.ListParticipants(ctx, store.ParticipantQuery{StageARN: ss.StageARN, SessionID: ss.SessionID, Page: store.Page{After: after, Limit: 100}})
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			after = row.Seq
+			doc, err := decodeRow[api.Participant](row.Doc)
+			if err != nil || api.Val(doc.ReplicationType) != api.ReplicationTypeSource || api.Val(doc.ReplicationState) != api.ReplicationStateActive {
+				continue
+			}
+			if err := s.stopSourceReplications(ctx, o, row.UserID, doc); err != nil {
+				return err
+			}
+		}
+		if len(rows) <= 100 {
+			return nil
+		}
+	}
+}
+
+// stopSourceReplications ends the active replications of one source of a
+// closed session: REPLICATION_STOPPED at the session's end, the records
+// and the participant STOPPED.
+func (s *Service) stopSourceReplications(ctx context.Context, o *store.OpenSession, userID string, doc *api.Participant) error {
+	ss, pid := o.Session, api.Val(doc.ParticipantId)
+	var after int64
+	for {
+		rows, err := s.store.ListParticipantReplicas(ctx, ss.StageARN, pid, store.Page{After: after, Limit: 100})
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			after = row.Seq
+			r, err := decodeRow[api.ParticipantReplica](row.Doc)
+			if err != nil || r.ReplicationState != api.ReplicationStateActive || r.SourceSessionId != ss.SessionID {
+				continue
+			}
+			r.ReplicationState = api.ReplicationStateStopped
+			if err := s.RecordParticipantReplica(ctx, r); err != nil {
+				return err
+			}
+			e := &api.Event{Name: api.Ptr(api.EventNameReplicationStopped), ParticipantId: api.Ptr(pid), EventTime: api.Ptr(o.End),
+				DestinationStageArn: api.Ptr(r.DestinationStageArn), DestinationSessionId: api.Ptr(r.DestinationSessionId)}
+			if err := s.recordEvent(ctx, ss.StageARN, ss.SessionID, userID, e); err != nil {
+				return err
+			}
+		}
+		if len(rows) <= 100 {
+			break
+		}
+	}
+	doc.ReplicationState = api.Ptr(api.ReplicationStateStopped)
+	return s.RecordParticipant(ctx, ss.StageARN, ss.SessionID, doc)
 }
 
 // closeSession adds to w what closing one session writes and returns the

@@ -60,9 +60,25 @@ func TestCloseNodeSessionsEndsReplications(t *testing.T) {
 			}
 		}
 	}
-	if err := svc.RecordReplica(ctx, ReplicaRecord{SourceStageARN: src, SourceSessionID: sidA, DestinationStageARN: dst,
-		DestinationSessionID: sidB, ParticipantID: "alice", Active: true}); err != nil {
+	// bob replicates too, but had stopped publishing and left when the node
+	// stopped: his replica waited for him, within its reconnect window.
+	bob := ParticipantRecord{ID: "bob", UserID: "u-bob", FirstJoin: at, Published: true,
+		Replication: &ReplicationView{Type: api.ReplicationTypeSource, Active: true}}
+	if err := svc.RecordParticipantState(ctx, src, sidA, bob); err != nil {
 		t.Fatal(err)
+	}
+	for _, e := range []ParticipantEvent{{Name: "JOINED"}, {Name: "PUBLISH_STARTED"},
+		{Name: "REPLICATION_STARTED", DestinationStageARN: dst, DestinationSessionID: sidB}, {Name: "PUBLISH_STOPPED"}, {Name: "LEFT"}} {
+		e.ParticipantID, e.UserID = "bob", "u-bob"
+		if err := svc.RecordEvent(ctx, src, sidA, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pid := range []string{"alice", "bob"} {
+		if err := svc.RecordReplica(ctx, ReplicaRecord{SourceStageARN: src, SourceSessionID: sidA, DestinationStageARN: dst,
+			DestinationSessionID: sidB, ParticipantID: pid, Active: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n, err := svc.CloseNodeSessions(ctx, "n1", time.Time{}); err != nil || n != 2 {
 		t.Fatalf("CloseNodeSessions: %d, %v", n, err)
@@ -97,6 +113,23 @@ func TestCloseNodeSessionsEndsReplications(t *testing.T) {
 			t.Errorf("alice in %s: %+v, %v", x.stage, p, err)
 		}
 	}
+	// bob's replication ended too, at the session's end.
+	list, err = svc.ListParticipantReplicas(ctx, &api.ListParticipantReplicasRequest{SourceStageArn: src, ParticipantId: "bob"})
+	if err != nil || len(list.Replicas) != 1 || list.Replicas[0].ReplicationState != api.ReplicationStateStopped {
+		t.Errorf("bob's replicas: %+v, %v", list, err)
+	}
+	evs, err = svc.ListParticipantEvents(ctx, &api.ListParticipantEventsRequest{StageArn: src, SessionId: sidA, ParticipantId: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := evs.Events[len(evs.Events)-1]; api.Val(last.Name) != api.EventNameReplicationStopped || api.Val(last.DestinationStageArn) != dst {
+		t.Errorf("bob's last event: %+v", last)
+	}
+	if p, err := svc.GetParticipant(ctx, &api.GetParticipantRequest{StageArn: src, SessionId: sidA, ParticipantId: "bob"}); err != nil ||
+		api.Val(p.Participant.ReplicationState) != api.ReplicationStateStopped {
+		t.Errorf("bob: %+v, %v", p, err)
+	}
+
 	// The Stage Update event of the end is delivered, naming the
 	// destination.
 	eventually(t, "Participant Replication Ended", func() bool {
