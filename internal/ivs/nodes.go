@@ -48,9 +48,11 @@ func (s *Service) CloseNodeSessions(ctx context.Context, nodeID string, aliveSin
 	if err != nil {
 		return n, err
 	}
+	// The sessions are closed whatever happens here: a failure leaves a
+	// replication's record ACTIVE, and is logged.
 	for _, o := range closed {
 		if err := s.stopAwayReplications(ctx, o); err != nil {
-			return n, err
+			s.log.WarnContext(ctx, "ending the replications of a closed session", "stage", o.Session.StageARN, "session", o.Session.SessionID, "err", err)
 		}
 	}
 	return n, nil
