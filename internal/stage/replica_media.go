@@ -53,6 +53,7 @@ func (r *replication) use(gen *tapGen) (gone bool) {
 	}
 	old := r.gen
 	r.gen = gen
+	r.cur.Store(gen)
 	if r.timer != nil {
 		r.timer.Stop()
 		r.timer = nil
@@ -87,7 +88,9 @@ type replicaTrack struct {
 func (r *replication) forward(gen *tapGen, track int, h *rtp.Header, payload []byte) {
 	to := gen.to.Load()
 	lp := r.ready.Load()
-	if to == nil || lp == nil || track >= len(*to) {
+	// The last packets of a tap that has been replaced are late: the
+	// stream goes on from the new tap.
+	if to == nil || lp == nil || track >= len(*to) || r.cur.Load() != gen {
 		return
 	}
 	i := (*to)[track]
@@ -187,6 +190,7 @@ func (r *replication) sourceAway(gen *tapGen) {
 		return
 	}
 	r.gen = nil
+	r.cur.Store(nil)
 	if r.window <= 0 {
 		r.mu.Unlock()
 		r.stop(stopSourceGone)

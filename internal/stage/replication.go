@@ -381,6 +381,8 @@ type replication struct {
 	doneOnce  sync.Once
 	recMu     sync.Mutex // serialises the record's writes
 
+	cur atomic.Pointer[tapGen] // gen, for the hot path
+
 	mu         sync.Mutex
 	gen        *tapGen // the current tap; nil while the source is away
 	out        *LocalPublication
@@ -438,6 +440,7 @@ func (r *replication) abort() {
 	r.stopped = true
 	gen, out := r.gen, r.out
 	r.gen, r.out = nil, nil
+	r.cur.Store(nil)
 	r.mu.Unlock()
 	r.finish()
 	if gen != nil {
@@ -464,6 +467,7 @@ func (r *replication) stop(why stopReason) bool {
 	}
 	gen, out, started := r.gen, r.out, r.started
 	r.gen = nil
+	r.cur.Store(nil)
 	r.mu.Unlock()
 	r.finish()
 	r.m.replicas.remove(r)

@@ -51,6 +51,7 @@ func BenchmarkReplicaForward(b *testing.B) {
 				}
 				defer gen.tap.Close()
 				gen.to.Store(identityMap(1))
+				r.cur.Store(gen)
 			}
 			key := make([]byte, 1200)
 			key[0] = 0x67 // an SPS: a keyframe starts the tap

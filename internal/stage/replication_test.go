@@ -68,15 +68,20 @@ func TestReplicaStreamContinuesAcrossTaps(t *testing.T) {
 	// The second publisher sends video first: its track 0 is the replica's 1.
 	second.to.Store(&[]int{1, 0})
 
+	r.cur.Store(first)
 	r.forward(first, 1, &rtp.Header{SequenceNumber: 65534, Timestamp: 4294960000, Marker: true}, nil)
 	r.forward(first, 1, &rtp.Header{SequenceNumber: 65535, Timestamp: 4294963000}, nil)
 	r.forward(first, 0, &rtp.Header{SequenceNumber: 10, Timestamp: 500}, nil)
+	r.cur.Store(second)
 	r.forward(second, 0, &rtp.Header{SequenceNumber: 7, Timestamp: 123}, nil) // video
+	// A late packet of the replaced tap is dropped.
+	r.forward(first, 1, &rtp.Header{SequenceNumber: 0, Timestamp: 4294966000}, nil)
 	r.forward(second, 0, &rtp.Header{SequenceNumber: 8, Timestamp: 3123, Marker: true}, nil)
 	r.forward(second, 1, &rtp.Header{SequenceNumber: 900, Timestamp: 90}, nil) // audio
 	// A track the replica does not have is dropped.
 	third := &tapGen{}
 	third.to.Store(&[]int{-1})
+	r.cur.Store(third)
 	r.forward(third, 0, &rtp.Header{SequenceNumber: 1}, nil)
 
 	hs := conn.hs
