@@ -270,6 +270,7 @@ func (m *Manager) DisconnectParticipant(ctx context.Context, stageARN, participa
 	if st := m.lookupStage(stageARN); st != nil {
 		st.kick(participantID, reason)
 	}
+	m.sourceDisconnected(stageARN, participantID)
 	return nil
 }
 

@@ -231,6 +231,15 @@ func (m *Manager) stageGoneReplicas(arn string) {
 	}
 }
 
+// sourceDisconnected ends the replications of a participant that
+// DisconnectParticipant removed for good: it cannot come back, so no
+// reconnect window is waited for.
+func (m *Manager) sourceDisconnected(arn, pid string) {
+	for _, r := range m.replicas.matching(func(k replicaKey) bool { return k.src == arn && k.pid == pid }) {
+		r.stop(stopSourceDisconnected)
+	}
+}
+
 // closeReplicas ends every replication (the server is stopping) and waits
 // for their workers.
 func (m *Manager) closeReplicas() {
@@ -355,10 +364,11 @@ const (
 	stopDestinationDeleted                   // the destination stage was deleted
 	stopShutdown                             // the server is stopping
 	stopFailed                               // its record could not be written
+	stopSourceDisconnected                   // DisconnectParticipant removed the source for good
 )
 
 func (w stopReason) String() string {
-	return [...]string{"requested", "source gone", "replica gone", "source stage deleted", "destination stage deleted", "shutdown", "failed"}[w]
+	return [...]string{"requested", "source gone", "replica gone", "source stage deleted", "destination stage deleted", "shutdown", "failed", "source disconnected"}[w]
 }
 
 // replication is one active replication.

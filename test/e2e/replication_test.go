@@ -582,6 +582,22 @@ func TestReplicaDisconnectedAndParticipantIDTaken(t *testing.T) {
 	if p := getParticipant(c, d, sidD, s.alice); p == nil || p.ReplicationType != types.ReplicationTypeNone || aws.ToString(p.UserId) != "someone-else" {
 		t.Errorf("D's own participant after the refused replication: %+v", p)
 	}
+
+	// DisconnectParticipant of the source ends its replications at once:
+	// it cannot come back, so the 60 s window (longer than this test
+	// waits) is not waited for.
+	e := newStage(t, c)
+	if err := replicate(c, s.a, e, s.alice, 60, nil); err != nil {
+		t.Fatal(err)
+	}
+	sidE := activeSession(t, c, e)
+	if _, err := c.DisconnectParticipant(bg, &ivsrealtime.DisconnectParticipantInput{StageArn: aws.String(s.a), ParticipantId: aws.String(s.alice)}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the replication STOPPED with its disconnected source", func() bool {
+		rp := getParticipant(c, e, sidE, s.alice)
+		return isReplica(rp, s.a, s.sidA, types.ReplicationStateStopped) && rp.State == types.ParticipantStateDisconnected
+	})
 }
 
 // A replica in a stage that records its participants is recorded like any
