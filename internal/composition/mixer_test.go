@@ -3,6 +3,7 @@ package composition
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -338,6 +339,34 @@ func TestMixerOmitsStoppedVideo(t *testing.T) {
 	for _, pt := range [][2]int{{20, 360}, {640, 360}, {1260, 360}} {
 		if got := compotest.At(pic, 1280, pt[0], pt[1]); !compotest.Near(got, compotest.Red) {
 			t.Errorf("(%d,%d) is %v, want a's compotest.Red across the frame", pt[0], pt[1], got)
+		}
+	}
+}
+
+// A composition stopped right after its start ends: closing the mixer
+// never waits on an encoder that waits on an input the mixer stopped
+// feeding.
+func TestMixerClosesRightAfterStart(t *testing.T) {
+	bin := needFFmpeg(t)
+	testutil.CheckLeaks(t)
+	r := testRouter(t)
+	a := sfutest.Publish(t, r, "a", compotest.Video(t, compotest.Red, "H264", 640, 360), opus(t))
+	defer a.Close()
+	for i := range 5 {
+		mx, err := startMixer(mixerConfig{FFmpeg: bin, Layout: layout.DefaultGrid(), Log: testLog(t),
+			Outs: []encodeOut{{Encoder: Encoder{Width: 1280, Height: 720, Framerate: 30, Bitrate: 2_500_000}, W: io.Discard},
+				{Encoder: Encoder{ARN: "x", Width: 640, Height: 360, Framerate: 30, Bitrate: 1_000_000}, W: io.Discard}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mx.setView(view(r, "a"))
+		time.Sleep(time.Duration(i) * 100 * time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- mx.close(10 * time.Second) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("round %d: the mixer did not close", i)
 		}
 	}
 }
