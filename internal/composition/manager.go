@@ -118,6 +118,17 @@ func (m *Manager) Running(arn string) bool {
 	return m.comps[arn] != nil
 }
 
+// Stages are the stages of the compositions running here.
+func (m *Manager) Stages() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, c := range m.comps {
+		out = append(out, c.spec.StageARN)
+	}
+	return out
+}
+
 // Close stops every composition and waits for them to finish (until ctx
 // ends).
 func (m *Manager) Close(ctx context.Context) error {

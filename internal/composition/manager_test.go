@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rostrum-dev/rostrum/internal/composition/compotest"
 	"github.com/rostrum-dev/rostrum/internal/composition/layout"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/sfu/sfutest"
@@ -108,9 +109,9 @@ func TestCompositionToRTMP(t *testing.T) {
 	rtmp := rtmpserver.Start(t)
 	testutil.CheckLeaks(t)
 	r := testRouter(t)
-	alice := sfutest.Publish(t, r, "alice", colourVideo(t, red, "H264", 640, 360), opus(t))
+	alice := sfutest.Publish(t, r, "alice", compotest.Video(t, compotest.Red, "H264", 640, 360), opus(t))
 	defer alice.Close()
-	bob := sfutest.Publish(t, r, "bob", colourVideo(t, green, "VP8", 640, 360), opus(t))
+	bob := sfutest.Publish(t, r, "bob", compotest.Video(t, compotest.Green, "VP8", 640, 360), opus(t))
 	defer bob.Close()
 
 	feed := &stageFeed{view: view(r, "alice", "bob")}
@@ -162,7 +163,7 @@ func TestCompositionToRTMP(t *testing.T) {
 		{ID: "bob", Video: true, VideoSize: layout.Size{Width: 640, Height: 360}, Arrival: 2}})
 	one, _ := layout.Compute(layout.Size{Width: 1280, Height: 720}, layout.DefaultGrid(), []layout.Participant{
 		{ID: "alice", Video: true, VideoSize: layout.Size{Width: 640, Height: 360}, Arrival: 1}})
-	if phase, ok := inOrder(pictures(t, recs[0], 4, 1280, 720), tilesShow(two, map[string]rgb{"alice": red, "bob": green}), tilesShow(one, map[string]rgb{"alice": red})); !ok {
+	if phase, ok := compotest.InOrder(compotest.Pictures(t, recs[0], 4, 1280, 720), compotest.TilesShow(two, map[string]compotest.RGB{"alice": compotest.Red, "bob": compotest.Green}), compotest.TilesShow(one, map[string]compotest.RGB{"alice": compotest.Red})); !ok {
 		t.Fatalf("phase %d (0: alice and bob, 1: alice alone) never shows at the RTMP server", phase)
 	}
 	m.Close(t.Context())
@@ -192,7 +193,7 @@ func TestCompositionStopsWithoutPublishers(t *testing.T) {
 		t.Fatalf("states %v", rep.list())
 	}
 	// Publishing keeps it; the last publisher leaving starts the clock.
-	alice := sfutest.Publish(t, r, "alice", colourVideo(t, red, "H264", 640, 360))
+	alice := sfutest.Publish(t, r, "alice", compotest.Video(t, compotest.Red, "H264", 640, 360))
 	defer alice.Close()
 	rep2 := &reports{}
 	m2 := NewManager(Config{FFmpeg: bin, Watcher: feed, Reporter: rep2, Logger: testLog(t), IdleTimeout: 2 * time.Second})
@@ -216,7 +217,7 @@ func TestCompositionDestinationReconnectsThenFails(t *testing.T) {
 	rtmp := rtmpserver.Start(t)
 	testutil.CheckLeaks(t)
 	r := testRouter(t)
-	alice := sfutest.Publish(t, r, "alice", colourVideo(t, red, "H264", 640, 360))
+	alice := sfutest.Publish(t, r, "alice", compotest.Video(t, compotest.Red, "H264", 640, 360))
 	defer alice.Close()
 	feed := &stageFeed{view: view(r, "alice")}
 	rep := &reports{}
@@ -245,7 +246,7 @@ func TestCompositionsAreIsolated(t *testing.T) {
 	rtmp := rtmpserver.Start(t)
 	testutil.CheckLeaks(t)
 	r := testRouter(t)
-	alice := sfutest.Publish(t, r, "alice", colourVideo(t, red, "H264", 640, 360), opus(t))
+	alice := sfutest.Publish(t, r, "alice", compotest.Video(t, compotest.Red, "H264", 640, 360), opus(t))
 	defer alice.Close()
 	feed := &stageFeed{view: view(r, "alice")}
 	rep := &reports{}

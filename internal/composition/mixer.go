@@ -325,9 +325,13 @@ func (mx *mixer) close(timeout time.Duration) error {
 		go func() { defer wg.Done(); in.close() }()
 	}
 	wg.Wait()
-	mx.wg.Wait()
+	// End the encoder's inputs before waiting for the loops: a loop may be
+	// blocked writing to an encoder that waits for the other input, which
+	// the other loop has stopped feeding. The closes end those writes, and
+	// tell ffmpeg to finish its streams.
 	done := make(chan error, 1)
 	go func() { done <- mx.enc.finish() }()
+	mx.wg.Wait()
 	select {
 	case err := <-done:
 		return err

@@ -3,15 +3,16 @@ package composition
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rostrum-dev/rostrum/internal/composition/compotest"
 	"github.com/rostrum-dev/rostrum/internal/composition/layout"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
@@ -36,63 +37,6 @@ func needFFmpeg(t testing.TB) string {
 	}
 	p, _ := exec.LookPath("ffmpeg")
 	return p
-}
-
-// rgb is a colour as ffmpeg's color source names it, and its RGB.
-type rgb struct {
-	name    string
-	r, g, b int
-}
-
-var (
-	red   = rgb{"red", 255, 0, 0}
-	green = rgb{"lime", 0, 255, 0}
-	blue  = rgb{"blue", 0, 0, 255}
-	white = rgb{"white", 255, 255, 255}
-	black = rgb{"black", 0, 0, 0}
-)
-
-var colourFiles sync.Map // name → path
-
-// colourVideo is a file of solid-colour video of size w×h, codec "H264"
-// or "VP8", made once per test binary.
-func colourVideo(t testing.TB, c rgb, codec string, w, h int) rtclient.MediaSource {
-	t.Helper()
-	key := fmt.Sprintf("%s-%s-%dx%d", c.name, codec, w, h)
-	path, ok := colourFiles.Load(key)
-	if !ok {
-		dir := filepath.Join(os.TempDir(), "rostrum-composition-fixtures")
-		os.MkdirAll(dir, 0o755)
-		args := []string{"-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-			"-i", fmt.Sprintf("color=c=%s:size=%dx%d:rate=30", c.name, w, h), "-t", "20"}
-		var p string
-		if codec == "VP8" {
-			p = filepath.Join(dir, key+".ivf")
-			args = append(args, "-c:v", "libvpx", "-b:v", "300k", "-g", "30", "-deadline", "realtime", "-cpu-used", "8",
-				"-auto-alt-ref", "0", "-lag-in-frames", "0", "-pix_fmt", "yuv420p", "-f", "ivf", p)
-		} else {
-			p = filepath.Join(dir, key+".h264")
-			args = append(args, "-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-g", "30",
-				"-pix_fmt", "yuv420p", "-preset", "veryfast", "-f", "h264", p)
-		}
-		// Made under a temporary name and renamed: other test binaries
-		// may be making the same file at the same time.
-		final := p
-		p = fmt.Sprintf("%s.%d.tmp", p, os.Getpid())
-		args[len(args)-1] = p
-		if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
-			t.Fatalf("making %s: %v\n%s", key, err, out)
-		}
-		if err := os.Rename(p, final); err != nil {
-			t.Fatal(err)
-		}
-		path, _ = colourFiles.LoadOrStore(key, final)
-	}
-	src, err := rtclient.NewFileSource(path.(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
 }
 
 var opusFixture struct {
@@ -170,64 +114,6 @@ func (w *fileWriter) save(t *testing.T) string {
 	return p
 }
 
-// pictureAt decodes the picture at second sec of the file as RGB24.
-func pictureAt(t *testing.T, path string, sec float64, w, h int) []byte {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-ss", strconv.FormatFloat(sec, 'f', 2, 64),
-		"-i", path, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1").Output()
-	if err != nil {
-		t.Fatalf("decoding %s at %gs: %v", path, sec, err)
-	}
-	if len(out) != w*h*3 {
-		t.Fatalf("picture at %gs: %d bytes, want %d", sec, len(out), w*h*3)
-	}
-	return out
-}
-
-// pictures decodes the file's pictures, fps of them per second of the
-// stream, as RGB24.
-func pictures(t *testing.T, path string, fps float64, w, h int) [][]byte {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path,
-		"-vf", "fps="+strconv.FormatFloat(fps, 'f', -1, 64), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1").Output()
-	if err != nil {
-		t.Fatalf("decoding %s: %v", path, err)
-	}
-	var pics [][]byte
-	for n := w * h * 3; len(out) >= n; out = out[n:] {
-		pics = append(pics, out[:n])
-	}
-	return pics
-}
-
-// inOrder says whether the pictures show each of the phases, in order
-// (each phase a test of a picture); it says which was not found.
-func inOrder(pics [][]byte, phases ...func([]byte) bool) (int, bool) {
-	i := 0
-	for phase, ok := range phases {
-		for i < len(pics) && !ok(pics[i]) {
-			i++
-		}
-		if i == len(pics) {
-			return phase, false
-		}
-	}
-	return 0, true
-}
-
-// colourAt says whether the picture's pixel at (x, y) is near c.
-func colourAt(pic []byte, w, x, y int) rgb {
-	i := (y*w + x) * 3
-	return rgb{r: int(pic[i]), g: int(pic[i+1]), b: int(pic[i+2])}
-}
-
-func near(a, b rgb) bool {
-	d := func(x, y int) bool { return x-y < 40 && y-x < 40 }
-	return d(a.r, b.r) && d(a.g, b.g) && d(a.b, b.b)
-}
-
-func centre(r layout.Rect) (int, int) { return r.X + r.Width/2, r.Y + r.Height/2 }
-
 // view is a stage view of publishers joined in order.
 func view(r *sfu.Router, ids ...string) StageView {
 	v := StageView{SessionID: "st-1", Source: r}
@@ -242,9 +128,9 @@ func TestMixerGridOfTwoThenOne(t *testing.T) {
 	bin := needFFmpeg(t)
 	testutil.CheckLeaks(t)
 	r := testRouter(t)
-	alice := sfutest.Publish(t, r, "alice", colourVideo(t, red, "H264", 640, 360), opus(t))
+	alice := sfutest.Publish(t, r, "alice", compotest.Video(t, compotest.Red, "H264", 640, 360), opus(t))
 	defer alice.Close()
-	bob := sfutest.Publish(t, r, "bob", colourVideo(t, blue, "VP8", 640, 360), opus(t))
+	bob := sfutest.Publish(t, r, "bob", compotest.Video(t, compotest.Blue, "VP8", 640, 360), opus(t))
 
 	enc := Encoder{Width: 1280, Height: 720, Framerate: 30, Bitrate: 2_500_000}
 	out := &fileWriter{}
@@ -288,29 +174,8 @@ func TestMixerGridOfTwoThenOne(t *testing.T) {
 	// loaded machine may not: the phases are looked for in order.)
 	one, _ := layout.Compute(layout.Size{Width: 1280, Height: 720}, layout.DefaultGrid(), []layout.Participant{
 		{ID: "alice", Video: true, VideoSize: layout.Size{Width: 640, Height: 360}, Arrival: 1}})
-	if phase, ok := inOrder(pictures(t, path, 4, 1280, 720), tilesShow(two, map[string]rgb{"alice": red, "bob": blue}), tilesShow(one, map[string]rgb{"alice": red})); !ok {
+	if phase, ok := compotest.InOrder(compotest.Pictures(t, path, 4, 1280, 720), compotest.TilesShow(two, map[string]compotest.RGB{"alice": compotest.Red, "bob": compotest.Blue}), compotest.TilesShow(one, map[string]compotest.RGB{"alice": compotest.Red})); !ok {
 		t.Fatalf("phase %d (0: alice and bob, 1: alice alone) never shows", phase)
-	}
-}
-
-// tilesShow tests that every participant's tile in fr shows its colour at
-// its centre and near its corners, and that the frame's corner is
-// background unless a tile covers it.
-func tilesShow(fr layout.Frame, colours map[string]rgb) func([]byte) bool {
-	return func(pic []byte) bool {
-		for id, c := range colours {
-			tile, ok := fr.Tile(id)
-			if !ok {
-				return false
-			}
-			d := tile.Dest
-			for _, pt := range [][2]int{{d.X + d.Width/2, d.Y + d.Height/2}, {d.X + 8, d.Y + 8}, {d.Right() - 8, d.Bottom() - 8}} {
-				if !near(colourAt(pic, fr.Size.Width, pt[0], pt[1]), c) {
-					return false
-				}
-			}
-		}
-		return true
 	}
 }
 
@@ -329,7 +194,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 // tileCase is a publisher of a colour, with its token attributes.
 type tileCase struct {
 	id    string
-	c     rgb
+	c     compotest.RGB
 	codec string
 	attrs map[string]string
 }
@@ -344,7 +209,7 @@ func mixAndCheck(t *testing.T, lc layout.Config, cases []tileCase) {
 	var ps []layout.Participant
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, tc := range cases {
-		p := sfutest.Publish(t, r, tc.id, colourVideo(t, tc.c, tc.codec, 640, 360))
+		p := sfutest.Publish(t, r, tc.id, compotest.Video(t, tc.c, tc.codec, 640, 360))
 		defer p.Close()
 		joined := base.Add(time.Duration(i) * time.Second)
 		v.Participants = append(v.Participants, Participant{ID: tc.id, Attributes: tc.attrs, Publishing: true, Joined: joined})
@@ -385,15 +250,15 @@ func mixAndCheck(t *testing.T, lc layout.Config, cases []tileCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pic := pictureAt(t, path, pr.Duration()-0.5, 1280, 720)
+	pic := compotest.PictureAt(t, path, pr.Duration()-0.5, 1280, 720)
 	for _, tc := range cases {
 		tile, ok := want.Tile(tc.id)
 		if !ok {
 			t.Fatalf("%s has no tile", tc.id)
 		}
-		x, y := centre(tile.Dest)
-		if got := colourAt(pic, 1280, x, y); !near(got, tc.c) {
-			t.Errorf("%s's tile %+v: centre (%d,%d) is %v, want %s", tc.id, tile.Rect, x, y, got, tc.c.name)
+		x, y := compotest.Centre(tile.Dest)
+		if got := compotest.At(pic, 1280, x, y); !compotest.Near(got, tc.c) {
+			t.Errorf("%s's tile %+v: centre (%d,%d) is %v, want %s", tc.id, tile.Rect, x, y, got, tc.c.Name)
 		}
 	}
 }
@@ -404,10 +269,10 @@ func TestMixerGridOfFourInAttributeOrder(t *testing.T) {
 	lc.ParticipantOrderAttribute = "seat"
 	// Joined a, b, c, d; seats put d first and a last.
 	mixAndCheck(t, lc, []tileCase{
-		{"a", red, "H264", map[string]string{"seat": "4"}},
-		{"b", green, "VP8", map[string]string{"seat": "2"}},
-		{"c", blue, "H264", map[string]string{"seat": "3"}},
-		{"d", white, "VP8", map[string]string{"seat": "1"}},
+		{"a", compotest.Red, "H264", map[string]string{"seat": "4"}},
+		{"b", compotest.Green, "VP8", map[string]string{"seat": "2"}},
+		{"c", compotest.Blue, "H264", map[string]string{"seat": "3"}},
+		{"d", compotest.White, "VP8", map[string]string{"seat": "1"}},
 	})
 }
 
@@ -417,8 +282,8 @@ func TestMixerPictureInPicture(t *testing.T) {
 	lc.PipParticipantAttribute = "pip"
 	lc.PipPosition = layout.PipTopLeft
 	mixAndCheck(t, lc, []tileCase{
-		{"host", red, "H264", nil},
-		{"guest", blue, "VP8", map[string]string{"pip": "true"}},
+		{"host", compotest.Red, "H264", nil},
+		{"guest", compotest.Blue, "VP8", map[string]string{"pip": "true"}},
 	})
 }
 
@@ -428,9 +293,9 @@ func TestMixerFeaturedParticipant(t *testing.T) {
 	lc.FeaturedParticipantAttribute = "featured"
 	lc.VideoFillMode = layout.FillModeContain
 	mixAndCheck(t, lc, []tileCase{
-		{"a", red, "H264", nil},
-		{"b", green, "VP8", map[string]string{"featured": "true"}},
-		{"c", blue, "H264", nil},
+		{"a", compotest.Red, "H264", nil},
+		{"b", compotest.Green, "VP8", map[string]string{"featured": "true"}},
+		{"c", compotest.Blue, "H264", nil},
 	})
 }
 
@@ -438,9 +303,9 @@ func TestMixerOmitsStoppedVideo(t *testing.T) {
 	testutil.CheckLeaks(t)
 	bin := needFFmpeg(t)
 	r := testRouter(t)
-	a := sfutest.Publish(t, r, "a", colourVideo(t, red, "H264", 640, 360))
+	a := sfutest.Publish(t, r, "a", compotest.Video(t, compotest.Red, "H264", 640, 360))
 	defer a.Close()
-	b := sfutest.Publish(t, r, "b", colourVideo(t, blue, "H264", 640, 360))
+	b := sfutest.Publish(t, r, "b", compotest.Video(t, compotest.Blue, "H264", 640, 360))
 	defer b.Close()
 	lc := layout.DefaultGrid()
 	lc.OmitStoppedVideo = true
@@ -470,10 +335,38 @@ func TestMixerOmitsStoppedVideo(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := out.save(t)
-	pic := pictureAt(t, path, testutil.FFprobe(t, path).Duration()-0.5, 1280, 720)
+	pic := compotest.PictureAt(t, path, testutil.FFprobe(t, path).Duration()-0.5, 1280, 720)
 	for _, pt := range [][2]int{{20, 360}, {640, 360}, {1260, 360}} {
-		if got := colourAt(pic, 1280, pt[0], pt[1]); !near(got, red) {
-			t.Errorf("(%d,%d) is %v, want a's red across the frame", pt[0], pt[1], got)
+		if got := compotest.At(pic, 1280, pt[0], pt[1]); !compotest.Near(got, compotest.Red) {
+			t.Errorf("(%d,%d) is %v, want a's compotest.Red across the frame", pt[0], pt[1], got)
+		}
+	}
+}
+
+// A composition stopped right after its start ends: closing the mixer
+// never waits on an encoder that waits on an input the mixer stopped
+// feeding.
+func TestMixerClosesRightAfterStart(t *testing.T) {
+	bin := needFFmpeg(t)
+	testutil.CheckLeaks(t)
+	r := testRouter(t)
+	a := sfutest.Publish(t, r, "a", compotest.Video(t, compotest.Red, "H264", 640, 360), opus(t))
+	defer a.Close()
+	for i := range 5 {
+		mx, err := startMixer(mixerConfig{FFmpeg: bin, Layout: layout.DefaultGrid(), Log: testLog(t),
+			Outs: []encodeOut{{Encoder: Encoder{Width: 1280, Height: 720, Framerate: 30, Bitrate: 2_500_000}, W: io.Discard},
+				{Encoder: Encoder{ARN: "x", Width: 640, Height: 360, Framerate: 30, Bitrate: 1_000_000}, W: io.Discard}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mx.setView(view(r, "a"))
+		time.Sleep(time.Duration(i) * 100 * time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- mx.close(10 * time.Second) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("round %d: the mixer did not close", i)
 		}
 	}
 }

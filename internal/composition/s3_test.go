@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rostrum-dev/rostrum/internal/composition/compotest"
 	"github.com/rostrum-dev/rostrum/internal/composition/layout"
 	"github.com/rostrum-dev/rostrum/internal/objstore"
 	"github.com/rostrum-dev/rostrum/internal/objstore/folder"
@@ -19,7 +20,7 @@ import (
 func TestCompositionToS3(t *testing.T) {
 	bin := needFFmpeg(t)
 	r := testRouter(t)
-	alice := sfutest.Publish(t, r, "alice", colourVideo(t, red, "H264", 640, 360), opus(t))
+	alice := sfutest.Publish(t, r, "alice", compotest.Video(t, compotest.Red, "H264", 640, 360), opus(t))
 	defer alice.Close()
 	st, err := folder.New(t.TempDir())
 	if err != nil {
@@ -98,9 +99,9 @@ func TestCompositionToS3(t *testing.T) {
 	if a, _, _ := pr.Stream("audio"); a != "aac" {
 		t.Fatalf("audio %q", a)
 	}
-	// The composite is alice alone: red in the middle.
-	pic := pictureAt(t, st.Path("bucket", prefix+"/media/hls/720p30-hd/playlist.m3u8"), pr.Duration()/2, 1280, 720)
-	if got := colourAt(pic, 1280, 640, 360); !near(got, red) {
+	// The composite is alice alone: compotest.Red in the middle.
+	pic := compotest.PictureAt(t, st.Path("bucket", prefix+"/media/hls/720p30-hd/playlist.m3u8"), pr.Duration()/2, 1280, 720)
+	if got := compotest.At(pic, 1280, 640, 360); !compotest.Near(got, compotest.Red) {
 		t.Errorf("the picture's centre is %v, want red", got)
 	}
 	m.Close(t.Context())

@@ -34,6 +34,18 @@ type Compositor interface {
 	Stop(arn string) error
 }
 
+// ClusterCompositor is the Compositor of a node in a cluster: a
+// composition runs on the node that runs its stage, whichever node the API
+// request reached.
+type ClusterCompositor interface {
+	Compositor
+	// NodeFor is the node that runs the stage's compositions (the stage is
+	// placed on one if no node runs it).
+	NodeFor(ctx context.Context, stageARN string) (string, error)
+	// StopOn stops a composition that runs on node.
+	StopOn(ctx context.Context, node, arn string) error
+}
+
 // SetCompositor connects the media side of compositions. Until it is set,
 // a composition stays STARTING until StopComposition, which ends its
 // record.
@@ -147,9 +159,15 @@ func (s *Service) StartComposition(ctx context.Context, in *api.StartComposition
 		kinds = append(kinds, k)
 	}
 
+	node := s.cfg.NodeID
+	if cc, ok := s.getCompositor().(ClusterCompositor); ok {
+		if node, err = cc.NodeFor(ctx, stage.ARN); err != nil {
+			return nil, s.internal(ctx, fmt.Errorf("placing composition %s: %w", doc.Arn, err))
+		}
+	}
 	r := &store.Resource{
 		ARN: doc.Arn, Kind: kindComposition, Owner: s.owner(ctx), State: doc.State, Refs: refs,
-		Node: s.cfg.NodeID, ClientToken: token, Doc: mustJSON(doc),
+		Node: node, ClientToken: token, Doc: mustJSON(doc),
 	}
 	// The quota and channel checks and the create are one step on this
 	// node: two requests cannot both take the last slot or one channel.
@@ -557,10 +575,19 @@ func (s *Service) StopComposition(ctx context.Context, in *api.StopCompositionRe
 // does not run (none is connected, or it ended on its own an instant ago)
 // is ended here, through the same reports.
 func (s *Service) stopComposition(ctx context.Context, r *store.Resource) error {
-	if r.Node != s.cfg.NodeID {
-		return api.Conflictf("Composition %s runs on node %s, not on this one (%s); stop it there.", r.ARN, r.Node, s.cfg.NodeID)
-	}
 	c := s.getCompositor()
+	if r.Node != s.cfg.NodeID {
+		cc, ok := c.(ClusterCompositor)
+		if !ok {
+			return api.Conflictf("Composition %s runs on node %s, not on this one (%s); stop it there.", r.ARN, r.Node, s.cfg.NodeID)
+		}
+		// That node stops it and reports; a dead node's compositions are
+		// failed when its heartbeat stops.
+		if err := cc.StopOn(ctx, r.Node, r.ARN); err != nil {
+			return s.internal(ctx, fmt.Errorf("stopping composition %s on node %s: %w", r.ARN, r.Node, err))
+		}
+		return nil
+	}
 	if c != nil {
 		err := c.Stop(r.ARN)
 		if err == nil {

@@ -23,12 +23,16 @@ const nodeIDSetting = "node-id"
 // media plane's writes queue behind it.
 const retentionBatch = 500
 
-// resolveNodeID is --node-id, or the id generated on this database's first
+// resolveNodeID is --node-id, else the host name and --listen port, else
+// (port 0) the id generated on this database's first
 // start (kept, so that a restarted server knows the sessions its previous
 // run left).
 func resolveNodeID(ctx context.Context, cfg *config.Config, st store.Store) (string, error) {
 	if cfg.Node.ID != "" {
 		return cfg.Node.ID, nil
+	}
+	if id := cfg.DefaultNodeID(); id != "" {
+		return id, nil
 	}
 	if cfg.DatabaseURL != "" {
 		return localNodeID(cfg) // database.go

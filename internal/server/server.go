@@ -62,6 +62,9 @@ type Server struct {
 	unlock       func() // releases the data dir (datadir_unix.go)
 
 	eventStream http.Handler
+	// cluster: the nodes sharing this PostgreSQL database (cluster.go);
+	// nil on SQLite.
+	cluster *clusterNode
 
 	metrics         *metrics.Registry // metrics.go
 	metricsHTTP     *http.Server
@@ -104,16 +107,27 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, listenError(err, "HTTP", "--listen", cfg.Listen)
 	}
 	base := cfg.BaseURL(ln.Addr())
-	bus, err := startEventBus(ctx, cfg, st, log)
+	cn, err := openCluster(ctx, cfg, node, base, log) // cluster.go
 	if err != nil {
 		ln.Close()
 		st.Close()
 		return nil, err
 	}
+	bus, err := startEventBus(ctx, cfg, st, log, cn.busOptions)
+	if err != nil {
+		cn.close(ctx)
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	endpoints := base
+	if cfg.Cluster.URL != "" {
+		endpoints = cfg.Cluster.URL
+	}
 	svc, err := ivs.New(ctx, ivs.Config{
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
-		Endpoints: signal.Endpoints(base),
+		Endpoints: signal.Endpoints(endpoints),
 		Quotas:    cfg.Quotas,
 		Store:     st,
 		Events:    bus,
@@ -128,6 +142,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	}
 	if err != nil {
 		bus.Close()
+		cn.close(ctx)
 		ln.Close()
 		st.Close()
 		return nil, err
@@ -141,6 +156,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	})
 	if err != nil {
 		bus.Close()
+		cn.close(ctx)
 		ln.Close()
 		st.Close()
 		return nil, engineError(err, cfg.RTCUDPPort, cfg.RTCTCPPort)
@@ -154,7 +170,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		ConnectBurst:   cfg.ParticipantConnectBurst,
 		Logger:         log,
 	}, svc, stage.EngineOf(engine))
-	svc.SetMediaPlane(stages)
+	svc.SetMediaPlane(cn.attach(bus, stages))
 	recordings := recording.NewManager(recording.Config{
 		Storage:  storage,
 		SpoolDir: filepath.Join(cfg.DataDir, "recording-spool"),
@@ -165,19 +181,21 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	// Compositions: the Manager mixes stages (it follows them through the
 	// stage layer) and tells the service what happens to each.
 	compositions := composition.NewManager(composition.Config{
-		Watcher:  stages,
-		Reporter: svc,
-		Storage:  storage,
-		SpoolDir: filepath.Join(cfg.DataDir, "composition-spool"),
-		Logger:   log,
+		Watcher:     stages,
+		Reporter:    svc,
+		Storage:     storage,
+		SpoolDir:    filepath.Join(cfg.DataDir, "composition-spool"),
+		Logger:      log,
+		IdleTimeout: cfg.Compositions.IdleTimeout,
+		RetryWindow: cfg.Compositions.ReconnectWindow,
 	})
-	svc.SetCompositor(compositions)
+	svc.SetCompositor(cn.compositor(compositions))
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,
 		Credentials: []sigv4.Credential{{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, AccountID: cfg.AccountID}},
 	}
-	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1), cluster: cn}
 	s.Events = bus
 	s.Storage = storage
 	s.Recordings = recordings
@@ -206,6 +224,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	if err := s.startMetricsListener(cfg.HTTP.MetricsListen, cfg.HTTP.Pprof); err != nil {
 		stages.Close()
 		bus.Close()
+		cn.close(ctx)
 		engine.Close()
 		ln.Close()
 		st.Close()
@@ -215,7 +234,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	// keep-alive); the events websocket (hijacked) and the live event
 	// stream (http.ResponseController) lift the bounds once accepted.
 	s.http = &http.Server{
-		Handler:           s.routes(api, signal.New(stages, log)),
+		Handler:           s.routes(api, cn.media(signal.New(stages, log), stages, svc), verifier),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout(),
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
@@ -224,12 +243,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
 	s.housekeeping = startHousekeeping(cfg, svc, st, log)
+	cn.start()
 	s.unlock, started = unlock, true
 	s.ready.Store(true)
 	return s, nil
 }
 
-func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.Handler {
+func (s *Server) routes(apiHandler *awsapi.Handler, media http.Handler, verifier *sigv4.Verifier) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -256,6 +276,9 @@ func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.
 	// The live event stream (server-sent events) and, unless
 	// --metrics-listen moves them, the metrics.
 	mux.Handle("/v1/events", s.eventStream)
+	// This node's state and draining (cluster.go).
+	mux.Handle("/v1/node", s.nodeAdmin(verifier))
+	mux.Handle("/v1/node/", s.nodeAdmin(verifier))
 	if s.cfg.HTTP.MetricsListen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
@@ -304,6 +327,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 	ccancel()
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
+	// Their stages may go to other nodes at once: they reconnect now.
+	s.cluster.releaseLeases(ctx)
 	// Open recordings are finished now, whatever their reconnect windows:
 	// playlists made VOD, recording-ended.json written, their events in
 	// the outbox before the bus closes.
@@ -325,7 +350,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.
 	s.Events.Close()
-	err = errors.Join(err, s.http.Shutdown(ctx), s.stopMetricsListener(ctx))
+	err = errors.Join(err, s.cluster.close(ctx), s.http.Shutdown(ctx), s.stopMetricsListener(ctx))
 	if cerr := s.engine.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

@@ -128,6 +128,11 @@ type SessionClosing struct {
 	Participants []*Participant
 	Events       []*ParticipantEvent
 	Outbox       []*OutboxEntry
+	// Replicas are replication records to insert or replace (as
+	// PutParticipantReplica does): the replications of the sessions'
+	// participants, which end with them. Their source stage must be the
+	// stage of a session being closed.
+	Replicas []*ParticipantReplica
 }
 
 // Participant is one participant of a stage session; Doc is the API's

@@ -97,26 +97,6 @@ func TestErrorsCarryExceptionMessageAndRequestID(t *testing.T) {
 	}
 }
 
-// Operations whose capability is not built yet say so: HTTP 501 with a
-// message, never a success that pretends.
-func TestOperationsNotYetAvailableSaySo(t *testing.T) {
-	ts := startServer(t, "")
-	c := ts.client()
-	st, _ := c.CreateStage(bg, &ivsrealtime.CreateStageInput{})
-	calls := map[string]func() error{
-		"StartParticipantReplication": func() error {
-			_, err := c.StartParticipantReplication(bg, &ivsrealtime.StartParticipantReplicationInput{SourceStageArn: st.Stage.Arn, DestinationStageArn: st.Stage.Arn, ParticipantId: aws.String("p1")})
-			return err
-		},
-	}
-	for name, call := range calls {
-		err := call()
-		if code := apiErrorCode(t, err); code != "NotImplementedException" || !strings.Contains(err.Error(), "not available yet") {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-}
-
 func TestHealthAndReadiness(t *testing.T) {
 	ts := startServer(t, "")
 	for _, p := range []string{"/healthz", "/readyz"} {
