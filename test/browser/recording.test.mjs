@@ -2,8 +2,8 @@
 // would play it from the bucket: the multivariant playlist, its rendition,
 // fMP4 segments. Started by test/e2e/recording_test.go, which records a
 // real publisher and names the recording's folder (ROSTRUM_RECORDING_DIR)
-// and its expected picture size; test/e2e/composite_recording_test.go plays
-// a composite recording (MPEG-TS segments) with it too.
+// and its expected picture size; test/e2e/composition_media_test.go plays a
+// composite recording (MPEG-TS segments) with it too.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
