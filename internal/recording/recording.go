@@ -895,6 +895,9 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
+		if m.isLive(filepath.Dir(sp)) {
+			continue // a recording this server started since it came up
+		}
 		b, err := os.ReadFile(sp)
 		var pr progress
 		if err == nil {
@@ -925,6 +928,20 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// isLive says whether dir is the folder of a recording this manager runs:
+// Recover runs while the server already serves, and must not take the
+// state of a recording started since for a leftover.
+func (m *Manager) isLive(dir string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.recs {
+		if r.dir == dir {
+			return true
+		}
+	}
+	return false
 }
 
 // unlisted returns the complete segments N.mp4 of a run's folder that its

@@ -102,7 +102,7 @@ func mediaComposition(t *testing.T, c *ivsrealtime.Client, stage, bucket string)
 			{Channel: &types.ChannelDestinationConfiguration{ChannelArn: aws.String(e2eChannel), EncoderConfigurationArn: ec.EncoderConfiguration.Arn}},
 			{S3: &types.S3DestinationConfiguration{
 				StorageConfigurationArn: sc.StorageConfiguration.Arn, EncoderConfigurationArns: []string{*ec.EncoderConfiguration.Arn},
-				RecordingConfiguration:  &types.RecordingConfiguration{HlsConfiguration: &types.CompositionRecordingHlsConfiguration{TargetSegmentDurationSeconds: aws.Int32(2)}},
+				RecordingConfiguration: &types.RecordingConfiguration{HlsConfiguration: &types.CompositionRecordingHlsConfiguration{TargetSegmentDurationSeconds: aws.Int32(2)}},
 				ThumbnailConfigurations: []types.CompositionThumbnailConfiguration{{TargetIntervalSeconds: aws.Int32(1),
 					Storage: []types.ThumbnailStorageType{types.ThumbnailStorageTypeSequential, types.ThumbnailStorageTypeLatest}}},
 			}},
