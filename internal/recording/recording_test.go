@@ -570,3 +570,27 @@ func TestRecoverUploadsWhatNoStateRecorded(t *testing.T) {
 		t.Fatal("the recovered recording does not play")
 	}
 }
+
+// Recover runs while the server already serves: a recording started since
+// is not a leftover, and goes on.
+func TestRecoverLeavesLiveRecordingsAlone(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t, false)
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	defer pub.Close()
+	ev.mgr.Publishing(alice, settings(), ev.router)
+	started := ev.changes.await(t, Active)
+	waitFile(t, filepath.Join(ev.dir, "bucket", started.KeyPrefix, keyPlaylist), "1.mp4")
+	n, err := ev.mgr.Recover(context.Background())
+	if err != nil || n != 0 {
+		t.Fatalf("Recover: %d, %v; want nothing recovered", n, err)
+	}
+	waitFile(t, filepath.Join(ev.dir, "bucket", started.KeyPrefix, keyPlaylist), "3.mp4")
+	ev.changes.mu.Lock()
+	defer ev.changes.mu.Unlock()
+	for _, c := range ev.changes.all {
+		if c.State != Starting && c.State != Active {
+			t.Fatalf("the live recording changed: %+v", c)
+		}
+	}
+}
