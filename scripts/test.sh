@@ -41,6 +41,16 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 fi
 
+# The composition tests (internal/composition/output, test/e2e) publish to a
+# real RTMP server: Debian's nginx with its RTMP module, and its stream
+# module for RTMPS (internal/testutil/rtmpserver starts them). Without them
+# those tests skip, and fail under CI=true.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] \
+    || [ ! -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || [ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ]; then
+  echo "== installing nginx with its RTMP and stream modules"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-rtmp libnginx-mod-stream
+fi
+
 echo "== go mod download"
 go mod download
 

@@ -118,6 +118,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		log.Error("server stopped", "err", err)
 		return 1
 	}
+	if d := cfg.Cluster.DrainTimeout; d > 0 {
+		// Other nodes take the new sessions while this one's end.
+		log.Info("draining before shutting down", "drain_timeout", d)
+		dctx, dcancel := context.WithTimeout(context.Background(), d)
+		if err := srv.Drain(dctx); err != nil {
+			log.Warn("stage sessions still running at the end of --drain-timeout; their participants reconnect to other nodes", "err", err)
+		}
+		dcancel()
+	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

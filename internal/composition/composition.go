@@ -164,6 +164,9 @@ type Participant struct {
 	Joined     time.Time
 	// Publishing is true while the participant's media reaches the server.
 	Publishing bool
+	// VideoStopped and AudioMuted are what the participant's client says
+	// of its tracks (the IVS SDK's mute state, on the events websocket).
+	VideoStopped, AudioMuted bool
 }
 
 // Source taps a publisher of a stage session (sfu.Router implements it).

@@ -70,6 +70,11 @@ type Config struct {
 	Node      Node
 	Retention Retention
 
+	// Server-side composition: --channel (compositions.go).
+	Compositions Compositions
+	// Several nodes on one database (cluster.go).
+	Cluster Cluster
+
 	// DatabaseURL, when set, is the PostgreSQL database that holds the
 	// state instead of SQLite in DataDir (database.go).
 	DatabaseURL string
@@ -112,6 +117,8 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	c.httpFlagDefs(fs)
 	c.nodeFlagDefs(fs)
 	c.databaseFlagDefs(fs)
+	c.compositionFlagDefs(fs)
+	c.clusterFlagDefs(fs)
 	fs.BoolVar(&c.DevTokenEndpoint, "dev-token-endpoint", false, "DEVELOPMENT ONLY: serve /dev/stages and /dev/tokens, which create stages and participant tokens without credentials, so that the demo page at /demo/ can mint its own tokens")
 }
 
@@ -219,6 +226,12 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.validateDatabase(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateCompositions(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateCluster(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

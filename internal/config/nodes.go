@@ -38,7 +38,7 @@ type Retention struct {
 const DefaultSessionRetention = 60 * 24 * time.Hour
 
 func (c *Config) nodeFlagDefs(fs *flag.FlagSet) {
-	fs.StringVar(&c.Node.ID, "node-id", "", "`id` of this node, owner of the stage sessions it runs (default: generated on first start and kept in the database; give each node its own when several share one database)")
+	fs.StringVar(&c.Node.ID, "node-id", "", "`name` of this node, owner of the stage sessions it runs; each node sharing one database needs its own (default: host name and --listen port, e.g. media-1:8080; with --listen port 0, generated on first start and kept)")
 	fs.DurationVar(&c.Node.Heartbeat, "heartbeat-interval", 5*time.Second, "how often this node records that it is alive; after a crash its sessions end at its last heartbeat")
 	fs.DurationVar(&c.Node.Timeout, "node-timeout", 30*time.Second, "how long without a heartbeat before another node sharing the database ends a node's sessions")
 	fs.DurationVar(&c.Retention.Sessions, "session-retention", DefaultSessionRetention, "how long ended stage sessions, their participants and events stay listable (0: for ever)")

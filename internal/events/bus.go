@@ -74,6 +74,18 @@ type Config struct {
 	// clients that reconnect with Last-Event-ID; default 1024.
 	StreamReplay int
 	Logger       *slog.Logger
+
+	// Several nodes sharing one outbox (nodes on one PostgreSQL). Claim,
+	// when set, makes a sink's events delivered by one node at a time:
+	// the node delivers only while it holds the sink's claim (held ends
+	// when the claim is lost). Relay, when set, is given every event this
+	// node accepts, for the other nodes' live streams, which get it
+	// through Receive. ClaimPoll is how often a node without the claim
+	// tries for it, and the longest a claimant sleeps without looking at
+	// the outbox (other nodes' events arrive there); default 1 s.
+	Claim     func(ctx context.Context, sink string) (held context.Context, release func(), ok bool, err error)
+	Relay     func(*Live)
+	ClaimPoll time.Duration
 }
 
 // Bus is the server's one event bus.
@@ -130,6 +142,9 @@ func NewBus(cfg Config) (*Bus, error) {
 	}
 	if cfg.StreamReplay <= 0 {
 		cfg.StreamReplay = 1024
+	}
+	if cfg.ClaimPoll <= 0 {
+		cfg.ClaimPoll = time.Second
 	}
 	if cfg.Retry.Initial <= 0 {
 		cfg.Retry.Initial = DefaultRetry.Initial
@@ -288,7 +303,11 @@ func (p *Prepared) Done(err error) {
 	}
 	c, _ := b.published.LoadOrStore(p.ev.DetailType, new(atomic.Int64))
 	c.(*atomic.Int64).Add(1)
-	b.live.publish(&Live{ID: p.ev.ID, Doc: p.doc, View: p.view, Account: p.ev.Account})
+	l := &Live{ID: p.ev.ID, Doc: p.doc, View: p.view, Account: p.ev.Account}
+	b.live.publish(l)
+	if b.cfg.Relay != nil {
+		b.cfg.Relay(l)
+	}
 	b.log.Debug("event published", "event_id", p.ev.ID, "detail_type", p.ev.DetailType,
 		"event_name", eventName(p.view), "stage", p.ev.Stage, "sinks", len(p.routes))
 }
@@ -325,26 +344,82 @@ func eventName(view map[string]any) string {
 	return s
 }
 
-// run delivers one sink's events until the bus closes: each round takes
+// Receive takes an event another node accepted (Config.Relay there): the
+// live streams get it, and the sinks look at the outbox, where it waits.
+func (b *Bus) Receive(id string, doc []byte, account string) error {
+	view, err := decodeDoc(doc)
+	if err != nil {
+		return fmt.Errorf("events: a relayed event does not decode: %w", err)
+	}
+	b.live.publish(&Live{ID: id, Doc: doc, View: view, Account: account})
+	for _, r := range b.sinks {
+		r.poke()
+	}
+	return nil
+}
+
+// run delivers one sink's events until the bus closes; with Config.Claim,
+// only while this node holds the sink's claim.
+func (b *Bus) run(r *route) {
+	defer b.wg.Done()
+	if b.cfg.Claim == nil {
+		b.deliverLoop(b.ctx, r, 0)
+		return
+	}
+	for b.ctx.Err() == nil {
+		held, release, ok, err := b.cfg.Claim(b.ctx, r.name)
+		if err != nil && b.ctx.Err() == nil {
+			b.log.Error("claiming a sink's deliveries", "sink", r.display, "err", err)
+		}
+		if err != nil || !ok {
+			// Another node delivers this sink. This node's count of what
+			// waits is kept true from the outbox (its own deliveries do
+			// not lower it).
+			b.refreshDepth(r)
+			t := time.NewTimer(b.cfg.ClaimPoll)
+			select {
+			case <-b.ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		b.log.Info("this node delivers the sink's events", "sink", r.display)
+		b.refreshDepth(r)
+		b.deliverLoop(held, r, b.cfg.ClaimPoll)
+		release()
+	}
+}
+
+func (b *Bus) refreshDepth(r *route) {
+	counts, err := b.store.CountEvents(b.ctx)
+	if err == nil {
+		r.depth.Store(int64(counts[r.name]))
+	}
+}
+
+// deliverLoop delivers one sink's events until ctx ends: each round takes
 // the oldest undelivered event of each stage (so a stage's events go out in
 // order and a stage whose event is being retried holds back no other),
 // delivers them in batches, deletes what was delivered and defers what
-// failed.
-func (b *Bus) run(r *route) {
-	defer b.wg.Done()
+// failed. maxIdle > 0 bounds a sleep (other nodes write to the outbox).
+func (b *Bus) deliverLoop(ctx context.Context, r *route, maxIdle time.Duration) {
 	limit := r.sink.BatchSize() * b.cfg.Parallel
-	for b.ctx.Err() == nil {
-		ready, next, err := b.store.PendingEvents(b.ctx, r.name, time.Now(), limit)
+	for ctx.Err() == nil {
+		ready, next, err := b.store.PendingEvents(ctx, r.name, time.Now(), limit)
 		if err != nil {
-			if b.ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
 			b.log.Error("reading the event outbox", "sink", r.display, "err", err)
-			b.sleep(r, time.Now().Add(time.Second))
+			b.sleep(ctx, r, time.Now().Add(time.Second))
 			continue
 		}
 		if len(ready) == 0 {
-			b.sleep(r, next)
+			if maxIdle > 0 && (next.IsZero() || time.Until(next) > maxIdle) {
+				next = time.Now().Add(maxIdle)
+			}
+			b.sleep(ctx, r, next)
 			continue
 		}
 		b.deliver(r, ready)
@@ -352,8 +427,8 @@ func (b *Bus) run(r *route) {
 }
 
 // sleep waits until the given time (zero: indefinitely), a new event for
-// the sink, or the bus closing.
-func (b *Bus) sleep(r *route, until time.Time) {
+// the sink, or ctx ending.
+func (b *Bus) sleep(ctx context.Context, r *route, until time.Time) {
 	var timer <-chan time.Time
 	if !until.IsZero() {
 		t := time.NewTimer(time.Until(until))
@@ -361,7 +436,7 @@ func (b *Bus) sleep(r *route, until time.Time) {
 		timer = t.C
 	}
 	select {
-	case <-b.ctx.Done():
+	case <-ctx.Done():
 	case <-r.wake:
 	case <-timer:
 	}

@@ -73,6 +73,9 @@ type RecordingSettings struct {
 	ThumbnailLatest          bool
 	SegmentSeconds           int
 	ReconnectWindowSeconds   int
+	// RecordReplicas is recordParticipantReplicas: whether participants
+	// replicated into the stage are recorded too.
+	RecordReplicas bool
 }
 
 // recordingSettings resolves a stage's recording configuration.
@@ -207,16 +210,23 @@ func (s *Service) StageInfo(ctx context.Context, stageARN string) (*StageInfo, e
 	if err != nil {
 		return nil, fmt.Errorf("ivs: reading stage %s: %w", stageARN, err)
 	}
+	return s.stageInfo(ctx, r)
+}
+
+// stageInfo is what the media plane needs of a stored stage.
+func (s *Service) stageInfo(ctx context.Context, r *store.Resource) (*StageInfo, error) {
+	sp, _ := parseARN(r.ARN)
 	doc, err := decodeDoc[stageDoc](r)
 	if err != nil {
 		return nil, err
 	}
 	rec := doc.AutoParticipantRecordingConfiguration
-	info := &StageInfo{ARN: stageARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
+	info := &StageInfo{ARN: r.ARN, ID: sp.ID, Owner: r.Owner, Recording: rec != nil && rec.StorageConfigurationArn != ""}
 	if info.Recording {
 		if info.RecordingSettings, err = s.recordingSettings(ctx, rec); err != nil {
 			return nil, err
 		}
+		info.RecordingSettings.RecordReplicas = rec.RecordParticipantReplicas == nil || *rec.RecordParticipantReplicas
 	}
 	return info, nil
 }

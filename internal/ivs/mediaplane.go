@@ -44,6 +44,17 @@ type ParticipantRecord struct {
 	// bucket and the participant's prefix in it.
 	RecordingState, RecordingBucket, RecordingPrefix string
 	Client                                           ClientInfo
+	// Replication is the participant's part in replication, if any.
+	Replication *ReplicationView
+}
+
+// ReplicationView is a participant's part in replication: the SOURCE of
+// replicas in other stages, or a REPLICA of a participant of another stage.
+type ReplicationView struct {
+	Type   string // api.ReplicationTypeSource or api.ReplicationTypeReplica
+	Active bool   // the replication state: ACTIVE, else STOPPED
+	// The source's stage and session, for a replica.
+	SourceStageARN, SourceSessionID string
 }
 
 // TokenView is one side of a token exchange.
@@ -65,6 +76,11 @@ type ParticipantEvent struct {
 	// ErrorCode is an api.EventErrorCode* of a *_ERROR event.
 	ErrorCode               string
 	PreviousToken, NewToken *TokenView
+	// Replica: the participant (for SUBSCRIBE_*, the remote participant)
+	// is a replica of a participant of another stage.
+	Replica bool
+	// The replica's stage and session, for REPLICATION_* events.
+	DestinationStageARN, DestinationSessionID string
 }
 
 // RecordParticipantState inserts or replaces a participant of a session.
@@ -110,6 +126,15 @@ func participantDoc(p ParticipantRecord) *api.Participant {
 	set(&doc.OsName, p.Client.OSName)
 	set(&doc.OsVersion, p.Client.OSVersion)
 	set(&doc.SdkVersion, p.Client.SDKVersion)
+	if r := p.Replication; r != nil {
+		doc.ReplicationType = api.Ptr(r.Type)
+		doc.ReplicationState = api.Ptr(api.ReplicationStateStopped)
+		if r.Active {
+			doc.ReplicationState = api.Ptr(api.ReplicationStateActive)
+		}
+		set(&doc.SourceStageArn, r.SourceStageARN)
+		set(&doc.SourceSessionId, r.SourceSessionID)
+	}
 	if p.Client.IngestConfigurationARN != "" {
 		doc.IngestConfigurationArn = api.Ptr(p.Client.IngestConfigurationARN)
 		doc.RedundantIngest = api.Ptr(p.Client.RedundantIngest)
@@ -135,6 +160,12 @@ func (s *Service) RecordEvent(ctx context.Context, stageARN, sessionID string, e
 		doc.ErrorCode = api.Ptr(e.ErrorCode)
 	}
 	doc.PreviousToken, doc.NewToken = exchangedToken(e.PreviousToken), exchangedToken(e.NewToken)
+	if e.Replica {
+		doc.Replica = api.Ptr(true)
+	}
+	if e.DestinationStageARN != "" {
+		doc.DestinationStageArn, doc.DestinationSessionId = api.Ptr(e.DestinationStageARN), api.Ptr(e.DestinationSessionID)
+	}
 	return s.recordEvent(ctx, stageARN, sessionID, e.UserID, doc)
 }
 

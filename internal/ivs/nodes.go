@@ -33,8 +33,9 @@ func (s *Service) Heartbeat(ctx context.Context) error {
 // sessions it ended.
 func (s *Service) CloseNodeSessions(ctx context.Context, nodeID string, aliveSince time.Time) (int, error) {
 	var prepared []*events.Prepared
+	var closed []*store.OpenSession
 	n, err := s.store.CloseNodeSessions(ctx, nodeID, aliveSince, func(open []*store.OpenSession) (*store.SessionClosing, error) {
-		prepared = nil
+		prepared, closed = nil, open
 		w := &store.SessionClosing{}
 		for _, o := range open {
 			prepared = append(prepared, s.closeSession(ctx, o, w)...)
@@ -44,7 +45,80 @@ func (s *Service) CloseNodeSessions(ctx context.Context, nodeID string, aliveSin
 	for _, p := range prepared {
 		p.Done(err)
 	}
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	// The sessions are closed whatever happens here: a failure leaves a
+	// replication's record ACTIVE, and is logged.
+	for _, o := range closed {
+		if err := s.stopAwayReplications(ctx, o); err != nil {
+			s.log.WarnContext(ctx, "ending the replications of a closed session", "stage", o.Session.StageARN, "session", o.Session.SessionID, "err", err)
+		}
+	}
+	return n, nil
+}
+
+// stopAwayReplications ends, after its session was closed, the replications
+// of participants who were away from it when the node stopped: a source
+// that had stopped publishing, its replicas waiting for it within their
+// reconnect window. Closing saw only the connected participants.
+func (s *Service) stopAwayReplications(ctx context.Context, o *store.OpenSession) error {
+	ss := o.Session
+	var after int64
+	for {
+		rows, err := s.store.ListParticipants(ctx, store.ParticipantQuery{StageARN: ss.StageARN, SessionID: ss.SessionID, Page: store.Page{After: after, Limit: 100}})
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			after = row.Seq
+			doc, err := decodeRow[api.Participant](row.Doc)
+			if err != nil || api.Val(doc.ReplicationType) != api.ReplicationTypeSource || api.Val(doc.ReplicationState) != api.ReplicationStateActive {
+				continue
+			}
+			if err := s.stopSourceReplications(ctx, o, row.UserID, doc); err != nil {
+				return err
+			}
+		}
+		if len(rows) <= 100 {
+			return nil
+		}
+	}
+}
+
+// stopSourceReplications ends the active replications of one source of a
+// closed session: REPLICATION_STOPPED at the session's end, the records
+// and the participant STOPPED.
+func (s *Service) stopSourceReplications(ctx context.Context, o *store.OpenSession, userID string, doc *api.Participant) error {
+	ss, pid := o.Session, api.Val(doc.ParticipantId)
+	var after int64
+	for {
+		rows, err := s.store.ListParticipantReplicas(ctx, ss.StageARN, pid, store.Page{After: after, Limit: 100})
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			after = row.Seq
+			r, err := decodeRow[api.ParticipantReplica](row.Doc)
+			if err != nil || r.ReplicationState != api.ReplicationStateActive || r.SourceSessionId != ss.SessionID {
+				continue
+			}
+			r.ReplicationState = api.ReplicationStateStopped
+			if err := s.RecordParticipantReplica(ctx, r); err != nil {
+				return err
+			}
+			e := &api.Event{Name: api.Ptr(api.EventNameReplicationStopped), ParticipantId: api.Ptr(pid), EventTime: api.Ptr(o.End),
+				DestinationStageArn: api.Ptr(r.DestinationStageArn), DestinationSessionId: api.Ptr(r.DestinationSessionId)}
+			if err := s.recordEvent(ctx, ss.StageARN, ss.SessionID, userID, e); err != nil {
+				return err
+			}
+		}
+		if len(rows) <= 100 {
+			break
+		}
+	}
+	doc.ReplicationState = api.Ptr(api.ReplicationStateStopped)
+	return s.RecordParticipant(ctx, ss.StageARN, ss.SessionID, doc)
 }
 
 // closeSession adds to w what closing one session writes and returns the
@@ -78,6 +152,26 @@ func (s *Service) closeSession(ctx context.Context, o *store.OpenSession, w *sto
 			event(p, "PUBLISH_STOPPED", "")
 		}
 	}
+	// A source's replications end with its publishing: a REPLICATION_STOPPED
+	// event and a STOPPED record each.
+	for _, p := range o.Connected {
+		for _, r := range media[p.ParticipantID].replicas {
+			e := &api.Event{Name: api.Ptr(api.EventNameReplicationStopped), ParticipantId: api.Ptr(p.ParticipantID), EventTime: api.Ptr(end),
+				DestinationStageArn: api.Ptr(r.DestinationStageArn), DestinationSessionId: api.Ptr(r.DestinationSessionId)}
+			w.Events = append(w.Events, &store.ParticipantEvent{
+				StageARN: ss.StageARN, SessionID: ss.SessionID, ParticipantID: p.ParticipantID, EventTime: end, Doc: mustJSON(e),
+			})
+			pr := s.prepare(events.FromParticipantEvent(ss.StageARN, ss.SessionID, p.UserID, e))
+			w.Outbox = append(w.Outbox, pr.Entries()...)
+			prepared = append(prepared, pr)
+			r.SourceStageArn, r.SourceSessionId, r.ParticipantId = ss.StageARN, ss.SessionID, p.ParticipantID
+			r.ReplicationState = api.ReplicationStateStopped
+			w.Replicas = append(w.Replicas, &store.ParticipantReplica{
+				SourceStageARN: ss.StageARN, ParticipantID: p.ParticipantID, DestinationStageARN: r.DestinationStageArn,
+				State: r.ReplicationState, Doc: mustJSON(r),
+			})
+		}
+	}
 	for _, p := range o.Connected {
 		event(p, "LEFT", "")
 		w.Participants = append(w.Participants, s.disconnected(ctx, p))
@@ -94,6 +188,9 @@ func (s *Service) closeSession(ctx context.Context, o *store.OpenSession, w *sto
 type media struct {
 	publishing bool
 	subscribed []string // publishers, in the order subscribed
+	// replicas are its active replications into other stages (only the
+	// destination's stage and session are set), in the order started.
+	replicas []*api.ParticipantReplica
 }
 
 // openMedia replays the connected participants' events to find what each
@@ -124,10 +221,25 @@ func (s *Service) openMedia(ctx context.Context, o *store.OpenSession) map[strin
 			m.subscribed = append(removeString(m.subscribed, remote), remote)
 		case "SUBSCRIBE_STOPPED":
 			m.subscribed = removeString(m.subscribed, remote)
+		case "REPLICATION_STARTED":
+			dst := api.Val(e.DestinationStageArn)
+			m.replicas = append(removeReplica(m.replicas, dst), &api.ParticipantReplica{DestinationStageArn: dst, DestinationSessionId: api.Val(e.DestinationSessionId)})
+		case "REPLICATION_STOPPED":
+			m.replicas = removeReplica(m.replicas, api.Val(e.DestinationStageArn))
 		case "LEFT":
 			// A participant that left and joined again had nothing open
 			// when it rejoined.
 			m.publishing, m.subscribed = false, nil
+		}
+	}
+	return out
+}
+
+func removeReplica(list []*api.ParticipantReplica, dst string) []*api.ParticipantReplica {
+	out := list[:0]
+	for _, r := range list {
+		if r.DestinationStageArn != dst {
+			out = append(out, r)
 		}
 	}
 	return out
@@ -154,6 +266,10 @@ func (s *Service) disconnected(ctx context.Context, p *store.Participant) *store
 			FirstJoinTime: api.Ptr(p.FirstJoinTime), Published: api.Ptr(p.Published)}
 	}
 	doc.State = api.Ptr("DISCONNECTED")
+	// Its replication, as a source or a replica, ended with the node.
+	if t := api.Val(doc.ReplicationType); t == api.ReplicationTypeSource || t == api.ReplicationTypeReplica {
+		doc.ReplicationState = api.Ptr(api.ReplicationStateStopped)
+	}
 	q := *p
 	q.State = "DISCONNECTED"
 	q.Doc = mustJSON(doc)

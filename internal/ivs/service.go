@@ -16,6 +16,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	api "github.com/rostrum-dev/rostrum/internal/apimodel"
@@ -47,6 +48,10 @@ type Quotas struct {
 	IngestConfigurations  int
 	PublicKeys            int
 	TagsPerResource       int
+	// Compositions and CompositionsPerStage count the compositions running
+	// at once (STARTING, ACTIVE or STOPPING).
+	Compositions         int
+	CompositionsPerStage int
 }
 
 // DefaultQuotas are IVS's default service quotas.
@@ -57,6 +62,8 @@ var DefaultQuotas = Quotas{
 	IngestConfigurations:  100,
 	PublicKeys:            3,
 	TagsPerResource:       50,
+	Compositions:          20,
+	CompositionsPerStage:  5,
 }
 
 // Endpoints are the URLs of this server's media listeners that GetStage
@@ -85,7 +92,11 @@ type Config struct {
 	// SelfSignedTokenMaxLifetime bounds exp − iat of participant tokens
 	// signed with an imported public key; 0 is token.DefaultMaxLifetime.
 	SelfSignedTokenMaxLifetime time.Duration
-	Now                        func() time.Time
+	// Channels maps the channel ARNs a composition may broadcast to onto
+	// the rtmp:// or rtmps:// URLs (stream key included) it publishes to
+	// (--channel ARN=URL): Rostrum has no IVS channels of its own.
+	Channels map[string]string
+	Now      func() time.Time
 }
 
 // Service implements every operation of the ivs-realtime API.
@@ -98,6 +109,12 @@ type Service struct {
 	region string
 	media  MediaPlane
 	events *events.Bus
+
+	// Compositions (compositions.go, composition_reports.go).
+	compMu     sync.Mutex // guards compositor
+	compositor Compositor
+	compCreate sync.Mutex // StartComposition's limit checks and create
+	reports    reportQueue
 }
 
 var _ api.Service = (*Service)(nil)

@@ -202,11 +202,6 @@ func (s *Service) DeleteStage(ctx context.Context, in *api.DeleteStageRequest) (
 		return nil, err
 	}
 	err := s.store.DeleteResource(ctx, in.Arn, func(r *store.Resource, referrers []*store.Resource) error {
-		for _, ref := range referrers {
-			if ref.Kind == kindComposition && ref.State != "STOPPED" && ref.State != "FAILED" {
-				return api.Conflictf("Stage %s has an active composition %s; stop it first.", in.Arn, ref.ARN)
-			}
-		}
 		// Before the delete commits: a write of the stage's activity that
 		// lands after it would fail for a reason that is no fault.
 		if s.media != nil {
@@ -223,6 +218,8 @@ func (s *Service) DeleteStage(ctx context.Context, in *api.DeleteStageRequest) (
 		s.media.StageDeleted(ctx, in.Arn)
 	}
 	s.detachIngestConfigurations(ctx, in.Arn)
+	// A deleted stage's compositions end (STOPPED).
+	s.stopStageCompositions(ctx, in.Arn)
 	return &api.DeleteStageResponse{}, nil
 }
 

@@ -80,6 +80,11 @@ func (s *observedStore) ListResources(ctx context.Context, q store.ResourceQuery
 	return s.Store.ListResources(ctx, q)
 }
 
+func (s *observedStore) ScanResources(ctx context.Context, q store.ResourceScan) (r0 []*store.Resource, err error) {
+	defer func(start time.Time) { s.done("ScanResources", start, err) }(time.Now())
+	return s.Store.ScanResources(ctx, q)
+}
+
 func (s *observedStore) CountResources(ctx context.Context, kind string, owner string) (r0 int, err error) {
 	defer func(start time.Time) { s.done("CountResources", start, err) }(time.Now())
 	return s.Store.CountResources(ctx, kind, owner)

@@ -19,6 +19,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/rostrum-dev/rostrum/internal/ffmpeg"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 )
 
@@ -164,7 +165,7 @@ func tryStartRun(ctx context.Context, cfg runConfig) (*run, error) {
 	args := ffmpegArgs(cfg, sdpPath, hasVideo, hasAudio, r.videoCodec())
 	cmd := exec.Command(cfg.ffmpeg, args...)
 	cmd.Dir = cfg.dir
-	childOfServer(cmd)
+	ffmpeg.ChildOfServer(cmd)
 	cmd.Stdout = io.Discard
 	// ffmpeg's log goes to a file, not to a pipe to this process: if the
 	// server dies, a pipe would kill ffmpeg with SIGPIPE at its next log

@@ -1,13 +1,13 @@
 package recording
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
+
+	"github.com/rostrum-dev/rostrum/internal/ffmpeg"
 )
 
 // segment is one fMP4 media segment of a recording.
@@ -18,42 +18,12 @@ type segment struct {
 	Run      int     `json:"run"` // which publisher connection made it
 }
 
-// readFFmpegPlaylist returns the segments ffmpeg's media playlist lists:
-// ffmpeg adds a segment only once its file is complete. ended reports an
-// EXT-X-ENDLIST (ffmpeg finished).
+// readFFmpegPlaylist returns the segments ffmpeg's media playlist lists
+// (ffmpeg.ReadPlaylist); ended reports an EXT-X-ENDLIST.
 func readFFmpegPlaylist(b []byte) (segs []segment, ended bool) {
-	// A playlist read while ffmpeg rewrites it may end mid-line: only
-	// whole lines count.
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		b = b[:i+1]
-	} else {
-		b = nil
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	dur := -1.0
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasPrefix(line, "#EXTINF:"):
-			v := strings.TrimPrefix(line, "#EXTINF:")
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				v = v[:i]
-			}
-			d, err := strconv.ParseFloat(v, 64)
-			if err != nil || d < 0 || math.IsNaN(d) || math.IsInf(d, 0) {
-				dur = -1
-				continue
-			}
-			dur = d
-		case line == "#EXT-X-ENDLIST":
-			ended = true
-		case line == "" || strings.HasPrefix(line, "#"):
-		default:
-			if dur >= 0 && !strings.ContainsAny(line, "/\\") && line != ".." && line != "." {
-				segs = append(segs, segment{URI: line, Duration: dur})
-			}
-			dur = -1
-		}
+	listed, ended := ffmpeg.ReadPlaylist(b)
+	for _, s := range listed {
+		segs = append(segs, segment{URI: s.URI, Duration: s.Duration})
 	}
 	return segs, ended
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rostrum-dev/rostrum/internal/sfu/sfutest"
 )
 
 // TestMeasureRecordingCost measures what recordings cost the machine: the
@@ -33,7 +35,7 @@ func TestMeasureRecordingCost(t *testing.T) {
 	ev := newEnv(t, false)
 	s := settings()
 	s.SegmentSeconds, s.ThumbnailIntervalSeconds, s.ThumbnailLatest = 6, 60, false
-	var pubs []*publisher
+	var pubs []*sfutest.Publisher
 	for i := range n {
 		id := fmt.Sprintf("p%d", i)
 		pubs = append(pubs, publish(t, ev.router, id, sources(t, f, video)...))
@@ -71,7 +73,7 @@ func TestMeasureRecordingCost(t *testing.T) {
 	t.Logf("%d recordings of %s for %.0f s: ffmpeg %.3f cores in all; per recording %.4f cores, RSS %.1f MiB, PSS %.1f MiB (shared libraries counted once)",
 		len(pids), video, elapsed, cores, cores/float64(len(pids)), float64(rss)/per, float64(pss)/per)
 	for _, p := range pubs {
-		p.close()
+		p.Close()
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/rostrum-dev/rostrum/internal/ffmpeg"
 	"github.com/rostrum-dev/rostrum/internal/goroutines"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
 )
@@ -894,6 +895,9 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
+		if m.isLive(filepath.Dir(sp)) {
+			continue // a recording this server started since it came up
+		}
 		b, err := os.ReadFile(sp)
 		var pr progress
 		if err == nil {
@@ -916,7 +920,7 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 		// The dead server's ffmpeg got SIGTERM with it and finishes its
 		// files within a few seconds: read them only once it is done.
 		for run, pid := range pr.PIDs {
-			awaitOrphan(ctx, pid, r.runDir(run), r.log)
+			ffmpeg.AwaitOrphan(ctx, pid, r.runDir(run), r.log)
 		}
 		r.opMu.Lock()
 		r.finish(true)
@@ -926,32 +930,18 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// orphanWait bounds how long recovery waits for a dead server's ffmpeg.
-const orphanWait = 15 * time.Second
-
-// awaitOrphan waits until process pid, if it is still the ffmpeg that
-// wrote into dir (its working directory), has exited; past orphanWait it
-// is killed, so that what it left can be read without it changing.
-func awaitOrphan(ctx context.Context, pid int, dir string, log *slog.Logger) {
-	mine := func() bool {
-		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-		return err == nil && filepath.Clean(cwd) == filepath.Clean(dir)
-	}
-	if pid <= 0 || !mine() {
-		return
-	}
-	deadline := time.Now().Add(orphanWait)
-	for mine() {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			if p, err := os.FindProcess(pid); err == nil {
-				_ = p.Kill()
-			}
-			log.Warn("killed the previous run's ffmpeg, still running", "pid", pid)
-			time.Sleep(100 * time.Millisecond)
-			return
+// isLive says whether dir is the folder of a recording this manager runs:
+// Recover runs while the server already serves, and must not take the
+// state of a recording started since for a leftover.
+func (m *Manager) isLive(dir string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.recs {
+		if r.dir == dir {
+			return true
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	return false
 }
 
 // unlisted returns the complete segments N.mp4 of a run's folder that its

@@ -3,7 +3,6 @@ package recording
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,15 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
-
 	"github.com/rostrum-dev/rostrum/internal/objstore"
 	"github.com/rostrum-dev/rostrum/internal/objstore/folder"
 	"github.com/rostrum-dev/rostrum/internal/objstore/objstoretest"
 	"github.com/rostrum-dev/rostrum/internal/objstore/s3store"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/sfu"
+	"github.com/rostrum-dev/rostrum/internal/sfu/sfutest"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
@@ -70,105 +67,9 @@ func needMedia(t *testing.T) rtclient.Fixtures {
 	return fixtures.f
 }
 
-// publisher is a pion peer publishing file sources to a router.
-type publisher struct {
-	pub  *sfu.Publisher
-	pc   *webrtc.PeerConnection
-	stop chan struct{}
-	wg   sync.WaitGroup
-}
-
-func publish(t *testing.T, r *sfu.Router, id string, sources ...rtclient.MediaSource) *publisher {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	// Offer only the codecs sent: the engine answers with the first it
-	// supports.
-	me := &webrtc.MediaEngine{}
-	for i, src := range sources {
-		c := src.Codec()
-		kind := webrtc.RTPCodecTypeVideo
-		if strings.HasPrefix(c.MimeType, "audio/") {
-			kind = webrtc.RTPCodecTypeAudio
-		}
-		if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: c, PayloadType: webrtc.PayloadType(96 + i)}, kind); err != nil {
-			t.Fatal(err)
-		}
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &publisher{pc: pc, stop: make(chan struct{})}
-	type out struct {
-		tr  *webrtc.TrackLocalStaticSample
-		src rtclient.MediaSource
-	}
-	var outs []out
-	for i, src := range sources {
-		tr, err := webrtc.NewTrackLocalStaticSample(src.Codec(), fmt.Sprintf("t%d", i), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-			t.Fatal(err)
-		}
-		outs = append(outs, out{tr, src})
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	sp, answer, err := r.Publish(ctx, id, pc.LocalDescription().SDP, sfu.PublisherCallbacks{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.pub = sp
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range outs {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			next := time.Now()
-			for {
-				f, err := o.src.NextFrame()
-				if err != nil {
-					return
-				}
-				_ = o.tr.WriteSample(media.Sample{Data: f.Data, Duration: f.Duration})
-				next = next.Add(f.Duration)
-				select {
-				case <-p.stop:
-					return
-				case <-time.After(time.Until(next)):
-				}
-			}
-		}()
-	}
-	return p
-}
-
-// close leaves as a client does (WHIP DELETE): the server closes the
-// publisher.
-func (p *publisher) close() {
-	select {
-	case <-p.stop:
-		return
-	default:
-	}
-	close(p.stop)
-	p.wg.Wait()
-	_ = p.pub.Close()
-	_ = p.pc.Close()
+// publish is sfutest.Publish: a pion peer publishing file sources to a router.
+func publish(t *testing.T, r *sfu.Router, id string, sources ...rtclient.MediaSource) *sfutest.Publisher {
+	return sfutest.Publish(t, r, id, sources...)
 }
 
 // changes records OnChange.
@@ -295,7 +196,7 @@ func testRecordsH264AndOpus(t *testing.T, s3 bool) {
 	})
 	time.Sleep(6*time.Second - time.Since(begin)) // publish for a while
 	wall := time.Since(begin).Seconds()
-	pub.close()
+	pub.Close()
 	t.Logf("publisher closed after %.1f s", time.Since(begin).Seconds())
 	ended := ev.changes.await(t, Stopped)
 	t.Logf("recording stopped after %.1f s", time.Since(begin).Seconds())
@@ -365,7 +266,7 @@ func TestRecordingAMissingBucketFails(t *testing.T) {
 	f := needMedia(t)
 	ev := newEnv(t, true)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
-	defer pub.close()
+	defer pub.Close()
 	s := settings()
 	s.Bucket = "no-such-bucket"
 	ev.mgr.Publishing(alice, s, ev.router)
@@ -406,7 +307,7 @@ func TestRecordsVP8AsH264(t *testing.T) {
 	started := ev.changes.await(t, Active)
 	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
-	pub.close()
+	pub.Close()
 	ev.changes.await(t, Stopped)
 	p := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant))
 	if c, w, h := p.Stream("video"); c != "h264" || w != 640 || h != 360 {
@@ -432,7 +333,7 @@ func TestReconnectWithinTheWindowContinuesTheRecording(t *testing.T) {
 	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "2.mp4")
 	thumbsBefore := countFiles(t, filepath.Join(prefix, dirThumbnails))
-	pub.close()
+	pub.Close()
 
 	// Back within the window, under the same participant ID.
 	pub = publish(t, ev.router, "alice", sources(t, f, f.H264)...)
@@ -440,7 +341,7 @@ func TestReconnectWithinTheWindowContinuesTheRecording(t *testing.T) {
 	waitFile(t, filepath.Join(prefix, keyPlaylist), `#EXT-X-MAP:URI="init-1.mp4"`)
 	waitFile(t, filepath.Join(prefix, keyPlaylist), "#EXT-X-DISCONTINUITY")
 	time.Sleep(3 * time.Second) // publish a little more
-	pub.close()
+	pub.Close()
 	// The recording ends only when the window has passed; end it now, as a
 	// stopping server does.
 	if err := ev.mgr.Close(context.Background()); err != nil {
@@ -474,7 +375,7 @@ func TestRecoverFinishesWhatACrashLeft(t *testing.T) {
 	f := needMedia(t)
 	ev := newEnv(t, false)
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
-	defer pub.close()
+	defer pub.Close()
 	ev.mgr.Publishing(alice, settings(), ev.router)
 	started := ev.changes.await(t, Active)
 	prefix := filepath.Join(ev.dir, "bucket", started.KeyPrefix)
@@ -533,7 +434,7 @@ func TestAnFFmpegThatDiesIsStartedAgain(t *testing.T) {
 	}
 	// The recording goes on in a new run, numbering on.
 	waitFile(t, filepath.Join(prefix, keyPlaylist), `#EXT-X-MAP:URI="init-1.mp4"`)
-	pub.close()
+	pub.Close()
 	ended := ev.changes.await(t, Stopped)
 	if ended.KeyPrefix != started.KeyPrefix {
 		t.Fatalf("a new recording after ffmpeg died: %s", ended.KeyPrefix)
@@ -571,13 +472,13 @@ func TestReconnectAfterTheWindowStartsANewRecording(t *testing.T) {
 	ev.mgr.Publishing(alice, s, ev.router)
 	first := ev.changes.await(t, Active)
 	waitFile(t, filepath.Join(ev.dir, "bucket", first.KeyPrefix, keyPlaylist), "1.mp4")
-	pub.close()
+	pub.Close()
 	// The window passes: the recording ends.
 	if ended := ev.changes.await(t, Stopped); ended.KeyPrefix != first.KeyPrefix {
 		t.Fatalf("ended %s, want %s", ended.KeyPrefix, first.KeyPrefix)
 	}
 	pub = publish(t, ev.router, "alice", sources(t, f, f.H264)...)
-	defer pub.close()
+	defer pub.Close()
 	ev.mgr.Publishing(alice, s, ev.router)
 	second := ev.changes.await(t, Active)
 	if second.Outcome != Started || second.KeyPrefix == first.KeyPrefix {
@@ -603,7 +504,7 @@ func TestMediaTypes(t *testing.T) {
 			} else {
 				waitFile(t, filepath.Join(prefix, dirThumbnails, "2.jpg"), "")
 			}
-			pub.close()
+			pub.Close()
 			ev.changes.await(t, Stopped)
 			var doc eventFile
 			if err := json.Unmarshal([]byte(readFile(t, filepath.Join(prefix, keyEnded))), &doc); err != nil {
@@ -637,7 +538,7 @@ func TestRecoverUploadsWhatNoStateRecorded(t *testing.T) {
 	ev := newEnv(t, false)
 	ev.mgr.cfg.SyncInterval = time.Hour // nothing uploaded while recording
 	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
-	defer pub.close()
+	defer pub.Close()
 	ev.mgr.Publishing(alice, settings(), ev.router)
 	started := ev.changes.await(t, Active)
 	testutil.Eventually(t, "two segments in the spool", func() bool {
@@ -667,5 +568,29 @@ func TestRecoverUploadsWhatNoStateRecorded(t *testing.T) {
 	}
 	if c, _, _ := testutil.FFprobe(t, filepath.Join(prefix, keyMultivariant)).Stream("video"); c != "h264" {
 		t.Fatal("the recovered recording does not play")
+	}
+}
+
+// Recover runs while the server already serves: a recording started since
+// is not a leftover, and goes on.
+func TestRecoverLeavesLiveRecordingsAlone(t *testing.T) {
+	f := needMedia(t)
+	ev := newEnv(t, false)
+	pub := publish(t, ev.router, "alice", sources(t, f, f.H264)...)
+	defer pub.Close()
+	ev.mgr.Publishing(alice, settings(), ev.router)
+	started := ev.changes.await(t, Active)
+	waitFile(t, filepath.Join(ev.dir, "bucket", started.KeyPrefix, keyPlaylist), "1.mp4")
+	n, err := ev.mgr.Recover(context.Background())
+	if err != nil || n != 0 {
+		t.Fatalf("Recover: %d, %v; want nothing recovered", n, err)
+	}
+	waitFile(t, filepath.Join(ev.dir, "bucket", started.KeyPrefix, keyPlaylist), "3.mp4")
+	ev.changes.mu.Lock()
+	defer ev.changes.mu.Unlock()
+	for _, c := range ev.changes.all {
+		if c.State != Starting && c.State != Active {
+			t.Fatalf("the live recording changed: %+v", c)
+		}
 	}
 }

@@ -84,24 +84,65 @@ func GenerateFixtures(ctx context.Context, dir string) (Fixtures, error) {
 		)
 	}
 	for _, j := range jobs {
-		out := filepath.Join(dir, j.name)
-		*j.path = out
-		if st, err := os.Stat(out); err == nil && st.Size() > 0 {
-			continue
-		}
-		tmp := out + ".tmp"
-		args := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y"}, j.args...)
-		args = append(args, tmp)
-		cmd := exec.CommandContext(ctx, ffmpeg, args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			_ = os.Remove(tmp)
-			return Fixtures{}, fmt.Errorf("rtclient: ffmpeg making %s: %w: %s", j.name, err, bytes.TrimSpace(stderr.Bytes()))
-		}
-		if err := os.Rename(tmp, out); err != nil {
+		out, err := makeFixture(ctx, ffmpeg, dir, j.name, j.args)
+		if err != nil {
 			return Fixtures{}, err
 		}
+		*j.path = out
 	}
 	return f, nil
+}
+
+// makeFixture makes dir/name with ffmpeg's args unless it is there.
+func makeFixture(ctx context.Context, ffmpeg, dir, name string, args []string) (string, error) {
+	out := filepath.Join(dir, name)
+	if st, err := os.Stat(out); err == nil && st.Size() > 0 {
+		return out, nil
+	}
+	// Under a name of this process's: several test binaries may make the
+	// same file at once.
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	args = append([]string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y"}, args...)
+	args = append(args, tmp)
+	cmd := exec.CommandContext(ctx, ffmpeg, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("rtclient: ffmpeg making %s: %w: %s", name, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// ColourFixture makes (once, in dir) 20 seconds of video of one solid
+// colour (a name ffmpeg's color source knows: "red", "lime", "blue", …) at
+// w×h, 30 fps, a keyframe a second, as H.264 constrained baseline
+// (codec "H264", Annex-B) or VP8 ("VP8", IVF): what tests of compositions
+// use to tell participants apart in a picture.
+func ColourFixture(ctx context.Context, dir, colour, codec string, w, h int) (string, error) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		return "", ErrNoFFmpeg
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	args := []string{"-f", "lavfi", "-i", fmt.Sprintf("color=c=%s:size=%dx%d:rate=30", colour, w, h), "-t", "20"}
+	name := fmt.Sprintf("colour-%s-%dx%d", colour, w, h)
+	switch codec {
+	case "VP8":
+		name += ".ivf"
+		args = append(args, "-c:v", "libvpx", "-b:v", "300k", "-g", "30", "-deadline", "realtime", "-cpu-used", "8",
+			"-auto-alt-ref", "0", "-lag-in-frames", "0", "-pix_fmt", "yuv420p", "-f", "ivf")
+	case "H264":
+		name += ".h264"
+		args = append(args, "-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-g", "30",
+			"-pix_fmt", "yuv420p", "-preset", "veryfast", "-f", "h264")
+	default:
+		return "", fmt.Errorf("rtclient: no colour fixture in %q", codec)
+	}
+	return makeFixture(ctx, ffmpeg, dir, name, args)
 }

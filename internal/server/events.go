@@ -20,7 +20,7 @@ const webhookTimeout = 10 * time.Second
 
 // startEventBus builds the event bus and its sinks from the configuration
 // and starts delivering (events left in the outbox by the last run first).
-func startEventBus(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (*events.Bus, error) {
+func startEventBus(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger, opts ...func(*events.Config)) (*events.Bus, error) {
 	ec := cfg.Events
 	var sinks []events.SinkConfig
 	for _, h := range ec.WebhookList() {
@@ -62,13 +62,17 @@ func startEventBus(ctx context.Context, cfg *config.Config, st store.Store, log 
 		}
 		sinks = append(sinks, events.SinkConfig{Sink: eb, Pattern: p})
 	}
-	bus, err := events.NewBus(events.Config{
+	bc := events.Config{
 		Store:    st,
 		Sinks:    sinks,
 		QueueMax: ec.QueueMax,
 		Retry:    events.Retry{Initial: ec.RetryInitial, Max: ec.RetryMax, For: ec.RetryFor},
 		Logger:   log,
-	})
+	}
+	for _, o := range opts {
+		o(&bc)
+	}
+	bus, err := events.NewBus(bc)
 	if err != nil {
 		return nil, err
 	}

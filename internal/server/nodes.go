@@ -23,12 +23,16 @@ const nodeIDSetting = "node-id"
 // media plane's writes queue behind it.
 const retentionBatch = 500
 
-// resolveNodeID is --node-id, or the id generated on this database's first
+// resolveNodeID is --node-id, else the host name and --listen port, else
+// (port 0) the id generated on this database's first
 // start (kept, so that a restarted server knows the sessions its previous
 // run left).
 func resolveNodeID(ctx context.Context, cfg *config.Config, st store.Store) (string, error) {
 	if cfg.Node.ID != "" {
 		return cfg.Node.ID, nil
+	}
+	if id := cfg.DefaultNodeID(); id != "" {
+		return id, nil
 	}
 	if cfg.DatabaseURL != "" {
 		return localNodeID(cfg) // database.go
@@ -62,8 +66,25 @@ func closeLeftovers(ctx context.Context, svc *ivs.Service, log *slog.Logger) err
 				"node", node, "sessions", n)
 		}
 	}
+	// Compositions cannot outlive their node's media: those it left
+	// running failed with it.
+	n, err := svc.FailNodeCompositions(ctx, svc.NodeID(), leftoverCompositionReason)
+	if err != nil {
+		return fmt.Errorf("ending the compositions the previous run left: %w", err)
+	}
+	if n > 0 {
+		log.Warn("the compositions the previous run left running failed with it", "node", svc.NodeID(), "compositions", n)
+	}
 	return svc.Heartbeat(ctx)
 }
+
+// leftoverCompositionReason is the Session Failure reason of a
+// composition whose node stopped while it ran.
+const leftoverCompositionReason = "The Rostrum server running the composition stopped before the composition ended."
+
+// compositionSweep is how often ended compositions are looked for; IVS
+// deletes them about 5 minutes after they end.
+const compositionSweep = 30 * time.Second
 
 // housekeeping is the node's periodic work: its heartbeat, ending the
 // sessions of peers whose heartbeat stopped (nodes sharing one database),
@@ -80,10 +101,33 @@ type housekeeping struct {
 func startHousekeeping(cfg *config.Config, svc *ivs.Service, st store.Store, log *slog.Logger) *housekeeping {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &housekeeping{cfg: cfg, svc: svc, store: st, log: log, cancel: cancel}
-	h.wg.Add(2)
+	h.wg.Add(3)
 	go h.heartbeats(ctx)
 	go h.sweeps(ctx)
+	go h.compositionSweeps(ctx)
 	return h
+}
+
+// compositionSweeps deletes the compositions that ended ~5 minutes ago.
+func (h *housekeeping) compositionSweeps(ctx context.Context) {
+	defer h.wg.Done()
+	t := time.NewTimer(0) // at start too: what ended while the server was down
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := h.svc.SweepCompositions(ctx)
+		if err != nil && ctx.Err() == nil {
+			h.log.Error("deleting ended compositions", "err", err)
+		}
+		if n > 0 {
+			h.log.Info("deleted ended compositions", "compositions", n)
+		}
+		t.Reset(compositionSweep)
+	}
 }
 
 // stop ends the work and waits for what is in flight.
@@ -135,6 +179,13 @@ func (h *housekeeping) closeDeadPeers(ctx context.Context) {
 		default:
 			h.log.Warn("a node stopped beating; ended its stage sessions", "node", n.ID,
 				"last_heartbeat", n.Heartbeat, "sessions", closed)
+			if failed, err := h.svc.FailNodeCompositions(ctx, n.ID, leftoverCompositionReason); err != nil {
+				if ctx.Err() == nil {
+					h.log.Error("ending the compositions of a node that stopped", "node", n.ID, "err", err)
+				}
+			} else if failed > 0 {
+				h.log.Warn("the compositions of a node that stopped failed with it", "node", n.ID, "compositions", failed)
+			}
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/awsapi"
+	"github.com/rostrum-dev/rostrum/internal/composition"
 	"github.com/rostrum-dev/rostrum/internal/config"
 	"github.com/rostrum-dev/rostrum/internal/events"
 	"github.com/rostrum-dev/rostrum/internal/events/stream"
@@ -53,11 +54,18 @@ type Server struct {
 	done       chan error
 	stopOnce   sync.Once
 	stopErr    error
+
+	// Compositions runs the stages' compositions (StartComposition).
+	Compositions *composition.Manager
+
 	// housekeeping: heartbeat, dead peers' sessions, retention (nodes.go).
 	housekeeping *housekeeping
 	unlock       func() // releases the data dir (datadir_unix.go)
 
 	eventStream http.Handler
+	// cluster: the nodes sharing this PostgreSQL database (cluster.go);
+	// nil on SQLite.
+	cluster *clusterNode
 
 	metrics         *metrics.Registry // metrics.go
 	metricsHTTP     *http.Server
@@ -103,23 +111,35 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, listenError(err, "HTTP", "--listen", cfg.Listen)
 	}
 	base := cfg.BaseURL(ln.Addr())
-	rtmp, err := listenIngest(cfg, base, log) // ingest.go
+	cn, err := openCluster(ctx, cfg, node, base, log) // cluster.go
 	if err != nil {
 		ln.Close()
 		st.Close()
 		return nil, err
 	}
-	bus, err := startEventBus(ctx, cfg, st, log)
+	rtmp, err := listenIngest(cfg, base, log) // ingest.go
 	if err != nil {
-		rtmp.Close()
+		cn.close(ctx)
 		ln.Close()
 		st.Close()
 		return nil, err
+	}
+	bus, err := startEventBus(ctx, cfg, st, log, cn.busOptions)
+	if err != nil {
+		rtmp.Close()
+		cn.close(ctx)
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	endpoints := base
+	if cfg.Cluster.URL != "" {
+		endpoints = cfg.Cluster.URL
 	}
 	svc, err := ivs.New(ctx, ivs.Config{
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
-		Endpoints: ingestEndpoints(signal.Endpoints(base), base, rtmp),
+		Endpoints: ingestEndpoints(signal.Endpoints(endpoints), base, rtmp),
 		Quotas:    cfg.Quotas,
 		Store:     st,
 		Events:    bus,
@@ -127,6 +147,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		Logger:    log,
 
 		SelfSignedTokenMaxLifetime: cfg.SelfSignedTokenMaxLifetime,
+		Channels:                   cfg.Compositions.Channels,
 	})
 	if err == nil {
 		err = closeLeftovers(ctx, svc, log)
@@ -134,6 +155,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	if err != nil {
 		rtmp.Close()
 		bus.Close()
+		cn.close(ctx)
 		ln.Close()
 		st.Close()
 		return nil, err
@@ -147,6 +169,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	})
 	if err != nil {
 		bus.Close()
+		cn.close(ctx)
 		ln.Close()
 		st.Close()
 		rtmp.Close()
@@ -161,7 +184,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		ConnectBurst:   cfg.ParticipantConnectBurst,
 		Logger:         log,
 	}, svc, stage.EngineOf(engine))
-	svc.SetMediaPlane(stages)
+	svc.SetMediaPlane(cn.attach(bus, stages))
 	recordings := recording.NewManager(recording.Config{
 		Storage:  storage,
 		SpoolDir: filepath.Join(cfg.DataDir, "recording-spool"),
@@ -169,17 +192,30 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		OnChange: stages.RecordingChanged,
 	})
 	stages.SetRecorder(recordings)
+	// Compositions: the Manager mixes stages (it follows them through the
+	// stage layer) and tells the service what happens to each.
+	compositions := composition.NewManager(composition.Config{
+		Watcher:     stages,
+		Reporter:    svc,
+		Storage:     storage,
+		SpoolDir:    filepath.Join(cfg.DataDir, "composition-spool"),
+		Logger:      log,
+		IdleTimeout: cfg.Compositions.IdleTimeout,
+		RetryWindow: cfg.Compositions.ReconnectWindow,
+	})
+	svc.SetCompositor(cn.compositor(compositions))
 	verifier := &sigv4.Verifier{
 		Service:     "ivs",
 		Region:      cfg.Region,
 		Credentials: []sigv4.Credential{{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, AccountID: cfg.AccountID}},
 	}
-	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, listener: ln, store: st, engine: engine, Stages: stages, Service: svc, BaseURL: base, done: make(chan error, 1), cluster: cn}
 	s.Ingest = rtmp
 	startIngest(ctx, rtmp, svc, stages, log)
 	s.Events = bus
 	s.Storage = storage
 	s.Recordings = recordings
+	s.Compositions = compositions
 	log.Info("recording storage", "storage", storage.String())
 	// Recordings a killed server left half-written are closed (FAILED,
 	// with what had been written) while the server starts serving.
@@ -190,6 +226,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		} else if n > 0 {
 			log.Warn("closed recordings left open by the previous run", "recordings", n)
 		}
+		// And the composite recordings (S3 destinations) it left.
+		n, err = compositions.RecoverS3(ctx)
+		if err != nil {
+			log.Warn("closing composite recordings left by the previous run", "err", err)
+		} else if n > 0 {
+			log.Warn("closed composite recordings left open by the previous run", "recordings", n)
+		}
 	}()
 	s.eventStream = stream.Handler(bus, stream.Auth{Verifier: verifier, Token: cfg.Events.StreamToken})
 	api := awsapi.New(svc, verifier, log)
@@ -198,6 +241,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		rtmp.Close()
 		stages.Close()
 		bus.Close()
+		cn.close(ctx)
 		engine.Close()
 		ln.Close()
 		st.Close()
@@ -207,7 +251,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	// keep-alive); the events websocket (hijacked) and the live event
 	// stream (http.ResponseController) lift the bounds once accepted.
 	s.http = &http.Server{
-		Handler:           s.routes(api, signal.New(stages, log)),
+		Handler:           s.routes(api, cn.media(signal.New(stages, log), stages, svc), verifier),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout(),
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
@@ -216,12 +260,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
 	s.housekeeping = startHousekeeping(cfg, svc, st, log)
+	cn.start()
 	s.unlock, started = unlock, true
 	s.ready.Store(true)
 	return s, nil
 }
 
-func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.Handler {
+func (s *Server) routes(apiHandler *awsapi.Handler, media http.Handler, verifier *sigv4.Verifier) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -248,6 +293,9 @@ func (s *Server) routes(apiHandler *awsapi.Handler, media *signal.Handler) http.
 	// The live event stream (server-sent events) and, unless
 	// --metrics-listen moves them, the metrics.
 	mux.Handle("/v1/events", s.eventStream)
+	// This node's state and draining (cluster.go).
+	mux.Handle("/v1/node", s.nodeAdmin(verifier))
+	mux.Handle("/v1/node/", s.nodeAdmin(verifier))
 	if s.cfg.HTTP.MetricsListen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
@@ -286,11 +334,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	// Compositions end first (STOPPED, their outputs finished), while the
+	// stages they follow are still there; they get their own time, as
+	// recordings do.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), recordingsShutdown)
+	if err := s.Compositions.Close(cctx); err != nil {
+		s.log.Warn("finishing compositions", "err", err)
+	}
+	ccancel()
 	// Participants are told the server is going before the listener stops.
 	s.Stages.Close()
 	// RTMP streams, cut by the above, finish: their ingest configurations
 	// go INACTIVE while the store is open, and no new one is taken.
 	s.Ingest.Close()
+	// Their stages may go to other nodes at once: they reconnect now.
+	s.cluster.releaseLeases(ctx)
 	// Open recordings are finished now, whatever their reconnect windows:
 	// playlists made VOD, recording-ended.json written, their events in
 	// the outbox before the bus closes.
@@ -304,10 +362,15 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	cancel()
 	err := s.housekeeping.signOff(ctx)
+	// The compositions' last state changes are written and their events
+	// in the outbox before the bus closes.
+	if ferr := s.Service.FlushCompositionReports(ctx); ferr != nil {
+		s.log.Warn("writing the compositions' last states", "err", ferr)
+	}
 	// Then the event bus: what the media plane recorded while closing is
 	// in the outbox; live streams end so that the listener can drain.
 	s.Events.Close()
-	err = errors.Join(err, s.http.Shutdown(ctx), s.stopMetricsListener(ctx))
+	err = errors.Join(err, s.cluster.close(ctx), s.http.Shutdown(ctx), s.stopMetricsListener(ctx))
 	if cerr := s.engine.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

@@ -104,6 +104,7 @@ func (st *Stage) broadcast() {
 			c.sink.Send(msg)
 		}
 	}
+	st.notifyWatchers()
 }
 
 // OpenEvents joins the token's participant through an events channel and

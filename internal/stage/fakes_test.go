@@ -92,6 +92,14 @@ func (s *fakeService) RecordEvent(ctx context.Context, arn, sid string, e ivs.Pa
 	return s.write(arn, line)
 }
 
+func (s *fakeService) RecordReplica(ctx context.Context, r ivs.ReplicaRecord) error {
+	state := "STOPPED"
+	if r.Active {
+		state = "ACTIVE"
+	}
+	return s.write(r.SourceStageARN, r.ParticipantID+" replica "+r.DestinationStageARN+" "+state)
+}
+
 func (s *fakeService) RecordRecordingChange(ctx context.Context, arn, sid string, c ivs.RecordingChange, patch bool) error {
 	return s.write(arn, c.ParticipantID+" recording "+c.State+" "+c.Event)
 }

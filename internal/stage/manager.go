@@ -68,11 +68,15 @@ type Manager struct {
 	now      func() time.Time
 	limit    *connectLimiter
 
+	replicas replicaSet // replication.go
+
 	mu        sync.Mutex
 	stages    map[string]*Stage // by stage ARN
 	deleted   map[string]time.Time
 	resources map[string]*Resource
 	closed    bool
+
+	watches watchSet // compositions following stages (watch.go)
 }
 
 var _ ivs.MediaPlane = (*Manager)(nil)
@@ -101,6 +105,9 @@ type Identity struct {
 	Kid    string // the key that signed it: the server's, or a public key ARN
 	Claims token.Claims
 	Stage  *ivs.StageInfo
+	// replica: the identity is a replica's, made by StartReplication
+	// rather than read from a token.
+	replica *replication
 }
 
 // Authenticate verifies a participant token: signature (the server's key or
@@ -265,6 +272,7 @@ func (m *Manager) DisconnectParticipant(ctx context.Context, stageARN, participa
 	if st := m.lookupStage(stageARN); st != nil {
 		st.kick(participantID, reason)
 	}
+	m.sourceDisconnected(stageARN, participantID)
 	return nil
 }
 
@@ -290,14 +298,17 @@ func (m *Manager) StageDeleted(ctx context.Context, stageARN string) {
 	m.deleted[stageARN] = now
 	st := m.stages[stageARN]
 	m.mu.Unlock()
+	m.stageGoneReplicas(stageARN)
 	if st != nil {
 		st.rec.drop()
 		st.disconnectAll("STAGE_DELETED", "the stage was deleted")
 	}
+	m.notifyDeleted(stageARN)
 }
 
 // Close disconnects everyone and ends every session.
 func (m *Manager) Close() {
+	m.closeReplicas()
 	m.mu.Lock()
 	m.closed = true
 	stages := make([]*Stage, 0, len(m.stages))

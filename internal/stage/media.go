@@ -154,6 +154,9 @@ func (m *Manager) admitPublisher(id *Identity, client ClientInfo) (*Stage, *Reso
 			st.recordEventOf(pid, ivs.ParticipantEvent{Name: api.EventNamePublishError, ErrorCode: api.EventErrorCodeInsufficientCapabilities})
 			return fmt.Errorf("%w: publishing", ErrNotAllowed)
 		}
+		if err := st.admitReplica(id); err != nil {
+			return err
+		}
 		publishers := 0
 		for _, p := range st.participants {
 			if p.publisher != nil && p.id != pid {
@@ -214,14 +217,20 @@ func (st *Stage) publishing(r *Resource) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	p := st.participants[r.ParticipantID]
-	if p == nil || p.publisher != r || p.publishing {
+	if p == nil || p.publisher != r {
+		return
+	}
+	// The participant's replications follow it to its new publisher,
+	// even one that replaced a publisher without a pause.
+	st.m.replicas.sourcePublishing(st, p)
+	if p.publishing {
 		return
 	}
 	p.publishing, p.published = true, true
 	st.recordParticipant(p)
 	st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNamePublishStarted})
 	st.broadcast()
-	if rs := st.info.RecordingSettings; rs != nil && st.m.recorder != nil && st.router != nil {
+	if rs := st.info.RecordingSettings; rs != nil && st.m.recorder != nil && st.router != nil && st.records(p) {
 		st.m.recorder.Publishing(recording.Participant{
 			StageARN: st.arn, StageID: st.id, SessionID: st.sessionID, ParticipantID: p.id,
 		}, recordingSettings(rs), st.router)

@@ -22,6 +22,8 @@ type Service interface {
 	EndStageSession(ctx context.Context, stageARN, sessionID string) error
 	RecordParticipantState(ctx context.Context, stageARN, sessionID string, p ivs.ParticipantRecord) error
 	RecordEvent(ctx context.Context, stageARN, sessionID string, e ivs.ParticipantEvent) error
+	// RecordReplica records a replication's state with its source stage.
+	RecordReplica(ctx context.Context, r ivs.ReplicaRecord) error
 	// RecordRecordingChange reports a participant recording's new state
 	// (patching the stored participant when patch is set).
 	RecordRecordingChange(ctx context.Context, stageARN, sessionID string, c ivs.RecordingChange, patch bool) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -54,6 +55,13 @@ type Participant struct {
 	// The participant's recording (on a stage that records), as the
 	// recorder last reported it.
 	recState, recBucket, recPrefix string
+
+	// Replication (replication.go): repl is the participant's part in it
+	// (nil: none); replica is the replication a replica is fed by; sources
+	// counts the active replications of a source participant.
+	repl    *ivs.ReplicationView
+	replica *replication
+	sources int
 }
 
 // ClientInfo is what a client says about itself.
@@ -91,7 +99,14 @@ func (st *Stage) join(id *Identity, client ClientInfo) *Participant {
 		st.participants[p.id] = p
 	}
 	// The latest token speaks for the participant.
+	changed := p.present && (p.userID != c.UserID || !maps.Equal(p.attributes, c.Attributes))
 	p.userID, p.attributes, p.caps = c.UserID, c.Attributes, c.Capabilities
+	if id.replica != nil {
+		p.replica, p.repl = id.replica, id.replica.view()
+	} else if p.replica != nil && !p.present {
+		// A replica that has gone leaves its id to whoever joins with it.
+		p.replica, p.repl = nil, nil
+	}
 	if client.Protocol != "" {
 		p.client = client
 	}
@@ -99,6 +114,10 @@ func (st *Stage) join(id *Identity, client ClientInfo) *Participant {
 		p.present = true
 		st.recordParticipant(p)
 		st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameJoined})
+		st.broadcast()
+	} else if changed {
+		// A token exchange: the others (and compositions, whose layout
+		// follows attributes) see the new attributes.
 		st.broadcast()
 	}
 	return p
@@ -116,14 +135,30 @@ func (st *Stage) leaveIfIdle(p *Participant) {
 	st.recordParticipant(p)
 	st.recordEvent(p, ivs.ParticipantEvent{Name: api.EventNameLeft})
 	st.broadcast()
-	for _, other := range st.participants {
-		if other.present {
-			return
-		}
+	st.graceIfEmpty()
+}
+
+// graceIfEmpty starts the session's grace period if nobody is present and
+// no participant's replication waits for its source to come back. Called
+// with st.mu held.
+func (st *Stage) graceIfEmpty() {
+	if !st.empty() {
+		return
 	}
 	if st.sessionID != "" && st.grace == nil {
 		st.grace = time.AfterFunc(st.m.cfg.SessionGrace, st.endIfEmpty)
 	}
+}
+
+// empty: nobody is present, and no replication holds the session for its
+// source's return (its reconnect window). Called with st.mu held.
+func (st *Stage) empty() bool {
+	for _, p := range st.participants {
+		if p.present || p.sources > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // endIfEmpty ends the session after the grace period if nobody came back.
@@ -141,13 +176,8 @@ func (st *Stage) endIfEmpty() {
 func (st *Stage) endIfEmptyLocked() Router {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.ended {
+	if st.ended || !st.empty() {
 		return nil
-	}
-	for _, p := range st.participants {
-		if p.present {
-			return nil
-		}
 	}
 	return st.endSessionLocked()
 }
@@ -172,6 +202,7 @@ func (st *Stage) endSessionLocked() Router {
 		st.grace = nil
 	}
 	st.sessionID, st.router, st.ended = "", nil, true
+	st.notifyWatchers()
 	return router
 }
 
@@ -183,10 +214,14 @@ func (st *Stage) recordParticipant(p *Participant) {
 	}
 	rec := ivs.ParticipantRecord{
 		ID: p.id, UserID: p.userID, Attributes: p.attributes, Connected: p.present, FirstJoin: p.firstJoin,
-		Published: p.published, Recording: st.info.Recording, Client: p.client,
+		Published: p.published, Recording: st.records(p), Client: p.client,
 		RecordingState: p.recState, RecordingBucket: p.recBucket, RecordingPrefix: p.recPrefix,
 	}
-	if rs := st.info.RecordingSettings; rs != nil && rec.RecordingBucket == "" {
+	if p.repl != nil {
+		v := *p.repl
+		rec.Replication = &v
+	}
+	if rs := st.info.RecordingSettings; rs != nil && rec.Recording && rec.RecordingBucket == "" {
 		// Recording is on: the bucket and the participant's prefix are
 		// known before anything is recorded.
 		rec.RecordingBucket = rs.Bucket
@@ -196,6 +231,14 @@ func (st *Stage) recordParticipant(p *Participant) {
 	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordParticipantState(ctx, st.arn, sid, rec) })
 }
 
+// records reports whether the participant is recorded: the stage records
+// its participants, and its replicas unless recordParticipantReplicas is
+// off.
+func (st *Stage) records(p *Participant) bool {
+	rs := st.info.RecordingSettings
+	return st.info.Recording && (p.replica == nil || rs == nil || rs.RecordReplicas)
+}
+
 // recordEvent queues a participant event. Called with st.mu held.
 func (st *Stage) recordEvent(p *Participant, e ivs.ParticipantEvent) {
 	if st.sessionID == "" {
@@ -203,6 +246,13 @@ func (st *Stage) recordEvent(p *Participant, e ivs.ParticipantEvent) {
 	}
 	e.ParticipantID, e.UserID = p.id, p.userID
 	e.Time = st.m.now().UTC().Truncate(time.Millisecond)
+	// The model: replica names the participant, or for a subscribe event
+	// the remote participant, as a replica.
+	who := p
+	if e.RemoteParticipantID != "" {
+		who = st.participants[e.RemoteParticipantID]
+	}
+	e.Replica = who != nil && who.replica != nil
 	sid := st.sessionID
 	st.rec.add(func(ctx context.Context) error { return st.m.svc.RecordEvent(ctx, st.arn, sid, e) })
 }

@@ -43,8 +43,17 @@ type Resource struct {
 	// ActiveSessionID is a stage's running session, maintained by the
 	// session methods.
 	ActiveSessionID string
-	Doc             []byte // the API document (JSON), owned by the service
-	CreatedAt       time.Time
+	// Node is the node (process) that runs what the resource stands for (a
+	// composition's media), "" for resources that run nowhere. Set on
+	// create; UpdateResource keeps it.
+	Node string
+	// ClientToken is the idempotency token the resource was created with
+	// (StartComposition's idempotencyToken), or "". Among the resources of
+	// one kind and owner that exist, a token is unique: CreateResource
+	// refuses a second with ErrAlreadyExists. Set on create only.
+	ClientToken string
+	Doc         []byte // the API document (JSON), owned by the service
+	CreatedAt   time.Time
 }
 
 // ResourceQuery selects resources of one kind and owner, in Seq order.
@@ -53,6 +62,18 @@ type ResourceQuery struct {
 	Owner string
 	Ref   string // only resources that refer to this ARN
 	State string // only resources in this state
+	// ClientToken: only the resource created with this idempotency token.
+	ClientToken string
+	Page
+}
+
+// ResourceScan selects resources of one kind across every owner, in Seq
+// order, for the server's own housekeeping (a node's leftovers, the sweep
+// of ended compositions); never for an API list, which stays in its owner.
+type ResourceScan struct {
+	Kind   string
+	Node   string   // only resources run by this node; "" is any node
+	States []string // only resources in one of these states; empty is any
 	Page
 }
 
@@ -107,6 +128,11 @@ type SessionClosing struct {
 	Participants []*Participant
 	Events       []*ParticipantEvent
 	Outbox       []*OutboxEntry
+	// Replicas are replication records to insert or replace (as
+	// PutParticipantReplica does): the replications of the sessions'
+	// participants, which end with them. Their source stage must be the
+	// stage of a session being closed.
+	Replicas []*ParticipantReplica
 }
 
 // Participant is one participant of a stage session; Doc is the API's
@@ -195,6 +221,7 @@ type Store interface {
 	// is); atomically.
 	DeleteResource(ctx context.Context, arn string, check func(r *Resource, referrers []*Resource) error) error
 	ListResources(ctx context.Context, q ResourceQuery) ([]*Resource, error)
+	ScanResources(ctx context.Context, q ResourceScan) ([]*Resource, error)
 	CountResources(ctx context.Context, kind, owner string) (int, error)
 
 	// StartStageSession records a new active session of a stage and sets the

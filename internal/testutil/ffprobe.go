@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -18,6 +19,7 @@ type Probe struct {
 		Width     int    `json:"width"`
 		Height    int    `json:"height"`
 		StartTime string `json:"start_time"`
+		FrameRate string `json:"avg_frame_rate"` // "30/1"
 	} `json:"streams"`
 }
 
@@ -50,4 +52,19 @@ func (p Probe) Stream(kind string) (codec string, width, height int) {
 		}
 	}
 	return "", 0, 0
+}
+
+// FrameRate is the average frame rate of the first stream of kind, in
+// frames per second (0 if unknown).
+func (p Probe) FrameRate(kind string) float64 {
+	for _, s := range p.Streams {
+		if s.CodecType == kind {
+			var n, d float64
+			if _, err := fmt.Sscanf(s.FrameRate, "%g/%g", &n, &d); err != nil || d == 0 {
+				return 0
+			}
+			return n / d
+		}
+	}
+	return 0
 }

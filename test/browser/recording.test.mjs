@@ -2,7 +2,8 @@
 // would play it from the bucket: the multivariant playlist, its rendition,
 // fMP4 segments. Started by test/e2e/recording_test.go, which records a
 // real publisher and names the recording's folder (ROSTRUM_RECORDING_DIR)
-// and its expected picture size.
+// and its expected picture size; test/e2e/composition_media_test.go plays a
+// composite recording (MPEG-TS segments) with it too.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ const WIDTH = Number(process.env.ROSTRUM_RECORDING_WIDTH || 0);
 const HEIGHT = Number(process.env.ROSTRUM_RECORDING_HEIGHT || 0);
 const HLS_JS = path.resolve(import.meta.dirname, 'node_modules/hls.js/dist/hls.min.js');
 
-const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mp4': 'video/mp4', '.js': 'text/javascript', '.html': 'text/html', '.jpg': 'image/jpeg' };
+const types = { '.m3u8': 'application/vnd.apple.mpegurl', '.mp4': 'video/mp4', '.ts': 'video/mp2t', '.js': 'text/javascript', '.html': 'text/html', '.jpg': 'image/jpeg' };
 
 // The bucket as a static web server would serve it, plus the player page.
 function serve() {

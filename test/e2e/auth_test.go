@@ -97,34 +97,6 @@ func TestErrorsCarryExceptionMessageAndRequestID(t *testing.T) {
 	}
 }
 
-// Operations whose capability is not built yet say so: HTTP 501 with a
-// message, never a success that pretends.
-func TestOperationsNotYetAvailableSaySo(t *testing.T) {
-	ts := startServer(t, "")
-	c := ts.client()
-	st, _ := c.CreateStage(bg, &ivsrealtime.CreateStageInput{})
-	calls := map[string]func() error{
-		"StartParticipantReplication": func() error {
-			_, err := c.StartParticipantReplication(bg, &ivsrealtime.StartParticipantReplicationInput{SourceStageArn: st.Stage.Arn, DestinationStageArn: st.Stage.Arn, ParticipantId: aws.String("p1")})
-			return err
-		},
-		"ListCompositions": func() error {
-			_, err := c.ListCompositions(bg, &ivsrealtime.ListCompositionsInput{})
-			return err
-		},
-		"GetComposition": func() error {
-			_, err := c.GetComposition(bg, &ivsrealtime.GetCompositionInput{Arn: aws.String("arn:aws:ivs:us-east-1:123456789012:composition/AbCdEfGhIjKl")})
-			return err
-		},
-	}
-	for name, call := range calls {
-		err := call()
-		if code := apiErrorCode(t, err); code != "NotImplementedException" || !strings.Contains(err.Error(), "not available yet") {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-}
-
 func TestHealthAndReadiness(t *testing.T) {
 	ts := startServer(t, "")
 	for _, p := range []string{"/healthz", "/readyz"} {

@@ -28,8 +28,8 @@ func needTool(t *testing.T, name string) string {
 }
 
 // startBinary builds cmd/rostrum and runs `rostrum serve` as a user would,
-// returning its base URL. The process is killed when the test ends.
-func startBinary(t *testing.T) string {
+// with extra flags, returning its base URL. The process is killed when the test ends.
+func startBinary(t *testing.T, extra ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "rostrum")
@@ -37,7 +37,8 @@ func startBinary(t *testing.T) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--rtc-listen-ip", "127.0.0.1")
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--rtc-udp-port", "0", "--rtc-tcp-port", "0", "--rtc-listen-ip", "127.0.0.1"}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	stderr, _ := cmd.StderrPipe()
 	cmd.Stdout = nil
 	if err := cmd.Start(); err != nil {

@@ -225,6 +225,32 @@ func TestAnotherAccountsARNIsAccessDeniedWhereverItIsNamed(t *testing.T) {
 			_, err := c.ListIngestConfigurations(bg, &ivsrealtime.ListIngestConfigurationsInput{FilterByStageArn: aws.String(foreignStage)})
 			return err
 		}, "AccessDeniedException"},
+		{"StartComposition of a foreign stage", func() error {
+			_, err := c.StartComposition(bg, &ivsrealtime.StartCompositionInput{StageArn: aws.String(foreignStage), Destinations: []types.DestinationConfiguration{
+				{S3: &types.S3DestinationConfiguration{StorageConfigurationArn: aws.String(missingStorage), EncoderConfigurationArns: []string{"arn:aws:ivs:us-east-1:123456789012:encoder-configuration/AbCdEfGhIjKl"}}},
+			}})
+			return err
+		}, "AccessDeniedException"},
+		{"StartComposition recording to a foreign storage configuration", func() error {
+			_, err := c.StartComposition(bg, &ivsrealtime.StartCompositionInput{StageArn: st.Stage.Arn, Destinations: []types.DestinationConfiguration{
+				{S3: &types.S3DestinationConfiguration{StorageConfigurationArn: aws.String(foreignStorage), EncoderConfigurationArns: []string{"arn:aws:ivs:us-east-1:123456789012:encoder-configuration/AbCdEfGhIjKl"}}},
+			}})
+			return err
+		}, "AccessDeniedException"},
+		{"StartComposition recording to a missing storage configuration", func() error {
+			_, err := c.StartComposition(bg, &ivsrealtime.StartCompositionInput{StageArn: st.Stage.Arn, Destinations: []types.DestinationConfiguration{
+				{S3: &types.S3DestinationConfiguration{StorageConfigurationArn: aws.String(missingStorage), EncoderConfigurationArns: []string{"arn:aws:ivs:us-east-1:123456789012:encoder-configuration/AbCdEfGhIjKl"}}},
+			}})
+			return err
+		}, "ResourceNotFoundException"},
+		{"ListCompositions filtered by a foreign stage", func() error {
+			_, err := c.ListCompositions(bg, &ivsrealtime.ListCompositionsInput{FilterByStageArn: aws.String(foreignStage)})
+			return err
+		}, "AccessDeniedException"},
+		{"GetComposition of a foreign composition", func() error {
+			_, err := c.GetComposition(bg, &ivsrealtime.GetCompositionInput{Arn: aws.String("arn:aws:ivs:us-east-1:999999999999:composition/AbCdEfGhIjKl")})
+			return err
+		}, "AccessDeniedException"},
 		{"ListStageSessions of a foreign stage", func() error {
 			_, err := c.ListStageSessions(bg, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(foreignStage)})
 			return err

@@ -169,7 +169,10 @@ func framesBeyond(sent, got [][32]byte, mark [32]byte) (bool, error) {
 	}
 	m, ok := at[mark]
 	if !ok {
-		return false, fmt.Errorf("the publisher sent %d more frames and the subscriber rebuilt none of them", len(sent))
+		// The publisher's log (the newest frames only) has moved past the
+		// mark: every frame it holds was sent after it. (A loaded machine
+		// checks seldom enough for that at 2,000 frames a second.)
+		m = -1
 	}
 	prev, beyond := -1, false
 	for i, h := range got {

@@ -655,6 +655,19 @@ export class Stage extends Emitter {
       this._pendingJoin = null;
       pending?.resolve();
     }
+    // A new stage session (the stage moved to another server after its
+    // server died, or the session ended and another began): the media
+    // connections of the old one lead nowhere, so every subscription is
+    // made again (the local publication is, below, once the stage says
+    // we do not publish).
+    const sessionChanged = !!s.sessionId && !!this._sessionId && s.sessionId !== this._sessionId;
+    if (s.sessionId) this._sessionId = s.sessionId;
+    if (sessionChanged) {
+      for (const r of this._remotes.values()) {
+        r.generation++;
+        this._reconcileRemote(r, true);
+      }
+    }
     const present = new Map();
     for (const p of s.participants ?? []) if (p && p.id) present.set(p.id, p);
 

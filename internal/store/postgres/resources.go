@@ -13,13 +13,13 @@ import (
 
 // resourceColumns select a resource with its references, in one statement
 // and so one snapshot.
-const resourceColumns = `r.seq, r.arn, r.kind, r.owner, r.state, r.active_session_id, r.doc, r.created_at,
+const resourceColumns = `r.seq, r.arn, r.kind, r.owner, r.state, r.active_session_id, r.node, r.client_token, r.doc, r.created_at,
 	ARRAY(SELECT x.ref FROM resource_refs x WHERE x.arn = r.arn ORDER BY x.pos)`
 
 func scanResource(rows pgx.Row, r *store.Resource) error {
 	var created int64
 	var refs []string
-	if err := rows.Scan(&r.Seq, &r.ARN, &r.Kind, &r.Owner, &r.State, &r.ActiveSessionID, &r.Doc, &created, &refs); err != nil {
+	if err := rows.Scan(&r.Seq, &r.ARN, &r.Kind, &r.Owner, &r.State, &r.ActiveSessionID, &r.Node, &r.ClientToken, &r.Doc, &created, &refs); err != nil {
 		return err
 	}
 	r.CreatedAt = fromMillis(created)
@@ -46,6 +46,17 @@ func (s *Store) CreateResource(ctx context.Context, r *store.Resource, limit int
 		if dup {
 			return fmt.Errorf("postgres: resource %s: %w", r.ARN, store.ErrAlreadyExists)
 		}
+		if r.ClientToken != "" {
+			// Under the (kind, owner) lock: no other create of this list
+			// can take the token between the check and the insert.
+			taken, err := exists(ctx, tx, `SELECT 1 FROM resources WHERE kind = $1 AND owner = $2 AND client_token = $3`, r.Kind, r.Owner, r.ClientToken)
+			if err != nil {
+				return err
+			}
+			if taken {
+				return fmt.Errorf("postgres: %s client token %q: %w", r.Kind, r.ClientToken, store.ErrAlreadyExists)
+			}
+		}
 		if limit > 0 {
 			var n int
 			if err := tx.QueryRow(ctx,
@@ -58,10 +69,10 @@ func (s *Store) CreateResource(ctx context.Context, r *store.Resource, limit int
 			}
 		}
 		err = tx.QueryRow(ctx, `
-INSERT INTO resources (arn, kind, owner, state, active_session_id, doc, created_at)
-VALUES ($1, $2, $3, $4, '', $5, $6)
+INSERT INTO resources (arn, kind, owner, state, active_session_id, node, client_token, doc, created_at)
+VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8)
 RETURNING seq`,
-			r.ARN, r.Kind, r.Owner, r.State, blob(r.Doc), toMillis(created)).Scan(&seq)
+			r.ARN, r.Kind, r.Owner, r.State, r.Node, r.ClientToken, blob(r.Doc), toMillis(created)).Scan(&seq)
 		if pgCode(err) == uniqueViolation {
 			// The same ARN under another kind or owner (its own lock).
 			return fmt.Errorf("postgres: resource %s: %w", r.ARN, store.ErrAlreadyExists)
@@ -115,6 +126,7 @@ func (s *Store) UpdateResource(ctx context.Context, arn string, fn func(r *store
 		}
 		r.ARN, r.Kind, r.Owner, r.Seq = cur.ARN, cur.Kind, cur.Owner, cur.Seq
 		r.ActiveSessionID, r.CreatedAt = cur.ActiveSessionID, cur.CreatedAt
+		r.Node, r.ClientToken = cur.Node, cur.ClientToken
 		if _, err := tx.Exec(ctx,
 			`UPDATE resources SET state = $1, doc = $2 WHERE arn = $3`,
 			r.State, blob(r.Doc), arn); err != nil {
@@ -170,6 +182,24 @@ func (s *Store) ListResources(ctx context.Context, q store.ResourceQuery) ([]*st
 	if q.Ref != "" {
 		// IN, not a join: a resource may name the same ARN twice.
 		b.WriteString(` AND arn IN (SELECT arn FROM resource_refs WHERE ref = ` + a.add(q.Ref) + `)`)
+	}
+	if q.ClientToken != "" {
+		b.WriteString(` AND client_token = ` + a.add(q.ClientToken))
+	}
+	query := paged(b.String(), &a, q.Page, false)
+	return collect(ctx, s.pool, "resources", query, a, scanResource)
+}
+
+// ScanResources implements store.Store. Page.Limit <= 0 lists every row.
+func (s *Store) ScanResources(ctx context.Context, q store.ResourceScan) ([]*store.Resource, error) {
+	var a args
+	var b strings.Builder
+	b.WriteString(`SELECT ` + resourceColumns + ` FROM resources r WHERE kind = ` + a.add(q.Kind))
+	if len(q.States) > 0 {
+		b.WriteString(` AND state = ANY(` + a.add(q.States) + `::text[])`)
+	}
+	if q.Node != "" {
+		b.WriteString(` AND node = ` + a.add(q.Node))
 	}
 	query := paged(b.String(), &a, q.Page, false)
 	return collect(ctx, s.pool, "resources", query, a, scanResource)

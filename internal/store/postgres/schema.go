@@ -138,6 +138,15 @@ CREATE TABLE nodes (
 	heartbeat BIGINT NOT NULL
 );
 `,
+	// 4: compositions: the node that runs a resource and the idempotency
+	// token it was created with, unique per kind and owner among the
+	// resources that exist.
+	`
+ALTER TABLE resources ADD COLUMN node TEXT NOT NULL DEFAULT '';
+ALTER TABLE resources ADD COLUMN client_token TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX resources_client_token ON resources (kind, owner, client_token) WHERE client_token <> '';
+CREATE INDEX resources_kind_state_node_seq ON resources (kind, state, node, seq);
+`,
 }
 
 // schemaVersion is the version this build migrates databases to.

@@ -57,6 +57,7 @@ WHERE node_id = ? AND end_time IS NULL ORDER BY seq`, nodeID)
 		}
 		open := make([]*store.OpenSession, 0, len(sessions))
 		closing := map[[2]string]bool{}
+		closingStage := map[string]bool{}
 		for _, ss := range sessions {
 			o, err := openSession(ctx, tx, ss, beat)
 			if err != nil {
@@ -64,6 +65,7 @@ WHERE node_id = ? AND end_time IS NULL ORDER BY seq`, nodeID)
 			}
 			open = append(open, o)
 			closing[[2]string{ss.StageARN, ss.SessionID}] = true
+			closingStage[ss.StageARN] = true
 		}
 		var w *store.SessionClosing
 		if fn != nil {
@@ -105,6 +107,14 @@ WHERE node_id = ? AND end_time IS NULL ORDER BY seq`, nodeID)
 					return err
 				}
 				if e.Seq, err = addParticipantEvent(ctx, tx, e); err != nil {
+					return err
+				}
+			}
+			for _, r := range w.Replicas {
+				if !closingStage[r.SourceStageARN] {
+					return fmt.Errorf("sqlite: close node sessions: replica of %s, which has no session being closed", r.SourceStageARN)
+				}
+				if r.Seq, err = putReplica(ctx, tx, r); err != nil {
 					return err
 				}
 			}

@@ -10,7 +10,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/store"
 )
 
-const resourceColumns = `seq, arn, kind, owner, state, active_session_id, doc, created_at`
+const resourceColumns = `seq, arn, kind, owner, state, active_session_id, node, client_token, doc, created_at`
 
 // CreateResource implements store.Store.
 func (s *Store) CreateResource(ctx context.Context, r *store.Resource, limit int) error {
@@ -23,6 +23,15 @@ func (s *Store) CreateResource(ctx context.Context, r *store.Resource, limit int
 		}
 		if dup {
 			return fmt.Errorf("sqlite: resource %s: %w", r.ARN, store.ErrAlreadyExists)
+		}
+		if r.ClientToken != "" {
+			taken, err := exists(ctx, tx, `SELECT 1 FROM resources WHERE kind = ? AND owner = ? AND client_token = ?`, r.Kind, r.Owner, r.ClientToken)
+			if err != nil {
+				return err
+			}
+			if taken {
+				return fmt.Errorf("sqlite: %s client token %q: %w", r.Kind, r.ClientToken, store.ErrAlreadyExists)
+			}
 		}
 		if limit > 0 {
 			// The count and the insert are in one IMMEDIATE transaction,
@@ -38,10 +47,10 @@ func (s *Store) CreateResource(ctx context.Context, r *store.Resource, limit int
 			}
 		}
 		if err := tx.QueryRowContext(ctx, `
-INSERT INTO resources (arn, kind, owner, state, active_session_id, doc, created_at)
-VALUES (?, ?, ?, ?, '', ?, ?)
+INSERT INTO resources (arn, kind, owner, state, active_session_id, node, client_token, doc, created_at)
+VALUES (?, ?, ?, ?, '', ?, ?, ?, ?)
 RETURNING seq`,
-			r.ARN, r.Kind, r.Owner, r.State, blob(r.Doc), toMillis(created)).Scan(&seq); err != nil {
+			r.ARN, r.Kind, r.Owner, r.State, r.Node, r.ClientToken, blob(r.Doc), toMillis(created)).Scan(&seq); err != nil {
 			return fmt.Errorf("sqlite: insert resource: %w", err)
 		}
 		return insertRefs(ctx, tx, r.ARN, r.Refs)
@@ -60,7 +69,7 @@ func (s *Store) GetResource(ctx context.Context, arn string) (*store.Resource, e
 	var r store.Resource
 	var created int64
 	var refs sql.NullString
-	err := s.getResource.QueryRowContext(ctx, arn).Scan(&r.Seq, &r.ARN, &r.Kind, &r.Owner, &r.State, &r.ActiveSessionID, &r.Doc, &created, &refs)
+	err := s.getResource.QueryRowContext(ctx, arn).Scan(&r.Seq, &r.ARN, &r.Kind, &r.Owner, &r.State, &r.ActiveSessionID, &r.Node, &r.ClientToken, &r.Doc, &created, &refs)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("resource", arn)
 	}
@@ -93,6 +102,7 @@ func (s *Store) UpdateResource(ctx context.Context, arn string, fn func(r *store
 		}
 		r.ARN, r.Kind, r.Owner, r.Seq = cur.ARN, cur.Kind, cur.Owner, cur.Seq
 		r.ActiveSessionID, r.CreatedAt = cur.ActiveSessionID, cur.CreatedAt
+		r.Node, r.ClientToken = cur.Node, cur.ClientToken
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE resources SET state = ?, doc = ? WHERE arn = ?`,
 			r.State, blob(r.Doc), arn); err != nil {
@@ -153,7 +163,33 @@ func (s *Store) ListResources(ctx context.Context, q store.ResourceQuery) ([]*st
 		b.WriteString(` AND arn IN (SELECT arn FROM resource_refs WHERE ref = ?)`)
 		args = append(args, q.Ref)
 	}
-	query, args := paged(b.String(), args, q.Page, false)
+	if q.ClientToken != "" {
+		b.WriteString(` AND client_token = ?`)
+		args = append(args, q.ClientToken)
+	}
+	return s.listResources(ctx, b.String(), args, q.Page)
+}
+
+// ScanResources implements store.Store. Page.Limit <= 0 lists every row.
+func (s *Store) ScanResources(ctx context.Context, q store.ResourceScan) ([]*store.Resource, error) {
+	var b strings.Builder
+	b.WriteString(`SELECT ` + resourceColumns + ` FROM resources WHERE kind = ?`)
+	args := []any{q.Kind}
+	if len(q.States) > 0 {
+		b.WriteString(` AND state IN (?` + strings.Repeat(`, ?`, len(q.States)-1) + `)`)
+		for _, st := range q.States {
+			args = append(args, st)
+		}
+	}
+	if q.Node != "" {
+		b.WriteString(` AND node = ?`)
+		args = append(args, q.Node)
+	}
+	return s.listResources(ctx, b.String(), args, q.Page)
+}
+
+func (s *Store) listResources(ctx context.Context, query string, args []any, p store.Page) ([]*store.Resource, error) {
+	query, args = paged(query, args, p, false)
 
 	var rs []*store.Resource
 	err := s.read(ctx, func(tx *sql.Tx) error {
@@ -198,7 +234,7 @@ func queryResources(ctx context.Context, q querier, query string, args ...any) (
 	for rows.Next() {
 		var r store.Resource
 		var created int64
-		if err := rows.Scan(&r.Seq, &r.ARN, &r.Kind, &r.Owner, &r.State, &r.ActiveSessionID, &r.Doc, &created); err != nil {
+		if err := rows.Scan(&r.Seq, &r.ARN, &r.Kind, &r.Owner, &r.State, &r.ActiveSessionID, &r.Node, &r.ClientToken, &r.Doc, &created); err != nil {
 			return nil, fmt.Errorf("sqlite: scan resource: %w", err)
 		}
 		r.CreatedAt = fromMillis(created)

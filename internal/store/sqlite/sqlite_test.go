@@ -418,8 +418,13 @@ func TestMigrationKeepsSessionsOwnerless(t *testing.T) {
 	saved := migrations
 	t.Cleanup(func() { migrations = saved })
 	migrations = saved[:2]
-	s, err := Open(path)
+	// The old schema through the migrations alone: Open prepares the
+	// current schema's statements, which an old one cannot answer.
+	old, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, old); err != nil {
 		t.Fatal(err)
 	}
 	const stage = "arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234"
@@ -427,13 +432,13 @@ func TestMigrationKeepsSessionsOwnerless(t *testing.T) {
 		`INSERT INTO resources (arn, kind, owner, active_session_id, doc, created_at) VALUES ('` + stage + `', 'stage', 'o', 'st-1', '{}', 0)`,
 		`INSERT INTO stage_sessions (stage_arn, session_id, start_time) VALUES ('` + stage + `', 'st-1', 1000)`,
 	} {
-		if _, err := s.w.ExecContext(ctx, q); err != nil {
+		if _, err := old.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.Close()
+	old.Close()
 	migrations = saved
-	s, err = Open(path)
+	s, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -319,23 +319,30 @@ func (s *Store) PutParticipantReplica(ctx context.Context, r *store.ParticipantR
 		if !ok {
 			return notFound("stage", r.SourceStageARN)
 		}
-		if err := tx.QueryRowContext(ctx, `
-INSERT INTO participant_replicas (source_stage_arn, participant_id, destination_stage_arn, state, doc)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (source_stage_arn, participant_id, destination_stage_arn) DO UPDATE SET
-	state = excluded.state,
-	doc = excluded.doc
-RETURNING seq`,
-			r.SourceStageARN, r.ParticipantID, r.DestinationStageARN, r.State, blob(r.Doc)).Scan(&seq); err != nil {
-			return fmt.Errorf("sqlite: put participant replica: %w", err)
-		}
-		return nil
+		seq, err = putReplica(ctx, tx, r)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	r.Seq = seq
 	return nil
+}
+
+// putReplica upserts a replication record in tx and returns its Seq.
+func putReplica(ctx context.Context, tx *sql.Tx, r *store.ParticipantReplica) (int64, error) {
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `
+INSERT INTO participant_replicas (source_stage_arn, participant_id, destination_stage_arn, state, doc)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (source_stage_arn, participant_id, destination_stage_arn) DO UPDATE SET
+	state = excluded.state,
+	doc = excluded.doc
+RETURNING seq`,
+		r.SourceStageARN, r.ParticipantID, r.DestinationStageARN, r.State, blob(r.Doc)).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("sqlite: put participant replica: %w", err)
+	}
+	return seq, nil
 }
 
 // ListParticipantReplicas implements store.Store, in Seq order.

@@ -94,6 +94,9 @@ func (c *closeAll) fn(open []*store.OpenSession) (*store.SessionClosing, error) 
 			w.Participants = append(w.Participants, &q)
 			w.Events = append(w.Events, &store.ParticipantEvent{StageARN: p.StageARN, SessionID: p.SessionID,
 				ParticipantID: p.ParticipantID, EventTime: o.End, Doc: []byte(`{"name":"LEFT"}`)})
+			// The participant's replication ends with its session.
+			w.Replicas = append(w.Replicas, &store.ParticipantReplica{SourceStageARN: p.StageARN, ParticipantID: p.ParticipantID,
+				DestinationStageARN: "arn:dst", State: "STOPPED", Doc: []byte(`{"replicationState":"STOPPED"}`)})
 		}
 		w.Outbox = append(w.Outbox, outboxEntry("sink", o.Session.StageARN, len(w.Outbox), o.End))
 	}
@@ -122,6 +125,11 @@ func testCloseNodeSessions(t *testing.T, s store.Store) {
 	e3 := addEvent(t, s, a.ARN, "st-a", "carol", "JOINED", ts(6))
 	e4 := addEvent(t, s, a.ARN, "st-a", "alice", "PUBLISH_STARTED", ts(7))
 	addEvent(t, s, b.ARN, "st-b", "dave", "JOINED", ts(8))
+	// alice replicates into another stage.
+	replica := &store.ParticipantReplica{SourceStageARN: a.ARN, ParticipantID: "alice", DestinationStageARN: "arn:dst", State: "ACTIVE", Doc: []byte(`{"replicationState":"ACTIVE"}`)}
+	if err := s.PutParticipantReplica(ctx, replica); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Heartbeat(ctx, "n1", ts(20)); err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +207,11 @@ func testCloseNodeSessions(t *testing.T, s store.Store) {
 	}
 	if c := counts(t, s); c["sink"] != 2 {
 		t.Errorf("outbox: %v, want 2 entries", c)
+	}
+	// The replication record was replaced, keeping its place.
+	if rs, err := s.ListParticipantReplicas(ctx, a.ARN, "alice", store.Page{}); err != nil || len(rs) != 1 ||
+		rs[0].Seq != replica.Seq || rs[0].State != "STOPPED" || string(rs[0].Doc) != `{"replicationState":"STOPPED"}` {
+		t.Errorf("alice's replicas after closing: %+v, %v", rs, err)
 	}
 	// The node's heartbeat is gone; n2's is kept.
 	if n := nodes(t, s); len(n) != 1 || n["n2"].IsZero() {
@@ -296,6 +309,18 @@ func testCloseNodeSessionsAborts(t *testing.T, s store.Store) {
 		t.Fatal("CloseNodeSessions wrote under another node's session")
 	}
 	check("foreign session")
+	// So does a replica record of a stage whose session is not closed.
+	_, err = s.CloseNodeSessions(ctx, "n1", time.Time{}, func(open []*store.OpenSession) (*store.SessionClosing, error) {
+		return &store.SessionClosing{Replicas: []*store.ParticipantReplica{{SourceStageARN: b.ARN, ParticipantID: "x",
+			DestinationStageARN: a.ARN, State: "STOPPED", Doc: []byte(`{}`)}}}, nil
+	})
+	if err == nil {
+		t.Fatal("CloseNodeSessions wrote a replica of another node's stage")
+	}
+	if rs, err := s.ListParticipantReplicas(ctx, b.ARN, "x", store.Page{}); err != nil || len(rs) != 0 {
+		t.Errorf("replicas of b after the refused close: %d, %v", len(rs), err)
+	}
+	check("foreign replica")
 }
 
 // A session's end is never before its start, even when the node's last

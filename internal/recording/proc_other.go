@@ -1,8 +1,0 @@
-//go:build !linux
-
-package recording
-
-import "os/exec"
-
-// childOfServer: only Linux can tie a child's life to its parent's.
-func childOfServer(*exec.Cmd) {}
