@@ -187,7 +187,8 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 	}
 	outExt := p.ext - d.seqOffset
 	outTS := p.ts - d.tsOffset
-	if p.ext > d.lastSrcExt {
+	late := p.ext <= d.lastSrcExt
+	if !late {
 		d.lastSrcExt, d.lastOutExt, d.lastOutTS, d.lastArrival = p.ext, outExt, outTS, p.arrival
 	}
 	h := &d.hdr
@@ -201,7 +202,7 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 	// the publisher's); pion's interceptors add the subscriber's own.
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	if d.hist != nil {
-		d.hist.put(outExt, p.ext, uint8(li), outTS)
+		d.hist.put(outExt, p.ext, uint8(li), outTS, late, p.arrival)
 	}
 	d.packets++
 	d.octets += uint32(p.payloadEnd - p.payloadOff)

@@ -152,8 +152,9 @@ type layer struct {
 	// one goroutine that calls forward) touches it.
 	seqs seqUnwrapper
 
-	// Counters written by the reader.
-	bytes, packets, frames atomic.Uint64
+	// Counters written by the reader. dups counts copies of packets
+	// already forwarded, dropped before the fan-out.
+	bytes, packets, frames, dups atomic.Uint64
 	width, height          atomic.Int32
 
 	// Published by sample() for the allocator and the layer report.
@@ -216,6 +217,12 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 	if !t.pub.media.Load() {
 		t.pub.gotMedia()
 	}
+	if l.cache != nil && !l.cache.put(p.ext, p.raw) {
+		// A copy of a packet already forwarded (a repair that came twice,
+		// or one the network duplicated): subscribers have it.
+		l.dups.Add(1)
+		return
+	}
 	l.packets.Add(1)
 	l.bytes.Add(uint64(len(p.raw)))
 	switch t.family {
@@ -235,7 +242,6 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 		if p.marker {
 			l.frames.Add(1)
 		}
-		l.cache.put(p.ext, p.raw)
 		if l.pliDeferred.Load() {
 			if p.keyframe {
 				l.pliDeferred.Store(false)
