@@ -155,7 +155,7 @@ type layer struct {
 	// Counters written by the reader. dups counts copies of packets
 	// already forwarded, dropped before the fan-out.
 	bytes, packets, frames, dups atomic.Uint64
-	width, height          atomic.Int32
+	width, height                atomic.Int32
 
 	// Published by sample() for the allocator and the layer report.
 	bitrate atomic.Int64
