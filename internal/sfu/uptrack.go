@@ -144,15 +144,15 @@ type layer struct {
 	pliPending atomic.Bool
 	// pliDeferred is a keyframe asked for while the rate limit held
 	// requests back (subscribers joining within pliInterval of each
-	// other): the reader sends it with the first packet after the interval
+	// other): the forwarder sends it with the first packet after the interval
 	// has passed, unless a keyframe came first.
 	pliDeferred atomic.Bool
 
-	// seqs unwraps the encoding's sequence numbers; only the reader (the
-	// one goroutine that calls forward) touches it.
+	// seqs unwraps the encoding's sequence numbers; only the forwarder
+	// (the one goroutine that calls forward) touches it.
 	seqs seqUnwrapper
 
-	// Counters written by the reader. dups counts copies of packets
+	// Counters written by the forwarder. dups counts copies of packets
 	// already forwarded, dropped before the fan-out.
 	bytes, packets, frames, dups atomic.Uint64
 	width, height                atomic.Int32
@@ -183,17 +183,62 @@ type srInfo struct {
 	ok  bool
 }
 
-// readRTP reads the encoding until the connection closes. This is the
-// entry of the HOT PATH: everything from here to downTrack.write runs
-// once per packet a publisher sends (and per subscriber, for write), must
-// not allocate, and takes no lock shared between subscribers.
+// Packets read from a publisher wait in a bounded queue for the layer's
+// forwarder, so that reading never waits for the fan-out: pion's
+// receiver-side interceptors run inside the read (the arrival times of
+// the transport-wide feedback sent to the publisher are taken there, and
+// the NACK generator learns of gaps there), and a keyframe's fan-out to
+// hundreds of subscribers takes milliseconds per packet. With the fan-out
+// inline, a burst delayed every later packet's arrival time by the burst's
+// fan-out (the publisher's bandwidth estimate read it as congestion) and
+// left pion's buffers, and under them the UDP socket, unread. When the
+// queue is full the reader waits: packets are never dropped here.
+const (
+	videoQueue = 128 // a keyframe burst of a 1080p layer
+	audioQueue = 32
+)
+
+// queued is one packet between a layer's reader and its forwarder.
+type queued struct {
+	buf []byte // maxPacket bytes of the queue's one allocation
+	pkt rtpPacket
+	at  int64 // nanotime when read
+}
+
+// readRTP reads the encoding until the connection closes and hands every
+// packet to the layer's forwarder (forwardQueued). This is the entry of the
+// HOT PATH: everything from here to downTrack.write runs once per packet a
+// publisher sends (and per subscriber, for write), must not allocate, and
+// takes no lock shared between subscribers.
 func (l *layer) readRTP(remote *webrtc.TrackRemote) {
-	buf := make([]byte, maxPacket)
-	var pkt rtpPacket
+	n := videoQueue
+	if l.track.family == familyOpus {
+		n = audioQueue
+	}
+	slots := make([]queued, n)
+	mem := make([]byte, n*maxPacket)
+	free := make(chan *queued, n)
+	ready := make(chan *queued, n)
+	for i := range slots {
+		slots[i].buf = mem[i*maxPacket : (i+1)*maxPacket : (i+1)*maxPacket]
+		free <- &slots[i]
+	}
+	done := make(chan struct{})
+	l.track.pub.r.goTracked(func() {
+		defer close(done)
+		l.forwardQueued(ready, free)
+	})
+	defer func() {
+		close(ready)
+		<-done
+	}()
+
 	failures := 0
 	for {
-		n, _, err := remote.Read(buf)
+		q := <-free
+		n, _, err := remote.Read(q.buf)
 		if err != nil {
+			free <- q
 			if errors.Is(err, io.EOF) || l.track.pub.closed.Load() || failures > 1000 {
 				return
 			}
@@ -201,10 +246,21 @@ func (l *layer) readRTP(remote *webrtc.TrackRemote) {
 			continue
 		}
 		failures = 0
-		if pkt.parse(buf[:n]) != nil {
+		if q.pkt.parse(q.buf[:n]) != nil {
+			free <- q
 			continue
 		}
-		l.forward(&pkt, nanotime())
+		q.at = nanotime()
+		ready <- q
+	}
+}
+
+// forwardQueued is the layer's forwarder: the one goroutine that calls
+// forward for a remote publisher's encoding.
+func (l *layer) forwardQueued(ready <-chan *queued, free chan<- *queued) {
+	for q := range ready {
+		l.forward(&q.pkt, q.at)
+		free <- q
 	}
 }
 
