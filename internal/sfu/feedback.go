@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -24,15 +25,11 @@ const maxResends = 4
 // pion's interceptor chain, which runs only while this reads.)
 func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 	// One buffer to read into, reused (pion's ReadRTCP allocates one per
-	// read, and holds it while it waits), and scratch space for
-	// retransmissions, which only a down-track with a NACK history makes
-	// (retransmit returns before touching it otherwise). The packets read
-	// are used up before the next read reuses in.
+	// read, and holds it while it waits). The packets read are used up
+	// before the next read reuses in. Scratch space for retransmissions
+	// is borrowed only while a NACK is answered: a down-track waits for
+	// RTCP nearly all the time, and would hold it for nothing.
 	in := make([]byte, maxPacket)
-	var buf []byte
-	if d.hist != nil {
-		buf = make([]byte, maxPacket)
-	}
 	failures := 0
 	for {
 		n, _, err := sender.Read(in)
@@ -53,15 +50,17 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 		for _, pkt := range pkts {
 			switch pkt := pkt.(type) {
 			case *rtcp.TransportLayerNack:
-				if pkt.MediaSSRC != ssrc {
+				if pkt.MediaSSRC != ssrc || d.hist == nil {
 					continue
 				}
+				buf := scratchPool.Get().(*[maxPacket]byte)
 				for i := range pkt.Nacks {
 					pkt.Nacks[i].Range(func(seq uint16) bool {
-						d.retransmit(seq, buf, now)
+						d.retransmit(seq, buf[:], now)
 						return true
 					})
 				}
+				scratchPool.Put(buf)
 			case *rtcp.PictureLossIndication:
 				if pkt.MediaSSRC == ssrc {
 					d.keyframeRequested()
@@ -76,6 +75,9 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 		}
 	}
 }
+
+// scratchPool holds the buffers retransmissions are built in.
+var scratchPool = sync.Pool{New: func() any { return new([maxPacket]byte) }}
 
 func (d *downTrack) boundSSRC() uint32 {
 	d.mu.Lock()
