@@ -194,8 +194,8 @@ type srInfo struct {
 // left pion's buffers, and under them the UDP socket, unread. When the
 // queue is full the reader waits: packets are never dropped here.
 const (
-	videoQueue = 128 // a keyframe burst of a 1080p layer
-	audioQueue = 32
+	videoQueue = 64 // a 720p keyframe (20–40 packets) with room; 96 KiB a layer
+	audioQueue = 16
 )
 
 // queued is one packet between a layer's reader and its forwarder.
