@@ -349,3 +349,61 @@ func TestRepairedPacketForwardedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A down-track that starts soon after a keyframe starts on it from the
+// publisher's cache: the keyframe and every packet since, in order, then
+// the live packets, none twice; after replayWindow it waits for a new one.
+func TestDownTrackStartsFromARecentKeyframe(t *testing.T) {
+	up := newTestTrack(familyVP8)
+	seq := uint16(65500)
+	now := int64(5e9)
+	feed(t, up, 0, &seq, 0, true, now) // an old keyframe
+	feed(t, up, 0, &seq, 1, false, now+33e6)
+	keyAt := now + int64(replayWindow) + 100e6
+	keySeq := seq
+	feed(t, up, 0, &seq, 2, true, keyAt) // the newest keyframe
+	feed(t, up, 0, &seq, 3, false, keyAt+33e6)
+	feed(t, up, 0, &seq, 4, false, keyAt+66e6)
+	cached := int(seq - keySeq)
+
+	w := &captureWriter{}
+	d := newTestDown(up, w, true)
+	if d.replay(0, keyAt+int64(replayWindow)+1) {
+		t.Fatal("started on a keyframe older than replayWindow")
+	}
+	if !d.replay(0, keyAt+100e6) {
+		t.Fatal("did not start on a keyframe 100 ms old")
+	}
+	if len(w.pkts) != cached {
+		t.Fatalf("%d packets replayed, want %d", len(w.pkts), cached)
+	}
+	if w.pkts[0].hdr.SequenceNumber != keySeq {
+		t.Fatalf("replay starts at %d, want the keyframe's %d", w.pkts[0].hdr.SequenceNumber, keySeq)
+	}
+	if key, _, _ := vp8Keyframe(w.pkts[0].payload); !key {
+		t.Fatal("replay does not start with the keyframe")
+	}
+	// The forwarder was about to give the down-track the newest packet
+	// when the replay took it: it goes out once.
+	var last rtpPacket
+	if err := last.parse(rawPacket(seq-1, 3000*4, true, w.pkts[len(w.pkts)-1].payload, 0)); err != nil {
+		t.Fatal(err)
+	}
+	last.ext = up.layers[0].newest.Load() - 1
+	d.write(0, &last)
+	if len(w.pkts) != cached {
+		t.Fatal("a replayed packet was sent again by the fan-out")
+	}
+	feed(t, up, 0, &seq, 5, false, keyAt+100e6)
+	for i := 1; i < len(w.pkts); i++ {
+		if w.pkts[i].hdr.SequenceNumber != w.pkts[i-1].hdr.SequenceNumber+1 {
+			t.Fatalf("packet %d: seq %d after %d", i, w.pkts[i].hdr.SequenceNumber, w.pkts[i-1].hdr.SequenceNumber)
+		}
+	}
+	if len(w.pkts) <= cached {
+		t.Fatal("live packets not forwarded after the replay")
+	}
+	if d.replay(0, keyAt+100e6) {
+		t.Fatal("replayed into a started down-track")
+	}
+}

@@ -152,6 +152,14 @@ type layer struct {
 	// (the one goroutine that calls forward) touches it.
 	seqs seqUnwrapper
 
+	// Where the newest keyframe starts (its first packet's extended
+	// sequence number + 1; 0: none yet) and when it came, and the newest
+	// packet given to the fan-out (+ 1): a down-track that starts soon
+	// after a keyframe starts on it from the cache (downTrack.replay).
+	// Written by the forwarder before the packet's fan-out.
+	keyStart, newest atomic.Uint64
+	keyAt            atomic.Int64
+
 	// Counters written by the forwarder. dups counts copies of packets
 	// already forwarded, dropped before the fan-out.
 	bytes, packets, frames, dups atomic.Uint64
@@ -298,6 +306,13 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 		if p.marker {
 			l.frames.Add(1)
 		}
+		if p.keyframe {
+			l.keyStart.Store(p.ext + 1)
+			l.keyAt.Store(now)
+		}
+		if p.ext >= l.newest.Load() {
+			l.newest.Store(p.ext + 1)
+		}
 		if l.pliDeferred.Load() {
 			if p.keyframe {
 				l.pliDeferred.Store(false)
@@ -393,6 +408,11 @@ func (l *layer) sample(now int64) {
 
 // rateLimiter lets one event through per pliInterval, without a lock.
 type rateLimiter struct{ last atomic.Int64 }
+
+// wouldAllow tells whether allow would let an event through now.
+func (r *rateLimiter) wouldAllow(now int64) bool {
+	return now-r.last.Load() >= int64(pliInterval)
+}
 
 func (r *rateLimiter) allow(now int64) bool {
 	last := r.last.Load()
