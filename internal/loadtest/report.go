@@ -126,6 +126,13 @@ type LossStats struct {
 	// twice.
 	NACKedSeqs    int64   `json:"nackedSeqs"`
 	NACKedPercent float64 `json:"nackedPercent"`
+	// Duplicates counts packets received again that a subscription already
+	// had (a retransmission of a packet that was not lost, or one sent
+	// twice); DuplicatePercent is that over the packets expected. Above
+	// what NACKs that crossed their repair explain, it is a server
+	// forwarding a packet twice.
+	Duplicates       int64   `json:"duplicates"`
+	DuplicatePercent float64 `json:"duplicatePercent"`
 	// WorstPercent is the highest loss of any one subscription's video.
 	WorstPercent float64 `json:"worstSubscriptionPercent"`
 }
@@ -230,6 +237,7 @@ func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 			distinct := dp - (b.Duplicates - a.Duplicates) - (b.Late - a.Late)
 			exp := distinct + lost
 			r.Loss.NACKedSeqs += b.NACKedSeqs - a.NACKedSeqs
+			r.Loss.Duplicates += b.Duplicates - a.Duplicates
 			if k == kVideo {
 				r.VideoStreams++
 				vPkts += float64(dp)
@@ -280,6 +288,7 @@ func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 	}
 	if r.Loss.Expected > 0 {
 		r.Loss.NACKedPercent = 100 * float64(r.Loss.NACKedSeqs) / float64(r.Loss.Expected)
+		r.Loss.DuplicatePercent = 100 * float64(r.Loss.Duplicates) / float64(r.Loss.Expected)
 	}
 	r.Jitter.VideoMean, r.Jitter.VideoMax = meanMax(jv)
 	r.Jitter.AudioMean, r.Jitter.AudioMax = meanMax(ja)
@@ -344,9 +353,9 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 		row("per subscriber, audio", "%s packets/s, %s", thousands(r.Audio.PacketsPerSecond), bitrate(r.Audio.BitsPerSecond))
 	}
 	row("received, all", "%s packets/s, %s", thousands(r.Total.PacketsPerSecond), bitrate(r.Total.BitsPerSecond))
-	row("loss", "video %.3f %%, audio %.3f %% (%s of %s packets; worst subscription %.2f %%); %s seqs NACKed (%.3f %%)",
+	row("loss", "video %.3f %%, audio %.3f %% (%s of %s packets; worst subscription %.2f %%); %s seqs NACKed (%.3f %%); %s duplicates received (%.3f %%)",
 		r.Loss.VideoPercent, r.Loss.AudioPercent, thousands(float64(r.Loss.Lost)), thousands(float64(r.Loss.Expected)), r.Loss.WorstPercent,
-		thousands(float64(r.Loss.NACKedSeqs)), r.Loss.NACKedPercent)
+		thousands(float64(r.Loss.NACKedSeqs)), r.Loss.NACKedPercent, thousands(float64(r.Loss.Duplicates)), r.Loss.DuplicatePercent)
 	if u := r.UDPDrops; u.Measured {
 		row("UDP drops (machine-wide)", "%d receive buffer overflows (RcvbufErrors), %d in errors in all (InErrors)", u.RcvbufErrors, u.InErrors)
 		if u.ServerMeasured {

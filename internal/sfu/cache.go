@@ -25,19 +25,29 @@ type packetCache struct {
 	valid [cacheSlots]bool
 }
 
-// put stores the packet with extended sequence number seq.
-func (c *packetCache) put(seq uint64, pkt []byte) {
+// put stores the packet with extended sequence number seq and reports
+// whether it is new. A packet the cache holds already is a copy: the
+// publisher answered the engine's NACK more than once, or the network
+// duplicated it, and forwarding it again would give every subscriber the
+// packet twice. A packet older than the slot's (more than cacheSlots
+// behind the newest) is not stored, so it cannot evict a newer one, and
+// is not new either: it is far too late to be of use.
+func (c *packetCache) put(seq uint64, pkt []byte) bool {
 	if len(pkt) > maxPacket {
-		return
+		return true // forwarded, just not kept for retransmission
 	}
 	i := int(seq % cacheSlots)
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.valid[i] && int32(uint32(seq)-c.seq[i]) <= 0 {
+		return false
+	}
 	if c.data == nil {
 		c.data = make([]byte, cacheSlots*maxPacket)
 	}
 	copy(c.data[i*maxPacket:], pkt)
 	c.size[i], c.seq[i], c.valid[i] = uint16(len(pkt)), uint32(seq), true
-	c.mu.Unlock()
+	return true
 }
 
 // get copies the packet whose extended sequence number has seq as its low

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -171,23 +172,36 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 		return
 	}
 	d.mu.Lock()
+	d.writeLocked(li, p)
+	d.mu.Unlock()
+}
+
+// writeLocked is write with d.mu held. It reports whether the packet went
+// out (false: not this down-track's, or the stream did not start on it).
+func (d *downTrack) writeLocked(li int32, p *rtpPacket) bool {
 	first := false
 	if li != d.current.Load() {
 		// Only the target gets here; start it at a keyframe or not at all.
 		if li != d.target.Load() || !p.keyframe || d.writer == nil {
-			d.mu.Unlock()
-			return
+			return false
 		}
 		first = !d.started
 		d.switchTo(li, p)
 	} else if p.ext < d.switchExt {
 		// Late packet from before the switch: its number is taken.
-		d.mu.Unlock()
-		return
+		return false
 	}
 	outExt := p.ext - d.seqOffset
 	outTS := p.ts - d.tsOffset
-	if p.ext > d.lastSrcExt {
+	late := p.ext <= d.lastSrcExt
+	if late && d.hist != nil {
+		// Sent already when the down-track started from the cache
+		// (replay) while the forwarder was about to fan it out.
+		if e := d.hist.get(outExt); e != nil && e.src == uint32(p.ext) {
+			return false
+		}
+	}
+	if !late {
 		d.lastSrcExt, d.lastOutExt, d.lastOutTS, d.lastArrival = p.ext, outExt, outTS, p.arrival
 	}
 	h := &d.hdr
@@ -201,7 +215,7 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 	// the publisher's); pion's interceptors add the subscriber's own.
 	h.Extension, h.Extensions = false, h.Extensions[:0]
 	if d.hist != nil {
-		d.hist.put(outExt, p.ext, uint8(li), outTS)
+		d.hist.put(outExt, p.ext, uint8(li), outTS, late, p.arrival)
 	}
 	d.packets++
 	d.octets += uint32(p.payloadEnd - p.payloadOff)
@@ -210,8 +224,9 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 		// is up: a stream must not start with a keyframe nobody got.
 		d.started, d.packets, d.octets = false, 0, 0
 		d.current.Store(-1)
+		return false
 	}
-	d.mu.Unlock()
+	return true
 }
 
 // switchTo makes li the forwarded encoding, starting at packet p: the
@@ -271,10 +286,69 @@ func (d *downTrack) keyframeRequested() {
 	li := d.current.Load()
 	if li < 0 {
 		li = d.target.Load()
+		// A down-track that has not started asks the publisher when it
+		// may; when the rate limit holds its request back (another
+		// subscriber asked less than pliInterval ago: subscribers joining
+		// together), it starts on a recent keyframe from the cache
+		// instead of waiting for the next request to be allowed.
+		if now := nanotime(); li >= 0 && !d.up.layers[li].pli.wouldAllow(now) && d.replay(li, now) {
+			return
+		}
 	}
 	if li >= 0 {
 		d.up.layers[li].requestKeyframe()
 	}
+}
+
+// replayWindow is how old the encoding's newest keyframe may be for a
+// down-track to start on it from the cache instead of waiting to ask the
+// publisher for a new one. Subscribers joining together (a burst)
+// otherwise wait up to pliInterval for the next keyframe they may ask for:
+// the first of them gets one, the rest start on it. It bounds how far behind live a stream
+// starts (the receiver catches up on the replayed frames at once).
+const replayWindow = 300 * time.Millisecond
+
+// replay starts a down-track that has not started yet on encoding li's
+// newest keyframe, sending it and every packet since from the publisher's
+// cache, when the keyframe is less than replayWindow old (now, nanotime).
+// It reports whether it did. Packets the forwarder fans out meanwhile wait
+// for d.mu and follow; one it was about to give this down-track and the
+// replay sent already is not sent again (writeLocked).
+func (d *downTrack) replay(li int32, now int64) bool {
+	l := d.up.layers[li]
+	if l.cache == nil || d.hist == nil {
+		return false // audio starts anywhere; without a history no dedupe
+	}
+	ks := l.keyStart.Load()
+	if ks == 0 || now-l.keyAt.Load() > int64(replayWindow) {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.writer == nil || d.started || d.current.Load() >= 0 || d.target.Load() != li {
+		return false
+	}
+	start, end := ks-1, l.newest.Load() // the packets [start, end)
+	if end <= start || end-start > cacheSlots/2 {
+		return false
+	}
+	buf := scratchPool.Get().(*[maxPacket]byte)
+	defer scratchPool.Put(buf)
+	var p rtpPacket
+	for ext := start; ext < end; ext++ {
+		n := l.cache.get(uint32(ext), buf[:])
+		if n == 0 || p.parse(buf[:n]) != nil {
+			if ext == start {
+				return false // the keyframe's first packet is gone
+			}
+			continue // lost on the way in: the subscriber NACKs the gap
+		}
+		p.ext, p.arrival, p.keyframe = ext, now, ext == start
+		if !d.writeLocked(li, &p) && ext == start {
+			return false // SRTP not up yet: nothing started
+		}
+	}
+	return d.started
 }
 
 // rtpTicks converts nanoseconds to RTP clock ticks.

@@ -182,8 +182,8 @@ func TestDownTrackRetransmits(t *testing.T) {
 		sent := append([]capturedPacket(nil), w.pkts...)
 		buf := make([]byte, maxPacket)
 		lost := sent[3]
-		d.retransmit(lost.hdr.SequenceNumber, buf)
-		d.retransmit(lost.hdr.SequenceNumber+100, buf) // never sent: ignored
+		d.retransmit(lost.hdr.SequenceNumber, buf, 0)
+		d.retransmit(lost.hdr.SequenceNumber+100, buf, 0) // never sent: ignored
 		if len(w.pkts) != len(sent)+1 {
 			t.Fatalf("rtx=%v: %d retransmissions", rtx, len(w.pkts)-len(sent))
 		}
@@ -204,7 +204,7 @@ func TestDownTrackRetransmits(t *testing.T) {
 			t.Fatalf("rtx=%v: retransmission differs from the original", rtx)
 		}
 		for range maxResends {
-			d.retransmit(lost.hdr.SequenceNumber, buf)
+			d.retransmit(lost.hdr.SequenceNumber, buf, 0)
 		}
 		if n := len(w.pkts) - len(sent); n != maxResends {
 			t.Fatalf("rtx=%v: %d retransmissions of one packet, want at most %d", rtx, n, maxResends)
@@ -276,5 +276,134 @@ func TestSenderReportMapping(t *testing.T) {
 	}
 	if sr.NTPTime != 100<<32+1<<31 || sr.RTPTime != 4000+24000-1000 || sr.PacketCount != 1 || sr.OctetCount != 1 {
 		t.Fatalf("report %+v", sr)
+	}
+}
+
+// A packet the engine lost on the way in and the publisher repaired (the
+// engine's NACK, answered by a retransmission) reaches every subscriber
+// once: copies of the repair are not fanned out again, and the NACKs the
+// subscriber sent for it before the repair reached it are not answered from
+// the cache as well. (Subscribers of one loaded run received 4.2 % more
+// packets than were sent.)
+func TestRepairedPacketForwardedOnce(t *testing.T) {
+	for _, rtx := range []bool{true, false} {
+		up := newTestTrack(familyVP8)
+		w := &captureWriter{}
+		d := newTestDown(up, w, rtx)
+		seq := uint16(65530) // wraps on the way
+		now := int64(1e9)
+		feed(t, up, 0, &seq, 0, true, now)
+		start := len(w.pkts)
+		packet := func(s uint16) *rtpPacket {
+			var p rtpPacket
+			if err := p.parse(rawPacket(s, 3000, false, []byte{0x00, byte(s), byte(s >> 8)}, 0)); err != nil {
+				t.Fatal(err)
+			}
+			return &p
+		}
+		lost := seq + 3
+		for i := range uint16(8) {
+			if seq+i != lost {
+				up.layers[0].forward(packet(seq+i), now)
+			}
+		}
+		if n := len(w.pkts) - start; n != 7 {
+			t.Fatalf("rtx=%v: %d packets forwarded, want 7", rtx, n)
+		}
+		buf := make([]byte, maxPacket)
+		d.retransmit(lost, buf, now) // not cached: nothing to answer with
+		if n := len(w.pkts) - start; n != 7 {
+			t.Fatalf("rtx=%v: a packet never received was answered", rtx)
+		}
+
+		// The repair arrives 30 ms later, twice (the publisher answered
+		// two of the engine's NACKs).
+		repairedAt := now + 30e6
+		up.layers[0].forward(packet(lost), repairedAt)
+		up.layers[0].forward(packet(lost), repairedAt+1e6)
+		if n := len(w.pkts) - start; n != 8 {
+			t.Fatalf("rtx=%v: %d packets after the repair arrived twice, want 8", rtx, n)
+		}
+		if got := w.pkts[len(w.pkts)-1].hdr; got.SequenceNumber != lost || got.SSRC != 1111 {
+			t.Fatalf("rtx=%v: repair forwarded as %+v", rtx, got)
+		}
+		if up.layers[0].dups.Load() != 1 {
+			t.Fatalf("rtx=%v: %d duplicates counted, want 1", rtx, up.layers[0].dups.Load())
+		}
+		// The subscriber's NACK retry, sent before the repair reached it.
+		d.retransmit(lost, buf, repairedAt+5e6)
+		if n := len(w.pkts) - start; n != 8 {
+			t.Fatalf("rtx=%v: the repair was also answered from the cache", rtx)
+		}
+		// A packet that went out in order and was lost on the way to the
+		// subscriber is answered at once, as before.
+		d.retransmit(lost-1, buf, repairedAt+5e6)
+		if n := len(w.pkts) - start; n != 9 {
+			t.Fatalf("rtx=%v: a NACK for a packet sent in order was not answered", rtx)
+		}
+		// A NACK well after the repair went out means the repair itself
+		// was lost: it is answered.
+		d.retransmit(lost, buf, repairedAt+int64(lateResendGap)+1e6)
+		if n := len(w.pkts) - start; n != 10 {
+			t.Fatalf("rtx=%v: a NACK after the repair was lost was not answered", rtx)
+		}
+	}
+}
+
+// A down-track that starts soon after a keyframe starts on it from the
+// publisher's cache: the keyframe and every packet since, in order, then
+// the live packets, none twice; after replayWindow it waits for a new one.
+func TestDownTrackStartsFromARecentKeyframe(t *testing.T) {
+	up := newTestTrack(familyVP8)
+	seq := uint16(65500)
+	now := int64(5e9)
+	feed(t, up, 0, &seq, 0, true, now) // an old keyframe
+	feed(t, up, 0, &seq, 1, false, now+33e6)
+	keyAt := now + int64(replayWindow) + 100e6
+	keySeq := seq
+	feed(t, up, 0, &seq, 2, true, keyAt) // the newest keyframe
+	feed(t, up, 0, &seq, 3, false, keyAt+33e6)
+	feed(t, up, 0, &seq, 4, false, keyAt+66e6)
+	cached := int(seq - keySeq)
+
+	w := &captureWriter{}
+	d := newTestDown(up, w, true)
+	if d.replay(0, keyAt+int64(replayWindow)+1) {
+		t.Fatal("started on a keyframe older than replayWindow")
+	}
+	if !d.replay(0, keyAt+100e6) {
+		t.Fatal("did not start on a keyframe 100 ms old")
+	}
+	if len(w.pkts) != cached {
+		t.Fatalf("%d packets replayed, want %d", len(w.pkts), cached)
+	}
+	if w.pkts[0].hdr.SequenceNumber != keySeq {
+		t.Fatalf("replay starts at %d, want the keyframe's %d", w.pkts[0].hdr.SequenceNumber, keySeq)
+	}
+	if key, _, _ := vp8Keyframe(w.pkts[0].payload); !key {
+		t.Fatal("replay does not start with the keyframe")
+	}
+	// The forwarder was about to give the down-track the newest packet
+	// when the replay took it: it goes out once.
+	var last rtpPacket
+	if err := last.parse(rawPacket(seq-1, 3000*4, true, w.pkts[len(w.pkts)-1].payload, 0)); err != nil {
+		t.Fatal(err)
+	}
+	last.ext = up.layers[0].newest.Load() - 1
+	d.write(0, &last)
+	if len(w.pkts) != cached {
+		t.Fatal("a replayed packet was sent again by the fan-out")
+	}
+	feed(t, up, 0, &seq, 5, false, keyAt+100e6)
+	for i := 1; i < len(w.pkts); i++ {
+		if w.pkts[i].hdr.SequenceNumber != w.pkts[i-1].hdr.SequenceNumber+1 {
+			t.Fatalf("packet %d: seq %d after %d", i, w.pkts[i].hdr.SequenceNumber, w.pkts[i-1].hdr.SequenceNumber)
+		}
+	}
+	if len(w.pkts) <= cached {
+		t.Fatal("live packets not forwarded after the replay")
+	}
+	if d.replay(0, keyAt+100e6) {
+		t.Fatal("replayed into a started down-track")
 	}
 }

@@ -57,6 +57,8 @@ type Engine struct {
 	fixedAPI  *webrtc.API // roleFixedSubscriber
 	subShared []interceptor.Factory
 
+	cert certificate
+
 	mu      sync.Mutex
 	routers map[*Router]struct{}
 	closed  bool
@@ -235,9 +237,14 @@ func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConn
 	default:
 		return nil, nil, fmt.Errorf("sfu: unknown peer role %d", role)
 	}
+	cert, err := e.cert.get()
+	if err != nil {
+		return nil, nil, err
+	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+		Certificates:  []webrtc.Certificate{cert},
 	})
 	if err != nil {
 		return nil, nil, err

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -23,15 +25,11 @@ const maxResends = 4
 // pion's interceptor chain, which runs only while this reads.)
 func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 	// One buffer to read into, reused (pion's ReadRTCP allocates one per
-	// read, and holds it while it waits), and scratch space for
-	// retransmissions, which only a down-track with a NACK history makes
-	// (retransmit returns before touching it otherwise). The packets read
-	// are used up before the next read reuses in.
+	// read, and holds it while it waits). The packets read are used up
+	// before the next read reuses in. Scratch space for retransmissions
+	// is borrowed only while a NACK is answered: a down-track waits for
+	// RTCP nearly all the time, and would hold it for nothing.
 	in := make([]byte, maxPacket)
-	var buf []byte
-	if d.hist != nil {
-		buf = make([]byte, maxPacket)
-	}
 	failures := 0
 	for {
 		n, _, err := sender.Read(in)
@@ -48,18 +46,21 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 		}
 		failures = 0
 		ssrc := d.boundSSRC()
+		now := nanotime()
 		for _, pkt := range pkts {
 			switch pkt := pkt.(type) {
 			case *rtcp.TransportLayerNack:
-				if pkt.MediaSSRC != ssrc {
+				if pkt.MediaSSRC != ssrc || d.hist == nil {
 					continue
 				}
+				buf := scratchPool.Get().(*[maxPacket]byte)
 				for i := range pkt.Nacks {
 					pkt.Nacks[i].Range(func(seq uint16) bool {
-						d.retransmit(seq, buf)
+						d.retransmit(seq, buf[:], now)
 						return true
 					})
 				}
+				scratchPool.Put(buf)
 			case *rtcp.PictureLossIndication:
 				if pkt.MediaSSRC == ssrc {
 					d.keyframeRequested()
@@ -75,6 +76,9 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 	}
 }
 
+// scratchPool holds the buffers retransmissions are built in.
+var scratchPool = sync.Pool{New: func() any { return new([maxPacket]byte) }}
+
 func (d *downTrack) boundSSRC() uint32 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -83,15 +87,16 @@ func (d *downTrack) boundSSRC() uint32 {
 
 // retransmit answers a NACK for one of the down-track's sequence numbers
 // from the publisher's packet cache, as RTX when negotiated (RFC 4588).
-// buf is the caller's scratch buffer, at least maxPacket long.
-func (d *downTrack) retransmit(outSeq uint16, buf []byte) {
+// buf is the caller's scratch buffer, at least maxPacket long; now is
+// nanotime.
+func (d *downTrack) retransmit(outSeq uint16, buf []byte, now int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.hist == nil || d.writer == nil || d.closed {
 		return
 	}
 	e := d.hist.get(unwrapNear(outSeq, d.lastOutExt))
-	if e == nil || e.resent >= maxResends {
+	if e == nil || e.resent() >= maxResends || e.justSentLate(now) {
 		return
 	}
 	n := d.up.layers[e.layer].cache.get(e.src, buf)
@@ -99,7 +104,7 @@ func (d *downTrack) retransmit(outSeq uint16, buf []byte) {
 	if n == 0 || p.parse(buf[:n]) != nil {
 		return
 	}
-	e.resent++
+	e.flags += histResent1
 	h := &d.rtxHdr
 	h.Marker = p.marker
 	h.Timestamp = e.ts
@@ -130,22 +135,58 @@ type seqHistory [histSize]histEntry
 
 const histSize = 512
 
+// lateResendGap is how long after a late packet went out a NACK for it is
+// taken to have been sent before the packet arrived. A packet goes out
+// late when the publisher repaired it (the engine's NACK, answered by a
+// retransmission): the subscribers missed it too and asked for it, and
+// NACKs they sent before the repair reached them are still arriving when
+// it has been forwarded. Answering those from the cache would send the
+// packet twice. It is a little over pion's and browsers' NACK retry
+// intervals at low round-trip times, so a repair that itself got lost is
+// still resent at the subscriber's next try after it.
+const lateResendGap = 50 * time.Millisecond
+
 type histEntry struct {
 	out, src uint32 // low 32 bits of the extended numbers
 	ts       uint32
+	sentMS   uint16 // when a late packet went out: nanotime in ms, wrapping
 	layer    uint8
-	resent   uint8
-	valid    bool
+	flags    uint8 // histValid, histLate, and the resend count from bit 2
 }
 
-func (h *seqHistory) put(out, src uint64, layer uint8, ts uint32) {
-	h[out%histSize] = histEntry{out: uint32(out), src: uint32(src), ts: ts, layer: layer, valid: true}
+const (
+	histValid   = 1 << 0
+	histLate    = 1 << 1
+	histResent1 = 1 << 2 // one resend
+)
+
+func (e *histEntry) resent() int { return int(e.flags >> 2) }
+
+// put records a packet sent; late packets (older than one sent before
+// them) record when: now, the time the engine read it (nanotime), which
+// precedes the send by at most the forwarding queue's delay.
+func (h *seqHistory) put(out, src uint64, layer uint8, ts uint32, late bool, now int64) {
+	e := histEntry{out: uint32(out), src: uint32(src), ts: ts, layer: layer, flags: histValid}
+	if late {
+		e.flags |= histLate
+		e.sentMS = uint16(now / 1e6)
+	}
+	h[out%histSize] = e
 }
 
 func (h *seqHistory) get(out uint64) *histEntry {
 	e := &h[out%histSize]
-	if !e.valid || e.out != uint32(out) {
+	if e.flags&histValid == 0 || e.out != uint32(out) {
 		return nil
 	}
 	return e
+}
+
+// justSentLate tells whether e went out late less than lateResendGap
+// before now (nanotime).
+func (e *histEntry) justSentLate(now int64) bool {
+	if e.flags&histLate == 0 {
+		return false
+	}
+	return uint16(now/1e6)-e.sentMS < uint16(lateResendGap/time.Millisecond)
 }

@@ -151,7 +151,7 @@ func FuzzDownTrack(f *testing.F) {
 				}
 				want := sent[max(0, len(sent)-1-int(arg))]
 				before := len(w.pkts)
-				d.retransmit(want.hdr.SequenceNumber, buf)
+				d.retransmit(want.hdr.SequenceNumber, buf, 0)
 				if len(w.pkts) == before {
 					continue // resent too often, or no longer cached
 				}

@@ -31,7 +31,7 @@ type TapTrack struct {
 // TapOptions configure a tap.
 type TapOptions struct {
 	// OnPacket is called for every packet forwarded to the tap, on the
-	// engine's reader goroutine (the HOT PATH of the publisher): it must not
+	// engine's forwarding goroutine (the HOT PATH of the publisher): it must not
 	// block, and h and payload are only valid during the call.
 	OnPacket func(track int, h *rtp.Header, payload []byte)
 	// OnClosed is called once when the tap ends: Close (nil), or the

@@ -142,3 +142,50 @@ func TestTapCloseAndMissingPublisher(t *testing.T) {
 	r.Close()
 	closePC(t, tp.pc)
 }
+
+// Reading a publisher does not wait for the fan-out: while forwarding one
+// packet is held up (here a tap that blocks; in production a keyframe
+// going to hundreds of subscribers), the engine keeps reading the
+// publisher's packets (pion's interceptors, which time transport-wide
+// feedback and find gaps to NACK, run as it reads), and once the fan-out
+// goes on, every packet read meanwhile is forwarded in order.
+func TestReadingDoesNotWaitForTheFanOut(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	e := newTestEngine(t)
+	r := e.NewRouter("stage")
+	tp := startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true})
+	<-tp.media
+
+	blocked := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	log := newTapLog()
+	opts := log.options(func() []TapTrack { return []TapTrack{{Kind: Video, Codec: "VP8"}} })
+	record := opts.OnPacket
+	opts.OnPacket = func(track int, h *rtp.Header, payload []byte) {
+		record(track, h, payload)
+		once.Do(func() {
+			close(blocked)
+			<-release
+		})
+	}
+	tap, err := r.Tap("alice", opts)
+	must(t, err)
+	defer tap.Close()
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce() // before Close, should the test fail while held up
+	<-blocked
+	read := e.stats.recvPackets.Load()
+	waitFor(t, ctx, "packets read while the fan-out is held up", func() bool {
+		return e.stats.recvPackets.Load() >= read+videoQueue/2
+	})
+	if n := len(log.snapshot(0)); n != 1 {
+		t.Fatalf("%d packets forwarded while the fan-out was held up", n)
+	}
+	releaseOnce()
+	waitFor(t, ctx, "the held-up packets forwarded", func() bool {
+		return len(log.snapshot(0)) >= videoQueue
+	})
+	checkStream(t, log.snapshot(0), true, 0)
+}

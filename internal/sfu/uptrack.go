@@ -144,17 +144,26 @@ type layer struct {
 	pliPending atomic.Bool
 	// pliDeferred is a keyframe asked for while the rate limit held
 	// requests back (subscribers joining within pliInterval of each
-	// other): the reader sends it with the first packet after the interval
+	// other): the forwarder sends it with the first packet after the interval
 	// has passed, unless a keyframe came first.
 	pliDeferred atomic.Bool
 
-	// seqs unwraps the encoding's sequence numbers; only the reader (the
-	// one goroutine that calls forward) touches it.
+	// seqs unwraps the encoding's sequence numbers; only the forwarder
+	// (the one goroutine that calls forward) touches it.
 	seqs seqUnwrapper
 
-	// Counters written by the reader.
-	bytes, packets, frames atomic.Uint64
-	width, height          atomic.Int32
+	// Where the newest keyframe starts (its first packet's extended
+	// sequence number + 1; 0: none yet) and when it came, and the newest
+	// packet given to the fan-out (+ 1): a down-track that starts soon
+	// after a keyframe starts on it from the cache (downTrack.replay).
+	// Written by the forwarder before the packet's fan-out.
+	keyStart, newest atomic.Uint64
+	keyAt            atomic.Int64
+
+	// Counters written by the forwarder. dups counts copies of packets
+	// already forwarded, dropped before the fan-out.
+	bytes, packets, frames, dups atomic.Uint64
+	width, height                atomic.Int32
 
 	// Published by sample() for the allocator and the layer report.
 	bitrate atomic.Int64
@@ -182,17 +191,62 @@ type srInfo struct {
 	ok  bool
 }
 
-// readRTP reads the encoding until the connection closes. This is the
-// entry of the HOT PATH: everything from here to downTrack.write runs
-// once per packet a publisher sends (and per subscriber, for write), must
-// not allocate, and takes no lock shared between subscribers.
+// Packets read from a publisher wait in a bounded queue for the layer's
+// forwarder, so that reading never waits for the fan-out: pion's
+// receiver-side interceptors run inside the read (the arrival times of
+// the transport-wide feedback sent to the publisher are taken there, and
+// the NACK generator learns of gaps there), and a keyframe's fan-out to
+// hundreds of subscribers takes milliseconds per packet. With the fan-out
+// inline, a burst delayed every later packet's arrival time by the burst's
+// fan-out (the publisher's bandwidth estimate read it as congestion) and
+// left pion's buffers, and under them the UDP socket, unread. When the
+// queue is full the reader waits: packets are never dropped here.
+const (
+	videoQueue = 64 // a 720p keyframe (20–40 packets) with room; 96 KiB a layer
+	audioQueue = 16
+)
+
+// queued is one packet between a layer's reader and its forwarder.
+type queued struct {
+	buf []byte // maxPacket bytes of the queue's one allocation
+	pkt rtpPacket
+	at  int64 // nanotime when read
+}
+
+// readRTP reads the encoding until the connection closes and hands every
+// packet to the layer's forwarder (forwardQueued). This is the entry of the
+// HOT PATH: everything from here to downTrack.write runs once per packet a
+// publisher sends (and per subscriber, for write), must not allocate, and
+// takes no lock shared between subscribers.
 func (l *layer) readRTP(remote *webrtc.TrackRemote) {
-	buf := make([]byte, maxPacket)
-	var pkt rtpPacket
+	n := videoQueue
+	if l.track.family == familyOpus {
+		n = audioQueue
+	}
+	slots := make([]queued, n)
+	mem := make([]byte, n*maxPacket)
+	free := make(chan *queued, n)
+	ready := make(chan *queued, n)
+	for i := range slots {
+		slots[i].buf = mem[i*maxPacket : (i+1)*maxPacket : (i+1)*maxPacket]
+		free <- &slots[i]
+	}
+	done := make(chan struct{})
+	l.track.pub.r.goTracked(func() {
+		defer close(done)
+		l.forwardQueued(ready, free)
+	})
+	defer func() {
+		close(ready)
+		<-done
+	}()
+
 	failures := 0
 	for {
-		n, _, err := remote.Read(buf)
+		q := <-free
+		n, _, err := remote.Read(q.buf)
 		if err != nil {
+			free <- q
 			if errors.Is(err, io.EOF) || l.track.pub.closed.Load() || failures > 1000 {
 				return
 			}
@@ -200,10 +254,21 @@ func (l *layer) readRTP(remote *webrtc.TrackRemote) {
 			continue
 		}
 		failures = 0
-		if pkt.parse(buf[:n]) != nil {
+		if q.pkt.parse(q.buf[:n]) != nil {
+			free <- q
 			continue
 		}
-		l.forward(&pkt, nanotime())
+		q.at = nanotime()
+		ready <- q
+	}
+}
+
+// forwardQueued is the layer's forwarder: the one goroutine that calls
+// forward for a remote publisher's encoding.
+func (l *layer) forwardQueued(ready <-chan *queued, free chan<- *queued) {
+	for q := range ready {
+		l.forward(&q.pkt, q.at)
+		free <- q
 	}
 }
 
@@ -215,6 +280,12 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 	p.ext = l.seqs.unwrap(p.seq)
 	if !t.pub.media.Load() {
 		t.pub.gotMedia()
+	}
+	if l.cache != nil && !l.cache.put(p.ext, p.raw) {
+		// A copy of a packet already forwarded (a repair that came twice,
+		// or one the network duplicated): subscribers have it.
+		l.dups.Add(1)
+		return
 	}
 	l.packets.Add(1)
 	l.bytes.Add(uint64(len(p.raw)))
@@ -235,7 +306,13 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 		if p.marker {
 			l.frames.Add(1)
 		}
-		l.cache.put(p.ext, p.raw)
+		if p.keyframe {
+			l.keyStart.Store(p.ext + 1)
+			l.keyAt.Store(now)
+		}
+		if p.ext >= l.newest.Load() {
+			l.newest.Store(p.ext + 1)
+		}
 		if l.pliDeferred.Load() {
 			if p.keyframe {
 				l.pliDeferred.Store(false)
@@ -331,6 +408,11 @@ func (l *layer) sample(now int64) {
 
 // rateLimiter lets one event through per pliInterval, without a lock.
 type rateLimiter struct{ last atomic.Int64 }
+
+// wouldAllow tells whether allow would let an event through now.
+func (r *rateLimiter) wouldAllow(now int64) bool {
+	return now-r.last.Load() >= int64(pliInterval)
+}
 
 func (r *rateLimiter) allow(now int64) bool {
 	last := r.last.Load()

@@ -14,15 +14,19 @@ import (
 )
 
 // FuzzParse feeds arbitrary strings to Parse. It must never panic, and what it
-// accepts must hold up: alg ES384, a 96-byte signature over a prefix of the
+// accepts must hold up: alg ES384 or ES256 with a signature of its length (a
+// key of each kind signs the seeds) over a prefix of the
 // input, claims that survive a JSON round trip, and no signature that verifies
 // under a key the fuzzer cannot have signed with.
 func FuzzParse(f *testing.F) {
-	k := mustSigningKey(f)
-	stranger := mustSigningKey(f) // signs nothing
+	k := mustES384Key(f)
+	stranger := mustES384Key(f) // signs nothing
 	tok := mustSign(f, k, testClaims())
 	h, pl, s := parts(f, tok)
 	f.Add(tok)
+	k256 := mustSigningKey(f)
+	stranger256 := mustSigningKey(f)
+	f.Add(mustSign(f, k256, testClaims()))
 	f.Add(h + "." + pl + ".")
 	f.Add(enc(`{"alg":"none"}`) + "." + pl + ".")
 	f.Add(enc(`{"alg":"ES384","crit":[]}`) + "." + pl + "." + s)
@@ -48,13 +52,18 @@ func FuzzParse(f *testing.F) {
 		if len(raw) > MaxTokenSize {
 			t.Fatalf("accepted %d bytes", len(raw))
 		}
-		if p.Header.Alg != AlgES384 || len(p.signature) != es384SigSize || !strings.HasPrefix(raw, p.signingInput+".") {
+		m, ok := methodForAlg(p.Header.Alg)
+		if !ok || len(p.signature) != m.sigSize || !strings.HasPrefix(raw, p.signingInput+".") {
 			t.Fatalf("accepted an inconsistent token: %+v", p)
 		}
-		if err := p.Verify(stranger.Public()); !errors.Is(err, ErrBadSignature) {
+		mine, other := k, stranger
+		if m.alg == AlgES256 {
+			mine, other = k256, stranger256
+		}
+		if err := p.Verify(other.Public()); !errors.Is(err, ErrBadSignature) {
 			t.Fatalf("Verify under an unrelated key: %v", err)
 		}
-		_ = p.Verify(k.Public()) // may succeed for the seed; must not panic
+		_ = p.Verify(mine.Public()) // may succeed for the seed; must not panic
 		_ = p.Claims.Validate(time.Unix(1763652562, 0), time.Minute)
 
 		js, err := json.Marshal(p.Claims)

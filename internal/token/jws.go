@@ -14,24 +14,72 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// AlgES384 is the only JWS algorithm this package signs or accepts: ECDSA on
-// P-384 with SHA-384 (RFC 7518 §3.4), the algorithm IVS documents for
-// self-signed tokens.
-const AlgES384 = "ES384"
+// The JWS algorithms this package signs and accepts (RFC 7518 §3.4).
+// AlgES384, ECDSA on P-384 with SHA-384, is the algorithm IVS documents for
+// self-signed tokens, and the only one a token signed with an imported
+// public key may use. AlgES256, ECDSA on P-256 with SHA-256, is what the
+// server signs its own tokens with since issue 13: IVS's clients read a
+// token's claims and never check its signature, so the algorithm of the
+// server's tokens is the server's business, and signing ES256 costs about
+// a tenth of ES384 (docs/performance.md). Tokens of a server whose stored
+// key is still P-384 stay ES384 and keep verifying.
+const (
+	AlgES384 = "ES384"
+	AlgES256 = "ES256"
+)
 
 // MaxTokenSize bounds the length of a token Parse will look at. IVS caps
 // attributes at 1 KB and user_id at 128 characters, so real tokens stay well
 // under 2 KiB; 16 KiB leaves room while keeping a hostile input cheap.
 const MaxTokenSize = 16 << 10
 
-// es384SigSize is the length of an ES384 JWS signature: r and s, each 48 bytes
-// big-endian, concatenated (RFC 7518 §3.4). Not the DER encoding that
-// crypto/ecdsa's *ASN1 functions and AWS KMS use.
-const es384SigSize = 96
+// es384SigSize and es256SigSize are the lengths of ES384 and ES256 JWS
+// signatures: r and s, each 48 (or 32) bytes big-endian, concatenated (RFC
+// 7518 §3.4). Not the DER encoding that crypto/ecdsa's *ASN1 functions and
+// AWS KMS use.
+const (
+	es384SigSize = 96
+	es256SigSize = 64
+)
+
+// esMethod is what one of the two algorithms needs: its golang-jwt
+// method, its curve and its signature length.
+type esMethod struct {
+	alg     string
+	method  *jwt.SigningMethodECDSA
+	curve   elliptic.Curve
+	sigSize int
+}
+
+var (
+	es384 = esMethod{AlgES384, jwt.SigningMethodES384, elliptic.P384(), es384SigSize}
+	es256 = esMethod{AlgES256, jwt.SigningMethodES256, elliptic.P256(), es256SigSize}
+)
+
+func methodForAlg(alg string) (esMethod, bool) {
+	switch alg {
+	case AlgES384:
+		return es384, true
+	case AlgES256:
+		return es256, true
+	}
+	return esMethod{}, false
+}
+
+// methodForCurve is the algorithm a key of curve c signs and verifies.
+func methodForCurve(c elliptic.Curve) (esMethod, bool) {
+	switch c {
+	case elliptic.P384():
+		return es384, true
+	case elliptic.P256():
+		return es256, true
+	}
+	return esMethod{}, false
+}
 
 // Header is the JOSE header of a token.
 type Header struct {
-	Alg string // always "ES384" after a successful Parse
+	Alg string // "ES384" or "ES256" after a successful Parse
 	Typ string // "JWT", or empty when the signer left it out
 	Kid string // key id: a Rostrum signing key id, or a public-key ARN for self-signed tokens; may be empty
 }
@@ -48,9 +96,9 @@ type Parsed struct {
 
 // parser is golang-jwt's, set to decode base64url strictly (one spelling per
 // token, no padding) and, should its verifying Parse ever be used, to accept
-// ES384 alone. Here it only parses (ParseUnverified): the signature is
-// checked by Verify, against a key the caller looked up by kid.
-var parser = jwt.NewParser(jwt.WithValidMethods([]string{AlgES384}), jwt.WithStrictDecoding())
+// ES384 and ES256 alone. Here it only parses (ParseUnverified): the
+// signature is checked by Verify, against a key the caller looked up by kid.
+var parser = jwt.NewParser(jwt.WithValidMethods([]string{AlgES384, AlgES256}), jwt.WithStrictDecoding())
 
 // Parse splits and decodes a compact JWS without checking its signature, so
 // the caller can read Header.Kid to find the key for Verify.
@@ -62,10 +110,11 @@ var parser = jwt.NewParser(jwt.WithValidMethods([]string{AlgES384}), jwt.WithStr
 // header and payload that are each one UTF-8 JSON object without duplicate
 // members (the library decodes the header into a map, where
 // {"alg":"none","alg":"ES384"} would silently become ES384); alg exactly
-// "ES384" (anything else, including "none", "HS256" and IVS's own "KMS", is
-// ErrUnsupportedAlg); typ absent or "JWT"; no "crit" header, since this
-// package implements no extensions (RFC 7515 §4.1.11); and a 96-byte
-// signature. Header members that point at keys (jwk, jku, x5u, x5c) are
+// "ES384" or "ES256" (anything else, including "none", "HS256" and IVS's own
+// "KMS", is ErrUnsupportedAlg; which of the two a token may use is decided
+// by its key, in Verify); typ absent or "JWT"; no "crit" header, since this
+// package implements no extensions (RFC 7515 §4.1.11); and a signature of
+// the algorithm's length (96 or 64 bytes). Header members that point at keys (jwk, jku, x5u, x5c) are
 // ignored: the verification key always comes from Rostrum's own store.
 // Parse never panics.
 func Parse(raw string) (*Parsed, error) {
@@ -109,11 +158,12 @@ func Parse(raw string) (*Parsed, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if t.Method != jwt.SigningMethodES384 { // parseHeader saw to it; kept as a guard
-		return nil, fmt.Errorf("%w: only %s is accepted", ErrUnsupportedAlg, AlgES384)
+	m, _ := methodForAlg(header.Alg)
+	if t.Method != m.method { // parseHeader saw to it; kept as a guard
+		return nil, fmt.Errorf("%w: only %s and %s are accepted", ErrUnsupportedAlg, AlgES384, AlgES256)
 	}
-	if len(t.Signature) != es384SigSize {
-		return nil, fmt.Errorf("%w: ES384 signature is %d bytes, got %d", ErrBadSignature, es384SigSize, len(t.Signature))
+	if len(t.Signature) != m.sigSize {
+		return nil, fmt.Errorf("%w: %s signature is %d bytes, got %d", ErrBadSignature, m.alg, m.sigSize, len(t.Signature))
 	}
 	return &Parsed{
 		Header:       header,
@@ -176,8 +226,8 @@ func parseHeader(b []byte) (Header, error) {
 	if !hasAlg {
 		return Header{}, fmt.Errorf("%w: header has no alg", ErrMalformed)
 	}
-	if h.Alg != AlgES384 {
-		return Header{}, fmt.Errorf("%w: %q, only %s is accepted", ErrUnsupportedAlg, clip(h.Alg), AlgES384)
+	if _, ok := methodForAlg(h.Alg); !ok {
+		return Header{}, fmt.Errorf("%w: %q, only %s and %s are accepted", ErrUnsupportedAlg, clip(h.Alg), AlgES384, AlgES256)
 	}
 	// RFC 7519 §5.1 recommends "JWT" and compares it case-insensitively.
 	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") {
@@ -186,14 +236,18 @@ func parseHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
-// Verify checks the ES384 signature of p under pub. It returns ErrBadSignature
-// when the signature does not match, and ErrInvalidPublicKey when pub cannot
-// check ES384 at all (nil, another curve, no point).
+// Verify checks the signature of p under pub: ES384 under a P-384 key, ES256
+// under a P-256 key. A token whose alg is not its key's (an ES256 token
+// under an imported P-384 public key: self-signed tokens are ES384, as IVS
+// requires) is ErrUnsupportedAlg. It returns ErrBadSignature when the
+// signature does not match, and ErrInvalidPublicKey when pub cannot check
+// either algorithm (nil, another curve, no point).
 //
 // Timing: ECDSA verification involves only public values (the key, the signed
 // bytes and the signature), so unlike an HMAC comparison it leaks nothing an
 // attacker does not already have; crypto/ecdsa's P-384 code is constant-time
-// regardless. There is no early byte-by-byte comparison here.
+// (and P-256) code is constant-time regardless. There is no early
+// byte-by-byte comparison here.
 //
 // Verify is called once per join, so its cost (see BenchmarkVerify) bounds how
 // fast a server can admit participants.
@@ -201,11 +255,15 @@ func (p *Parsed) Verify(pub *ecdsa.PublicKey) (err error) {
 	if p == nil {
 		return fmt.Errorf("%w: nil token", ErrMalformed)
 	}
-	if err := checkVerifyKey(pub); err != nil {
+	m, err := checkVerifyKey(pub)
+	if err != nil {
 		return err
 	}
-	if len(p.signature) != es384SigSize {
-		return fmt.Errorf("%w: ES384 signature is %d bytes, got %d", ErrBadSignature, es384SigSize, len(p.signature))
+	if p.Header.Alg != "" && p.Header.Alg != m.alg {
+		return fmt.Errorf("%w: token is %s, its key verifies %s", ErrUnsupportedAlg, clip(p.Header.Alg), m.alg)
+	}
+	if len(p.signature) != m.sigSize {
+		return fmt.Errorf("%w: %s signature is %d bytes, got %d", ErrBadSignature, m.alg, m.sigSize, len(p.signature))
 	}
 	// crypto/ecdsa dereferences the coordinates of pub without checking them,
 	// and reading them here would mean using the deprecated X and Y fields; a
@@ -215,31 +273,33 @@ func (p *Parsed) Verify(pub *ecdsa.PublicKey) (err error) {
 			err = fmt.Errorf("%w: key cannot be used: %v", ErrInvalidPublicKey, r)
 		}
 	}()
-	if err := jwt.SigningMethodES384.Verify(p.signingInput, p.signature, pub); err != nil {
+	if err := m.method.Verify(p.signingInput, p.signature, pub); err != nil {
 		return ErrBadSignature
 	}
 	return nil
 }
 
-func checkVerifyKey(pub *ecdsa.PublicKey) error {
+func checkVerifyKey(pub *ecdsa.PublicKey) (esMethod, error) {
 	if pub == nil {
-		return fmt.Errorf("%w: nil key", ErrInvalidPublicKey)
+		return esMethod{}, fmt.Errorf("%w: nil key", ErrInvalidPublicKey)
 	}
-	if pub.Curve != elliptic.P384() {
-		return fmt.Errorf("%w: ES384 needs a P-384 key, got %s", ErrInvalidPublicKey, curveName(pub.Curve))
+	m, ok := methodForCurve(pub.Curve)
+	if !ok {
+		return esMethod{}, fmt.Errorf("%w: ES384 needs a P-384 key and ES256 a P-256 key, got %s", ErrInvalidPublicKey, curveName(pub.Curve))
 	}
-	return nil
+	return m, nil
 }
 
 // Sign mints a token: a compact JWS with header
-// {"alg":"ES384","typ":"JWT","kid":<k.ID>} and c as payload, shaped as IVS
-// shapes its tokens (see Claims.MarshalJSON).
+// {"alg":"ES256","typ":"JWT","kid":<k.ID>} (ES384 for a P-384 key) and c as
+// payload, shaped as IVS shapes its tokens (see Claims.MarshalJSON).
 //
 // Sign refuses claims that Validate would reject for their shape (bad jti,
 // resource, topic or URLs, exp not after iat), so Rostrum never hands out a
 // token it would itself turn away. It does not look at the clock.
 func (k *SigningKey) Sign(c Claims) (string, error) {
-	if err := k.check(); err != nil {
+	m, err := k.checkMethod()
+	if err != nil {
 		return "", err
 	}
 	if err := c.checkShape(); err != nil {
@@ -249,7 +309,7 @@ func (k *SigningKey) Sign(c Claims) (string, error) {
 		Alg string `json:"alg"`
 		Typ string `json:"typ"`
 		Kid string `json:"kid"`
-	}{AlgES384, "JWT", k.ID})
+	}{m.alg, "JWT", k.ID})
 	if err != nil {
 		return "", err
 	}
@@ -260,7 +320,7 @@ func (k *SigningKey) Sign(c Claims) (string, error) {
 
 	var enc jwt.Token // EncodeSegment is base64url without padding, RFC 7515's
 	signingInput := enc.EncodeSegment(header) + "." + enc.EncodeSegment(payload)
-	sig, err := jwt.SigningMethodES384.Sign(signingInput, k.Private)
+	sig, err := m.method.Sign(signingInput, k.Private)
 	if err != nil {
 		return "", fmt.Errorf("token: signing: %w", err)
 	}

@@ -15,7 +15,12 @@ import (
 )
 
 func TestSignParseVerifyRoundTrip(t *testing.T) {
-	k := mustSigningKey(t)
+	for alg, k := range bothKeys(t) {
+		t.Run(alg, func(t *testing.T) { testRoundTrip(t, k, alg) })
+	}
+}
+
+func testRoundTrip(t *testing.T, k *SigningKey, alg string) {
 	c := testClaims()
 	c.NotBefore = c.IssuedAt
 	tok := mustSign(t, k, c)
@@ -27,7 +32,7 @@ func TestSignParseVerifyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Header{Alg: "ES384", Typ: "JWT", Kid: k.ID}); p.Header != want {
+	if want := (Header{Alg: alg, Typ: "JWT", Kid: k.ID}); p.Header != want || k.Alg() != alg {
 		t.Errorf("header = %+v, want %+v", p.Header, want)
 	}
 	if !reflect.DeepEqual(p.Claims, c) {
@@ -39,18 +44,21 @@ func TestSignParseVerifyRoundTrip(t *testing.T) {
 	if err := p.Claims.Validate(testNow, 0); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	if _, _, s := parts(t, tok); len(decode(t, s)) != 96 {
-		t.Errorf("signature is %d bytes, want raw r||s of 96", len(decode(t, s)))
+	want := map[string]int{"ES256": 64, "ES384": 96}[alg]
+	if _, _, s := parts(t, tok); len(decode(t, s)) != want {
+		t.Errorf("signature is %d bytes, want raw r||s of %d", len(decode(t, s)), want)
 	}
 }
 
-// Rostrum signs as standard ES384 where IVS writes "alg":"KMS"; the key id is
-// the only addition to IVS's header.
+// Rostrum signs as standard ES256 (ES384 with a key made before issue 13)
+// where IVS writes "alg":"KMS"; the key id is the only addition to IVS's
+// header.
 func TestIVS_ServerTokenHeader(t *testing.T) {
-	k := mustSigningKey(t)
-	h, _, _ := parts(t, mustSign(t, k, testClaims()))
-	if got, want := decode(t, h), `{"alg":"ES384","typ":"JWT","kid":"`+k.ID+`"}`; got != want {
-		t.Errorf("header = %s, want %s", got, want)
+	for alg, k := range bothKeys(t) {
+		h, _, _ := parts(t, mustSign(t, k, testClaims()))
+		if got, want := decode(t, h), `{"alg":"`+alg+`","typ":"JWT","kid":"`+k.ID+`"}`; got != want {
+			t.Errorf("header = %s, want %s", got, want)
+		}
 	}
 }
 
@@ -72,7 +80,12 @@ func TestSignIsRandomizedButBothVerify(t *testing.T) {
 }
 
 func TestTamperedTokensFail(t *testing.T) {
-	k := mustSigningKey(t)
+	for alg, k := range bothKeys(t) {
+		t.Run(alg, func(t *testing.T) { testTampered(t, k) })
+	}
+}
+
+func testTampered(t *testing.T, k *SigningKey) {
 	tok := mustSign(t, k, testClaims())
 	h, pl, s := parts(t, tok)
 
@@ -92,14 +105,14 @@ func TestTamperedTokensFail(t *testing.T) {
 	sig[10] ^= 0x01
 	flippedSig := base64.RawURLEncoding.EncodeToString(sig)
 	sig = []byte(decode(t, s))
-	sig[95] ^= 0x80
+	sig[len(sig)-1] ^= 0x80
 	flippedLast := base64.RawURLEncoding.EncodeToString(sig)
 
 	cases := map[string]string{
 		"payload with longer exp":                h + "." + enc(string(elevatedJSON)) + "." + s,
 		"payload one char changed":               h + "." + strings.Replace(pl, enc(`{"exp":1764862162`), enc(`{"exp":1764862163`), 1) + "." + s,
-		"header with another kid":                enc(`{"alg":"ES384","typ":"JWT","kid":"xxxxxxxxxxxxxxxx"}`) + "." + pl + "." + s,
-		"header spelled otherwise":               enc(`{"typ":"JWT","alg":"ES384","kid":"`+k.ID+`"}`) + "." + pl + "." + s,
+		"header with another kid":                enc(`{"alg":"`+k.Alg()+`","typ":"JWT","kid":"xxxxxxxxxxxxxxxx"}`) + "." + pl + "." + s,
+		"header spelled otherwise":               enc(`{"typ":"JWT","alg":"`+k.Alg()+`","kid":"`+k.ID+`"}`) + "." + pl + "." + s,
 		"signature bit flipped":                  h + "." + pl + "." + flippedSig,
 		"signature last bit":                     h + "." + pl + "." + flippedLast,
 		"signature of other token":               h + "." + pl + "." + s2,
@@ -168,7 +181,8 @@ func TestRejectsOtherAlgorithms(t *testing.T) {
 		"None":               {enc(`{"alg":"None"}`) + "." + pl + ".", ErrUnsupportedAlg},
 		"HS256":              {hs256, ErrUnsupportedAlg},
 		"KMS (IVS's own)":    {enc(`{"alg":"KMS","typ":"JWT"}`) + "." + pl + "." + base64.RawURLEncoding.EncodeToString(kmsSig), ErrUnsupportedAlg},
-		"ES256":              {enc(`{"alg":"ES256","typ":"JWT"}`) + "." + pl + "." + goodSig, ErrUnsupportedAlg},
+		"ES512":              {enc(`{"alg":"ES512","typ":"JWT"}`) + "." + pl + "." + goodSig, ErrUnsupportedAlg},
+		"EdDSA":              {enc(`{"alg":"EdDSA","typ":"JWT"}`) + "." + pl + "." + goodSig, ErrUnsupportedAlg},
 		"RS384":              {enc(`{"alg":"RS384","typ":"JWT"}`) + "." + pl + "." + goodSig, ErrUnsupportedAlg},
 		"es384 lower case":   {enc(`{"alg":"es384","typ":"JWT"}`) + "." + pl + "." + goodSig, ErrUnsupportedAlg},
 		"empty alg":          {enc(`{"alg":"","typ":"JWT"}`) + "." + pl + "." + goodSig, ErrUnsupportedAlg},
@@ -189,7 +203,7 @@ func TestRejectsOtherAlgorithms(t *testing.T) {
 }
 
 func TestParseRejectsMalformed(t *testing.T) {
-	k := mustSigningKey(t)
+	k := mustES384Key(t)
 	tok := mustSign(t, k, testClaims())
 	h, pl, s := parts(t, tok)
 	hdr := enc(`{"alg":"ES384","typ":"JWT"}`)
@@ -363,10 +377,10 @@ func TestVerifyRejectsUnusableKeys(t *testing.T) {
 	}
 	keys := map[string]*ecdsa.PublicKey{
 		"nil":                 nil,
-		"P-256":               &mustECKey(t, elliptic.P256()).PublicKey,
+		"P-224":               &mustECKey(t, elliptic.P224()).PublicKey,
 		"P-521":               &mustECKey(t, elliptic.P521()).PublicKey,
 		"no curve":            {},
-		"P-384 without point": {Curve: elliptic.P384()},
+		"P-256 without point": {Curve: elliptic.P256()},
 	}
 	for name, pub := range keys {
 		t.Run(name, func(t *testing.T) {
@@ -393,7 +407,7 @@ func TestSignRefuses(t *testing.T) {
 	for name, key := range map[string]*SigningKey{
 		"nil key":        nil,
 		"no private key": {ID: "abc"},
-		"P-256":          {ID: "abc", Private: mustECKey(t, elliptic.P256())},
+		"P-521":          {ID: "abc", Private: mustECKey(t, elliptic.P521())},
 		"empty id":       {Private: k.Private},
 		"ARN id":         {ID: "arn:aws:ivs:us-east-1:123456789012:public-key/AbCdEfGhIjKl", Private: k.Private},
 		"id with space":  {ID: "a b", Private: k.Private},
@@ -430,17 +444,69 @@ func TestES384InteropWithOpenSSL(t *testing.T) {
 		t.Fatalf("OpenSSL's signature does not verify: %v", err)
 	}
 
-	// This package signs, OpenSSL verifies.
-	k := mustSigningKey(t)
-	write(t, filepath.Join(dir, "server.pub"), publicPEM(t, k.Public()))
-	tok := mustSign(t, k, testClaims())
-	h, pl, s := parts(t, tok)
-	write(t, filepath.Join(dir, "input2"), h+"."+pl)
-	write(t, filepath.Join(dir, "sig2"), string(rawToDER(t, []byte(decode(t, s)))))
-	out := runOpenSSL(t, dir, "dgst", "-sha384", "-verify", "server.pub", "-signature", "sig2", "input2")
-	if !strings.Contains(string(out), "Verified OK") {
-		t.Fatalf("OpenSSL says: %s", out)
+	// This package signs, OpenSSL verifies: ES384 with a key made before
+	// issue 13, ES256 with a new one.
+	for digest, k := range map[string]*SigningKey{"-sha384": mustES384Key(t), "-sha256": mustSigningKey(t)} {
+		write(t, filepath.Join(dir, "server.pub"), publicPEM(t, k.Public()))
+		tok := mustSign(t, k, testClaims())
+		h, pl, s := parts(t, tok)
+		write(t, filepath.Join(dir, "input2"), h+"."+pl)
+		write(t, filepath.Join(dir, "sig2"), string(rawToDER(t, []byte(decode(t, s)))))
+		out := runOpenSSL(t, dir, "dgst", digest, "-verify", "server.pub", "-signature", "sig2", "input2")
+		if !strings.Contains(string(out), "Verified OK") {
+			t.Fatalf("%s: OpenSSL says: %s", k.Alg(), out)
+		}
 	}
+}
+
+// A server's key made before issue 13 is P-384 and stored as PEM: read
+// back, it keeps signing ES384, and the tokens it issued before keep
+// verifying under it. An ES256 token is not accepted under a P-384 key (the
+// keys of self-signed tokens are P-384: IVS requires ES384 of them), nor an
+// ES384 token under a P-256 key.
+func TestStoredES384KeyKeepsWorking(t *testing.T) {
+	old := mustES384Key(t)
+	issued := mustSign(t, old, testClaims())
+	stored, err := old.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ParseSigningKeyPEM(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Alg() != AlgES384 || k.ID != old.ID {
+		t.Fatalf("stored P-384 key reads back as %s, id %q", k.Alg(), k.ID)
+	}
+	for _, tok := range []string{issued, mustSign(t, k, testClaims())} {
+		p, err := Parse(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Header.Alg != AlgES384 {
+			t.Fatalf("alg %s", p.Header.Alg)
+		}
+		if err := p.Verify(k.Public()); err != nil {
+			t.Fatalf("token of the stored key: %v", err)
+		}
+	}
+
+	// Mismatched algorithm and key.
+	k256 := mustSigningKey(t)
+	p, err := Parse(mustSign(t, k256, testClaims()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, p.Verify(k.Public()), ErrUnsupportedAlg)
+	p, err = Parse(issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, p.Verify(k256.Public()), ErrUnsupportedAlg)
+	// An ES256 header over an ES384 signature is cut short by its length.
+	_, pl, s := parts(t, issued)
+	_, err = Parse(enc(`{"alg":"ES256","typ":"JWT"}`) + "." + pl + "." + s)
+	wantErr(t, err, ErrBadSignature)
 }
 
 func write(t *testing.T, path, data string) {

@@ -13,8 +13,11 @@ import (
 )
 
 // SigningKey is the key Rostrum signs its own participant tokens with: a
-// private P-384 key plus the key id that goes in each token's "kid" header, so
-// that a token can be matched to its key after the key is rotated.
+// private P-256 key (ES256) plus the key id that goes in each token's "kid"
+// header, so that a token can be matched to its key after the key is
+// rotated. A P-384 key (ES384), what servers made before issue 13 stored,
+// is still read and used as it is, so that the tokens it issued keep
+// verifying.
 type SigningKey struct {
 	// ID is the "kid" of tokens signed with this key: 1–128 visible ASCII
 	// characters, not beginning with "arn:", so it can never be mistaken for
@@ -27,10 +30,10 @@ type SigningKey struct {
 const keyIDPreamble = "Key-Id:"
 
 // maxKeyPEMSize bounds what ParseSigningKeyPEM and ParsePublicKeyPEM read. A
-// P-384 key in PEM is a few hundred bytes.
+// P-384 or P-256 key in PEM is a few hundred bytes.
 const maxKeyPEMSize = 16 << 10
 
-// GenerateSigningKey makes a new P-384 key with a random 16-character
+// GenerateSigningKey makes a new P-256 key with a random 16-character
 // base64url key id (96 random bits, so ids of independently made keys do not
 // collide).
 func GenerateSigningKey() (*SigningKey, error) {
@@ -38,9 +41,9 @@ func GenerateSigningKey() (*SigningKey, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("token: key id: %w", err)
 	}
-	priv, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("token: generating P-384 key: %w", err)
+		return nil, fmt.Errorf("token: generating P-256 key: %w", err)
 	}
 	return &SigningKey{ID: base64.RawURLEncoding.EncodeToString(id[:]), Private: priv}, nil
 }
@@ -83,10 +86,10 @@ func (k *SigningKey) MarshalPEM() ([]byte, error) {
 }
 
 // ParseSigningKeyPEM reads what MarshalPEM wrote: one "Key-Id:" line, then
-// exactly one unencrypted PEM block holding a P-384 private key. The block may
-// be PKCS#8 ("PRIVATE KEY") or SEC 1 ("EC PRIVATE KEY", what
-// `openssl ecparam -name secp384r1 -genkey -noout` prints), so an operator can
-// bring a key made with OpenSSL by adding a Key-Id line above it.
+// exactly one unencrypted PEM block holding a P-256 or P-384 private key. The
+// block may be PKCS#8 ("PRIVATE KEY") or SEC 1 ("EC PRIVATE KEY", what
+// `openssl ecparam -name prime256v1 -genkey -noout` prints), so an operator
+// can bring a key made with OpenSSL by adding a Key-Id line above it.
 func ParseSigningKeyPEM(b []byte) (*SigningKey, error) {
 	bad := func(format string, args ...any) (*SigningKey, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrInvalidSigningKey}, args...)...)
@@ -144,7 +147,7 @@ func ParseSigningKeyPEM(b []byte) (*SigningKey, error) {
 	}
 	priv, ok := parsed.(*ecdsa.PrivateKey)
 	if !ok {
-		return bad("want an ECDSA P-384 key, got %s", keyKind(parsed))
+		return bad("want an ECDSA P-256 or P-384 key, got %s", keyKind(parsed))
 	}
 	k := &SigningKey{ID: id, Private: priv}
 	if err := k.check(); err != nil {
@@ -153,14 +156,38 @@ func ParseSigningKeyPEM(b []byte) (*SigningKey, error) {
 	return k, nil
 }
 
-// check reports whether k can sign ES384 tokens with a usable kid.
+// Alg is the JWS algorithm k signs with: ES256 for a P-256 key, ES384 for
+// a P-384 one, "" for a key that cannot sign.
+func (k *SigningKey) Alg() string {
+	m, err := k.checkMethod()
+	if err != nil {
+		return ""
+	}
+	return m.alg
+}
+
+// check reports whether k can sign tokens with a usable kid.
 func (k *SigningKey) check() error {
+	_, err := k.checkMethod()
+	return err
+}
+
+// checkMethod is check, returning the algorithm k signs with.
+func (k *SigningKey) checkMethod() (esMethod, error) {
 	if k == nil || k.Private == nil {
-		return fmt.Errorf("%w: no private key", ErrInvalidSigningKey)
+		return esMethod{}, fmt.Errorf("%w: no private key", ErrInvalidSigningKey)
 	}
-	if k.Private.Curve != elliptic.P384() {
-		return fmt.Errorf("%w: want a P-384 key, got %s", ErrInvalidSigningKey, curveName(k.Private.Curve))
+	m, ok := methodForCurve(k.Private.Curve)
+	if !ok {
+		return esMethod{}, fmt.Errorf("%w: want a P-256 or P-384 key, got %s", ErrInvalidSigningKey, curveName(k.Private.Curve))
 	}
+	if err := k.checkID(); err != nil {
+		return esMethod{}, err
+	}
+	return m, nil
+}
+
+func (k *SigningKey) checkID() error {
 	if len(k.ID) == 0 || len(k.ID) > 128 {
 		return fmt.Errorf("%w: key id must be 1-128 characters, got %d", ErrInvalidSigningKey, len(k.ID))
 	}

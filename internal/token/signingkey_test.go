@@ -19,8 +19,8 @@ func TestGenerateSigningKey(t *testing.T) {
 		if !idPattern.MatchString(k.ID) {
 			t.Errorf("key id %q is not 16 base64url characters", k.ID)
 		}
-		if k.Private.Curve != elliptic.P384() {
-			t.Errorf("curve %s", k.Private.Curve.Params().Name)
+		if k.Private.Curve != elliptic.P256() || k.Alg() != AlgES256 {
+			t.Errorf("curve %s, alg %s: new keys sign ES256", k.Private.Curve.Params().Name, k.Alg())
 		}
 		if !k.Public().Equal(&k.Private.PublicKey) {
 			t.Error("Public is not the private key's public half")
@@ -109,7 +109,7 @@ func TestParseSigningKeyPEMRejects(t *testing.T) {
 		"trailing data":    string(good) + "junk\n",
 		"encrypted":        "Key-Id: a\n" + encrypted,
 		"public key block": "Key-Id: a\n" + publicPEM(t, k.Public()),
-		"P-256 key":        pkcs8(mustECKey(t, elliptic.P256())),
+		"P-521 key":        pkcs8(mustECKey(t, elliptic.P521())),
 		"RSA key":          pkcs8(rsaKey),
 		"truncated":        string(good[:len(good)-40]),
 		"corrupt DER":      "Key-Id: a\n" + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{0x30, 0x03, 0x02, 0x01, 0x00}})),
@@ -139,13 +139,22 @@ func TestSigningKeyPEMInteropWithOpenSSL(t *testing.T) {
 		t.Errorf("got %q on %s", k.ID, k.Private.Curve.Params().Name)
 	}
 
+	sec1 = runOpenSSL(t, dir, "ecparam", "-name", "prime256v1", "-genkey", "-noout")
+	k, err = ParseSigningKeyPEM(append([]byte("Key-Id: from-openssl\n"), sec1...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Private.Curve != elliptic.P256() {
+		t.Errorf("got %s", k.Private.Curve.Params().Name)
+	}
+
 	ours, err := mustSigningKey(t).MarshalPEM()
 	if err != nil {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(dir, "ours.pem"), string(ours))
 	out := runOpenSSL(t, dir, "pkey", "-in", "ours.pem", "-noout", "-text")
-	if !strings.Contains(string(out), "P-384") && !strings.Contains(string(out), "secp384r1") {
-		t.Errorf("openssl does not see a P-384 key:\n%s", out)
+	if !strings.Contains(string(out), "P-256") && !strings.Contains(string(out), "prime256v1") {
+		t.Errorf("openssl does not see a P-256 key:\n%s", out)
 	}
 }
