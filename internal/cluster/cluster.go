@@ -425,6 +425,44 @@ ON CONFLICT (stage_arn) DO UPDATE SET node_id = excluded.node_id, expires_at = e
 	return out, nil
 }
 
+// Claim takes the stage's lease for this node, unless another node runs
+// the stage (holds a valid lease, or still renews it): then it returns
+// that node's id. It is for what arrives at one node and cannot be
+// forwarded, an RTMP push.
+func (c *Cluster) Claim(ctx context.Context, stageARN string) (here bool, holder string, err error) {
+	lease := c.cfg.Lease.Milliseconds()
+	err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		here, holder = false, ""
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockStage, stageARN); err != nil {
+			return err
+		}
+		var valid bool
+		err := tx.QueryRow(ctx, `SELECT node_id, expires_at > `+dbNow+` FROM stage_leases WHERE stage_arn = $1`, stageARN).Scan(&holder, &valid)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if holder != "" && holder != c.cfg.NodeID {
+			n, err := scanNode(tx.QueryRow(ctx, `SELECT `+nodeColumns+` FROM cluster_nodes n WHERE n.node_id = $2`, lease, holder))
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if n != nil && (valid || (n.Alive && !n.Draining)) {
+				return nil
+			}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO stage_leases (stage_arn, node_id, expires_at, acquired_at)
+VALUES ($1, $2, `+dbNow+` + $3, `+dbNow+`)
+ON CONFLICT (stage_arn) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at, acquired_at = excluded.acquired_at`,
+			stageARN, c.cfg.NodeID, lease)
+		here, holder = err == nil, c.cfg.NodeID
+		return err
+	})
+	if err != nil {
+		return false, "", fmt.Errorf("cluster: claiming stage %s: %w", stageARN, err)
+	}
+	return here, holder, nil
+}
+
 // Owner returns the node holding the stage's valid lease, without placing
 // it; nil if none does.
 func (c *Cluster) Owner(ctx context.Context, stageARN string) (*Node, error) {

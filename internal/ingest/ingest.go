@@ -49,6 +49,12 @@ type Config struct {
 	RTMPAddr, RTMPSAddr string
 	// Certificate is the RTMPS listener's (LoadKeyPair).
 	Certificate tls.Certificate
+	// Claim, on a node of a cluster, makes this node the one that runs a
+	// stage, unless another node does (then it names it): an RTMP push
+	// cannot be forwarded, so one that reaches another stage's node is
+	// refused rather than start a second session of the stage here. Nil:
+	// one node, every stage is here.
+	Claim func(ctx context.Context, stageARN string) (here bool, node string, err error)
 	// FFmpeg is the binary that transcodes AAC to Opus ("" = "ffmpeg" on
 	// PATH).
 	FFmpeg string

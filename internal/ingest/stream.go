@@ -209,6 +209,17 @@ func (st *stream) admit() *refusal {
 	if !st.secure && !t.InsecureIngest {
 		return refuse(api.EventErrorCodeInvalidProtocol, "ingest configuration %s takes RTMPS only (insecureIngest is false)", t.ARN)
 	}
+	if claim := st.s.cfg.Claim; claim != nil {
+		here, node, err := claim(ctx, t.StageARN)
+		if err != nil {
+			return refuse(api.EventErrorCodeInternalServerException, "placing stage %s: %v", t.StageARN, err)
+		}
+		if !here {
+			// Not an event of the stage: recording one here would start
+			// the stage on this node too.
+			return refuse("", "stage %s runs on node %s: push to that node's RTMP endpoint (GetStage through it)", t.StageARN, node)
+		}
+	}
 	if !st.s.reserve(st) {
 		return refuse(api.EventErrorCodeReuseOfStreamKey, "ingest configuration %s is already streaming", t.ARN)
 	}
@@ -234,7 +245,7 @@ func (st *stream) lookupStage(ctx context.Context) {
 // refused reports a refusal on the configuration's stage, when there is
 // one (a key that names no configuration has no stage to report on).
 func (st *stream) refused(r *refusal) {
-	if st.id == nil {
+	if st.id == nil || r.code == "" {
 		return
 	}
 	if err := st.s.stages.RefuseLocal(st.id, st.client, r.code); err != nil {

@@ -15,8 +15,11 @@ import (
 // listenIngest binds the RTMP and RTMPS listeners (before the service,
 // whose GetStage advertises them); the self-signed RTMPS pair, when no
 // certificate is given, is made for the public host.
-func listenIngest(cfg *config.Config, base string, log *slog.Logger) (*ingest.Server, error) {
+func listenIngest(cfg *config.Config, base string, log *slog.Logger, cn *clusterNode) (*ingest.Server, error) {
 	icfg := ingest.Config{RTMPAddr: cfg.RTMPListenAddr(), RTMPSAddr: cfg.RTMPSListenAddr(), Logger: log}
+	if cn != nil {
+		icfg.Claim = cn.c.Claim
+	}
 	if icfg.RTMPSAddr != "" {
 		certFile, keyFile, generated := cfg.RTMPSKeyPair()
 		cert, err := ingest.LoadKeyPair(certFile, keyFile, generated, []string{publicHost(base)})

@@ -117,7 +117,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		st.Close()
 		return nil, err
 	}
-	rtmp, err := listenIngest(cfg, base, log) // ingest.go
+	rtmp, err := listenIngest(cfg, base, log, cn) // ingest.go
 	if err != nil {
 		cn.close(ctx)
 		ln.Close()

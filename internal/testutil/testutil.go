@@ -11,7 +11,7 @@ import (
 
 // Patience is how long Eventually and CheckLeaks wait: long enough for a
 // loaded machine, since they wait for a condition and not for a time.
-const Patience = 20 * time.Second
+const Patience = 45 * time.Second
 
 // Eventually polls cond until it holds, failing the test if it still does
 // not after Patience.

@@ -696,3 +696,58 @@ func TestClusterComposition(t *testing.T) {
 		t.Fatalf("phase %d: the publisher never shows in the composition", phase)
 	}
 }
+
+// An RTMP push cannot be forwarded to the node that runs its stage: one
+// that reaches another node is refused there (no second session of the
+// stage starts on it), one that reaches the stage's node publishes, and
+// one for a stage no node runs makes the node it reached run it.
+func TestClusterRTMPIngest(t *testing.T) {
+	needFFmpeg(t)
+	db := pgtest.SharedCluster(t).Database(t)
+	dir := t.TempDir()
+	bin := buildRostrum(t, dir)
+	common := []string{"--database-url", db, "--stage-lease", "2s", "--heartbeat-interval", "200ms", "--session-grace", "1s"}
+	start := func(id string, extra ...string) *serveProcess {
+		args := append([]string{"--data-dir", filepath.Join(dir, id), "--node-id", id}, common...)
+		return runServe(t, bin, append(args, extra...)...)
+	}
+	a := start("a", "--max-node-subscribers", "20000") // the most free capacity: stages go there
+	b := start("b")
+	ctx := testContext(t)
+	stage := newStage(t, b.client())
+	ic := newIngest(t, b.client(), stage, types.IngestProtocolRtmp, true)
+	pid, key := aws.ToString(ic.ParticipantId), aws.ToString(ic.StreamKey)
+
+	// A WebRTC publisher entering through b puts the stage on a.
+	tok, _ := newToken(t, b.client(), stage, "pion", types.ParticipantTokenCapabilityPublish)
+	fx := fixtures(t)
+	publish(t, ctx, tok, rtclient.PublishOptions{Video: source(t, fx.H264)})
+	testutil.Eventually(t, "the stage to run on a", func() bool { return a.runs(t, stage) })
+
+	// Pushed to b: refused, and b does not start the stage.
+	enc := push(t, aws.ToString(mustStage(t, b.client(), stage).Endpoints.Rtmp)+key, encoderArgs("320x180"))
+	if err := enc.exited(t, ctx); err == nil {
+		t.Fatal("ffmpeg's push to the node that does not run the stage succeeded")
+	}
+	if b.runs(t, stage) {
+		t.Fatal("the refused push started the stage on b too")
+	}
+	if p, _ := participantState(a.client(), stage, pid); p != nil {
+		t.Fatalf("the refused encoder is a participant: %+v", p)
+	}
+	// Pushed to a: it publishes.
+	push(t, aws.ToString(mustStage(t, a.client(), stage).Endpoints.Rtmp)+key, encoderArgs("320x180"))
+	testutil.Eventually(t, "the encoder publishing on a", func() bool {
+		p, _ := participantState(a.client(), stage, pid)
+		return p != nil && p.State == types.ParticipantStateConnected && p.Published && p.Protocol == types.ParticipantProtocolRtmp
+	})
+
+	// A stage nobody is in runs where its first push arrives.
+	empty := newStage(t, a.client())
+	ic2 := newIngest(t, a.client(), empty, types.IngestProtocolRtmp, true)
+	push(t, aws.ToString(mustStage(t, b.client(), empty).Endpoints.Rtmp)+aws.ToString(ic2.StreamKey), encoderArgs("320x180"))
+	testutil.Eventually(t, "the second stage running on b", func() bool { return b.runs(t, empty) })
+	if a.runs(t, empty) {
+		t.Fatal("the second stage runs on both nodes")
+	}
+}
