@@ -131,7 +131,8 @@ func (in *input) onVideo(p *rtp.Packet) {
 	now := time.Now()
 	relayout := false
 	in.mu.Lock()
-	if w, h, ok := frameSize(in.vinfo.Codec, p.Payload); ok && (w != in.src.Width || h != in.src.Height) {
+	key, w, h := sfu.KeyframeInfo(in.vinfo.Codec, p.Payload)
+	if w > 0 && h > 0 && (w != in.src.Width || h != in.src.Height) {
 		in.src = layout.Size{Width: w, Height: h}
 		relayout = true
 	}
@@ -144,7 +145,7 @@ func (in *input) onVideo(p *rtp.Packet) {
 	if relayout {
 		in.kick()
 	}
-	in.keepGOP(p)
+	in.keepGOP(p, key)
 	if in.vdec != nil && (!in.vdec.g.near(want) || in.vdec.exited()) {
 		in.vdec.stop()
 		in.vdec = nil
@@ -205,8 +206,10 @@ const gopLimit = 4 << 20
 
 // keepGOP keeps the packets since the last keyframe began, for a decoder
 // started later (a new tile size) to begin with.
-func (in *input) keepGOP(p *rtp.Packet) {
-	if keyframeStart(in.vinfo.Codec, p.Payload) {
+func (in *input) keepGOP(p *rtp.Packet, key bool) {
+	// A keyframe begins anew unless this packet is of the keyframe being
+	// kept (an H.264 SPS, PPS and IDR share one timestamp).
+	if key && (len(in.gop) == 0 || p.Timestamp != in.gop[0].Timestamp) {
 		clear(in.gop)
 		in.gop, in.gopBytes = in.gop[:0], 0
 	} else if len(in.gop) == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/rostrum-dev/rostrum/internal/composition/layout"
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 	"github.com/rostrum-dev/rostrum/internal/sfu/sfutest"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 	"github.com/rostrum-dev/rostrum/internal/testutil/rtmpserver"
 )
 
@@ -57,7 +58,7 @@ func TestMeasureCompositionCost(t *testing.T) {
 		ids = append(ids, id)
 	}
 	time.Sleep(3 * time.Second)
-	self0, _ := cpuOf(t, os.Getpid())
+	self0, _ := testutil.CPUTicks(os.Getpid())
 	base0 := time.Now()
 	time.Sleep(10 * time.Second)
 	selfBase := float64(mustCPU(t, os.Getpid())-self0) / 100 / time.Since(base0).Seconds() // publishers and engine alone
@@ -77,10 +78,10 @@ func TestMeasureCompositionCost(t *testing.T) {
 	rep.await(t, "dest dest12345678 ACTIVE")
 	firstFrame := rtmp.Publishes("live", "m")[0].Start.Sub(start)
 	time.Sleep(5 * time.Second) // past the decoders' start
-	kids := children(t)
+	kids := testutil.Children("ffmpeg")
 	c0 := map[int]int64{}
 	for _, pid := range kids {
-		c0[pid], _ = cpuOf(t, pid)
+		c0[pid], _ = testutil.CPUTicks(pid)
 	}
 	s0 := mustCPU(t, os.Getpid())
 	t0 := time.Now()
@@ -89,7 +90,7 @@ func TestMeasureCompositionCost(t *testing.T) {
 	var dec, enc, push float64
 	var rss, pss int64
 	for _, pid := range kids {
-		c1, ok := cpuOf(t, pid)
+		c1, ok := testutil.CPUTicks(pid)
 		if !ok {
 			continue
 		}
@@ -103,8 +104,8 @@ func TestMeasureCompositionCost(t *testing.T) {
 		default:
 			dec += cores
 		}
-		rss += procKB(pid, "status", "VmRSS:")
-		pss += procKB(pid, "smaps_rollup", "Pss:")
+		rss += testutil.ProcBytes(pid, "status", "VmRSS:")
+		pss += testutil.ProcBytes(pid, "smaps_rollup", "Pss:")
 	}
 	self := float64(mustCPU(t, os.Getpid())-s0)/100/elapsed - selfBase
 	t.Logf("grid of %d at %dx%d 30 fps: %.2f cores in all = encoder %.2f + %d decoders %.2f + pusher %.2f + mixer (this process, less the publishers' %.2f) %.2f; ffmpeg RSS %.0f MiB, PSS %.0f MiB; Start → first RTMP publish %v; frames late %d",
@@ -112,60 +113,10 @@ func TestMeasureCompositionCost(t *testing.T) {
 	m.Close(t.Context())
 }
 
-// children are this process's ffmpeg children.
-func children(t *testing.T) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	me := strconv.Itoa(os.Getpid())
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		comm := s[strings.IndexByte(s, '(')+1 : strings.LastIndexByte(s, ')')]
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if fields[1] == me && comm == "ffmpeg" {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-func cpuOf(t *testing.T, pid int) (int64, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(fields[11], 10, 64)
-	st, _ := strconv.ParseInt(fields[12], 10, 64)
-	return u + st, true
-}
-
 func mustCPU(t *testing.T, pid int) int64 {
-	c, ok := cpuOf(t, pid)
+	c, ok := testutil.CPUTicks(pid)
 	if !ok {
 		t.Fatalf("no /proc/%d/stat", pid)
 	}
 	return c
-}
-
-func procKB(pid int, file, name string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name) {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

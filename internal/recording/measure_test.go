@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/sfu/sfutest"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 )
 
 // TestMeasureRecordingCost measures what recordings cost the machine: the
@@ -65,8 +66,8 @@ func TestMeasureRecordingCost(t *testing.T) {
 	elapsed := time.Since(start).Seconds()
 	var rss, pss int64
 	for _, pid := range pids {
-		rss += procKB(pid, "status", "VmRSS:")
-		pss += procKB(pid, "smaps_rollup", "Pss:")
+		rss += testutil.ProcBytes(pid, "status", "VmRSS:")
+		pss += testutil.ProcBytes(pid, "smaps_rollup", "Pss:")
 	}
 	cores := float64(cpu1-cpu0) / 100 / elapsed // USER_HZ is 100 on Linux
 	per := float64(len(pids)) * (1 << 20)
@@ -77,33 +78,15 @@ func TestMeasureRecordingCost(t *testing.T) {
 	}
 }
 
-// cpuTicks sums utime+stime (clock ticks) of the processes.
+// cpuTicks sums the CPU time of the processes.
 func cpuTicks(t *testing.T, pids []int) int64 {
 	var sum int64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			t.Fatal(err)
+		c, ok := testutil.CPUTicks(pid)
+		if !ok {
+			t.Fatalf("process %d is gone", pid)
 		}
-		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		u, _ := strconv.ParseInt(fields[11], 10, 64)
-		s, _ := strconv.ParseInt(fields[12], 10, 64)
-		sum += u + s
+		sum += c
 	}
 	return sum
-}
-
-// procKB reads a "Name: N kB" line of /proc/pid/file, in bytes.
-func procKB(pid int, file, name string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name) {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

@@ -58,6 +58,22 @@ func vp8Keyframe(payload []byte) (key bool, width, height int) {
 	return true, width, height
 }
 
+// KeyframeInfo reports whether an RTP payload of codec ("VP8" or "H264",
+// as TapTrack.Codec names it) begins a keyframe — for H.264 the packet of
+// an SPS or of the start of an IDR slice, so several packets of one access
+// unit (same RTP timestamp) may report it — and the picture size when the
+// packet carries it (a VP8 keyframe header, an H.264 SPS). It is for the
+// engine's in-process readers (taps), which decode what they read.
+func KeyframeInfo(codec string, payload []byte) (key bool, width, height int) {
+	switch codec {
+	case "VP8":
+		return vp8Keyframe(payload)
+	case "H264":
+		return h264Keyframe(payload)
+	}
+	return false, 0, 0
+}
+
 // H.264 NAL unit types (RFC 6184 and ITU-T H.264 Table 7-1).
 const (
 	nalIDR   = 5

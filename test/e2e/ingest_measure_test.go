@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -65,40 +64,22 @@ func TestMeasureRTMPIngestCost(t *testing.T) {
 	srvCores := float64(srv1-srv0) / 100 / el
 	var rss, pss int64
 	for _, p := range pids {
-		rss += procKB(p, "status", "VmRSS:")
-		pss += procKB(p, "smaps_rollup", "Pss:")
+		rss += testutil.ProcBytes(p, "status", "VmRSS:")
+		pss += testutil.ProcBytes(p, "smaps_rollup", "Pss:")
 	}
 	t.Logf("%d RTMPS streams (720p30 H.264 2.5 Mbit/s + AAC 128k) for %.0f s: AAC->Opus ffmpeg %.3f cores per stream (RSS %.1f MiB, PSS %.1f MiB each); server process %.3f cores in all, %.3f per stream",
 		n, el, ffCores/float64(n), float64(rss)/float64(n)/(1<<20), float64(pss)/float64(n)/(1<<20), srvCores, srvCores/float64(n))
 }
 
-// procTicks sums utime+stime (clock ticks) of the processes.
+// procTicks sums the CPU time of the processes.
 func procTicks(t *testing.T, pids ...int) int64 {
 	var sum int64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			t.Fatal(err)
+		c, ok := testutil.CPUTicks(pid)
+		if !ok {
+			t.Fatalf("process %d is gone", pid)
 		}
-		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		u, _ := strconv.ParseInt(fields[11], 10, 64)
-		s, _ := strconv.ParseInt(fields[12], 10, 64)
-		sum += u + s
+		sum += c
 	}
 	return sum
-}
-
-// procKB reads a "Name: N kB" line of /proc/pid/file, in bytes.
-func procKB(pid int, file, name string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name) {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rostrum-dev/rostrum/internal/composition/flv"
 	"github.com/rostrum-dev/rostrum/internal/objstore/folder"
+	"github.com/rostrum-dev/rostrum/internal/testutil"
 	"github.com/rostrum-dev/rostrum/internal/testutil/rtmpserver"
 )
 
@@ -34,7 +35,7 @@ func TestMeasureOutputCost(t *testing.T) {
 		t.Skip("a measurement: set ROSTRUM_MEASURE=1 to run it")
 	}
 	const window = 20 * time.Second
-	tick := clockTicks()
+	tick := testutil.ClockTicks
 	for _, c := range []struct {
 		name          string
 		w, h, bitrate int
@@ -54,10 +55,10 @@ func TestMeasureOutputCost(t *testing.T) {
 				t.Fatalf("%s %s: no ffmpeg", c.name, what)
 			}
 			time.Sleep(5 * time.Second) // past ffmpeg's start
-			t0, r0 := procTicks(t, p), procRSS(p)
+			t0, r0 := mustTicks(t, p), procRSS(p)
 			start := time.Now()
 			time.Sleep(window)
-			cpu := float64(procTicks(t, p)-t0) / float64(tick) / time.Since(start).Seconds()
+			cpu := float64(mustTicks(t, p)-t0) / float64(tick) / time.Since(start).Seconds()
 			t.Logf("%s %-40s CPU %5.1f%% of a core, RSS %d MiB", c.name, what, 100*cpu, max(r0, procRSS(p))>>20)
 		}
 
@@ -154,19 +155,6 @@ func stop(t *testing.T, f func(ctx context.Context) error) {
 	}
 }
 
-// procTicks is a process's user + system CPU time in clock ticks.
-func procTicks(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatalf("reading the process's CPU time: %v", err)
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k
-}
-
 // procRSS is a process's resident memory in bytes (0 if it is gone).
 func procRSS(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
@@ -181,5 +169,10 @@ func procRSS(pid int) int64 {
 	return n * int64(os.Getpagesize())
 }
 
-// clockTicks is the kernel's USER_HZ, 100 on Linux everywhere that matters.
-func clockTicks() int64 { return 100 }
+func mustTicks(t *testing.T, pid int) int64 {
+	c, ok := testutil.CPUTicks(pid)
+	if !ok {
+		t.Fatalf("process %d is gone", pid)
+	}
+	return c
+}
