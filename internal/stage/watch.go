@@ -3,6 +3,7 @@ package stage
 import (
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/rostrum-dev/rostrum/internal/composition"
 )
@@ -41,7 +42,10 @@ func (m *Manager) WatchStage(stageARN string, f func(composition.StageView)) (ca
 			if st.watchFrom(w) {
 				break
 			}
-			continue // the Stage value ended meanwhile: look again
+			// The Stage value has ended and is about to be forgotten (its
+			// last records are being written): look again shortly.
+			time.Sleep(5 * time.Millisecond)
+			continue
 		}
 		// No live stage: register under the manager's lock so that a stage
 		// created right now broadcasts to this watch.
