@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,6 +60,51 @@ func (mp *MediaPlane) StageDeleted(ctx context.Context, stageARN string) {
 	if err := mp.tell(ctx, mediaMessage{Op: "deleted", Stage: stageARN}); err != nil {
 		mp.c.log.Error("telling the other nodes that a stage was deleted", "stage", stageARN, "err", err)
 	}
+}
+
+var _ ivs.Replicator = (*MediaPlane)(nil)
+
+// StartReplication implements ivs.Replicator on a node of a cluster. A
+// replication copies between stages of one node (a tap feeds a local
+// publisher): the source's stage must run on the node the request reached,
+// and the destination's is taken for it unless another node runs it.
+func (mp *MediaPlane) StartReplication(ctx context.Context, r ivs.ReplicationRequest) error {
+	rep, ok := mp.local.(ivs.Replicator)
+	if !ok {
+		return fmt.Errorf("this node's media plane does not replicate")
+	}
+	self := mp.c.NodeID()
+	owner, err := mp.c.Owner(ctx, r.Source.ARN)
+	if err != nil {
+		return err
+	}
+	if owner != nil && owner.ID != self {
+		return fmt.Errorf("%w: source stage %s runs on node %s and this request reached node %s; send it to that node", ivs.ErrOtherNode, r.Source.ARN, owner.ID, self)
+	}
+	here, node, err := mp.c.Claim(ctx, r.Destination.ARN)
+	if err != nil {
+		return err
+	}
+	if !here {
+		return fmt.Errorf("%w: destination stage %s runs on node %s, source stage %s on node %s", ivs.ErrOtherNode, r.Destination.ARN, node, r.Source.ARN, self)
+	}
+	return rep.StartReplication(ctx, r)
+}
+
+// StopReplication implements ivs.Replicator: the replication runs on the
+// node of its stages.
+func (mp *MediaPlane) StopReplication(ctx context.Context, sourceStageARN, destinationStageARN, participantID string) error {
+	rep, ok := mp.local.(ivs.Replicator)
+	if !ok {
+		return fmt.Errorf("this node's media plane does not replicate")
+	}
+	err := rep.StopReplication(ctx, sourceStageARN, destinationStageARN, participantID)
+	if errors.Is(err, ivs.ErrReplicationNotFound) {
+		if owner, oerr := mp.c.Owner(ctx, destinationStageARN); oerr == nil && owner != nil && owner.ID != mp.c.NodeID() {
+			return fmt.Errorf("%w: the replication runs on node %s (its stages' node) and this request reached node %s; send it to that node", ivs.ErrOtherNode, owner.ID, mp.c.NodeID())
+		}
+	}
+	return err
 }
 
 func (mp *MediaPlane) tell(ctx context.Context, m mediaMessage) error {

@@ -71,6 +71,10 @@ var (
 	ErrReplicationNotFound = errors.New("no active replication of the participant into the destination stage")
 	// ErrStageGone: one of the stages is being deleted.
 	ErrStageGone = errors.New("the stage was deleted")
+	// ErrOtherNode: on several nodes, a replication copies between stages
+	// of one node, and one of the stages runs on another node than the
+	// one the request reached.
+	ErrOtherNode = errors.New("replication copies between stages of one node")
 )
 
 func (s *Service) replicator() (Replicator, bool) {
@@ -158,6 +162,8 @@ func (s *Service) replicationErr(ctx context.Context, err error, src, dst, pid s
 		return api.Conflictf("Stage %s already has a participant %s that is not a replica of stage %s.", dst, pid, src)
 	case errors.Is(err, ErrDestinationFull):
 		return api.QuotaExceededf("Stage %s has its maximum number of publishers: %s.", dst, err.Error())
+	case errors.Is(err, ErrOtherNode):
+		return api.Conflictf("%s.", err.Error())
 	case errors.Is(err, ErrTooManyReplicas):
 		return api.QuotaExceededf("Participant %s of stage %s is already replicated to %d stages, the maximum.", pid, src, MaxReplicasPerParticipant)
 	}

@@ -135,6 +135,11 @@ func TestAPIOnPostgres(t *testing.T) {
 		{"DeadPeerSessionsEnd", TestDeadPeerSessionsEnd},
 		{"SessionEndsAfterSIGKILL", TestSessionEndsAfterSIGKILL},
 		{"RetentionDeletesExpiredSessions", TestRetentionDeletesExpiredSessions},
+		// The media capabilities on a server whose database makes it a
+		// node of a cluster (a cluster of one).
+		{"CompositionLifecycleThroughTheGoSDK", TestCompositionLifecycleThroughTheGoSDK},
+		{"RTMPIngestReachesSubscribers", TestRTMPIngestReachesSubscribers},
+		{"ParticipantReplicationCopiesAPublisherIntoAnotherStage", TestParticipantReplicationCopiesAPublisherIntoAnotherStage},
 	} {
 		t.Run(tt.name, tt.fn)
 	}
