@@ -91,11 +91,9 @@ type HLSWriter struct {
 	wg       sync.WaitGroup
 
 	syncMu sync.Mutex // one sync at a time
-	setMu  sync.Mutex // held while a change is told
+	status status
 
 	mu          sync.Mutex
-	state       string
-	reason      string
 	stopping    bool
 	stopCtx     context.Context
 	failing     time.Time // uploads fail since
@@ -198,6 +196,7 @@ func StartHLS(cfg HLSConfig) (*HLSWriter, error) {
 		log:    cfg.Logger.With("component", "composition-output", "bucket", cfg.Bucket, "prefix", cfg.Prefix),
 		stopCh: make(chan struct{}), done: make(chan struct{}), ended: make(chan struct{}, len(cfg.Renditions)),
 	}
+	w.status = status{what: "hls output", log: w.log, onState: cfg.OnState}
 	w.thumbs = thumbOuts(cfg.Thumbnails)
 	sizes := map[string]bool{}
 	for i, r := range cfg.Renditions {
@@ -267,37 +266,12 @@ func (w *HLSWriter) latest() bool {
 }
 
 // State returns the current state and, for RECONNECTING and FAILED, why.
-func (w *HLSWriter) State() (state, reason string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.state, w.reason
-}
+func (w *HLSWriter) State() (state, reason string) { return w.status.get() }
 
 // Done is closed when the writer has ended (STOPPED or FAILED).
 func (w *HLSWriter) Done() <-chan struct{} { return w.done }
 
-func (w *HLSWriter) set(state, reason string) {
-	// Changes are told in the order they happen, even when Stop and the
-	// output's own goroutines change the state at once.
-	w.setMu.Lock()
-	defer w.setMu.Unlock()
-	w.mu.Lock()
-	if !transition(w.state, state) {
-		if w.state == state {
-			w.reason = reason // the latest, for State
-		}
-		w.mu.Unlock()
-		return
-	}
-	w.state, w.reason = state, reason
-	w.mu.Unlock()
-	if state == StateReconnecting || state == StateFailed {
-		w.log.Warn("hls output", "state", state, "reason", reason)
-	} else {
-		w.log.Info("hls output", "state", state)
-	}
-	w.cfg.OnState(state, reason)
-}
+func (w *HLSWriter) set(state, reason string) { w.status.set(state, reason) }
 
 func (w *HLSWriter) put(ctx context.Context, key string, body []byte, contentType string) error {
 	return w.cfg.Storage.Put(ctx, w.cfg.Bucket, path.Join(w.cfg.Prefix, key), bytes.NewReader(body), contentType)
@@ -412,7 +386,8 @@ func (w *HLSWriter) failedFor() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.failing.IsZero() && time.Since(w.failing) >= w.cfg.RetryWindow {
-		return fmt.Sprintf("could not write to bucket %s for %s: %s", w.cfg.Bucket, w.cfg.RetryWindow, w.reason)
+		_, reason := w.status.get()
+		return fmt.Sprintf("could not write to bucket %s for %s: %s", w.cfg.Bucket, w.cfg.RetryWindow, reason)
 	}
 	return ""
 }
@@ -792,8 +767,8 @@ func (w *HLSWriter) Stop(ctx context.Context) error {
 			curs = append(curs, r.cur)
 		}
 	}
-	state := w.state
 	w.mu.Unlock()
+	state, _ := w.status.get()
 	if first {
 		if state != StateFailed && state != StateStopped {
 			w.set(StateStopping, "")

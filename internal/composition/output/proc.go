@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os/exec"
 	"strings"
 	"sync"
@@ -42,6 +43,46 @@ func transition(from, to string) bool {
 		return to == StateStopped || to == StateFailed
 	}
 	return true
+}
+
+// status is an output's state as its OnState hears it: changes follow
+// transition, and are told in the order they happen, even when Stop and
+// the output's own goroutines change the state at once.
+type status struct {
+	what    string // the output, for logs: "rtmp output", "hls output"
+	log     *slog.Logger
+	onState StateFunc
+
+	setMu         sync.Mutex // held while a change is told
+	mu            sync.Mutex
+	state, reason string
+}
+
+func (s *status) get() (state, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state, s.reason
+}
+
+func (s *status) set(state, reason string) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	s.mu.Lock()
+	if !transition(s.state, state) {
+		if s.state == state {
+			s.reason = reason // the latest, for get
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.state, s.reason = state, reason
+	s.mu.Unlock()
+	if state == StateReconnecting || state == StateFailed {
+		s.log.Warn(s.what, "state", state, "reason", reason)
+	} else {
+		s.log.Info(s.what, "state", state)
+	}
+	s.onState(state, reason)
 }
 
 // ErrToolkit is ffmpeg missing or failing to start.

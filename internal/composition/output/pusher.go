@@ -68,10 +68,8 @@ type Pusher struct {
 	stopCh chan struct{}
 	done   chan struct{}
 
-	setMu    sync.Mutex // held while a change is told
+	status   status
 	mu       sync.Mutex
-	state    string
-	reason   string
 	cur      *proc
 	stopping bool
 }
@@ -150,40 +148,16 @@ func StartPusher(cfg PusherConfig) (*Pusher, error) {
 		cfg: cfg, bin: bin, log: cfg.Logger.With("component", "composition-output", "rtmp", redact(cfg.URL)),
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}
+	p.status = status{what: "rtmp output", log: p.log, onState: cfg.OnState}
 	p.set(StateStarting, "")
 	go p.loop()
 	return p, nil
 }
 
 // State returns the current state and, for RECONNECTING and FAILED, why.
-func (p *Pusher) State() (state, reason string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.state, p.reason
-}
+func (p *Pusher) State() (state, reason string) { return p.status.get() }
 
-func (p *Pusher) set(state, reason string) {
-	// Changes are told in the order they happen, even when Stop and the
-	// output's own goroutines change the state at once.
-	p.setMu.Lock()
-	defer p.setMu.Unlock()
-	p.mu.Lock()
-	if !transition(p.state, state) {
-		if p.state == state {
-			p.reason = reason // the latest, for State
-		}
-		p.mu.Unlock()
-		return
-	}
-	p.state, p.reason = state, reason
-	p.mu.Unlock()
-	if state == StateReconnecting || state == StateFailed {
-		p.log.Warn("rtmp output", "state", state, "reason", reason)
-	} else {
-		p.log.Info("rtmp output", "state", state)
-	}
-	p.cfg.OnState(state, reason)
-}
+func (p *Pusher) set(state, reason string) { p.status.set(state, reason) }
 
 func (p *Pusher) isStopping() bool {
 	p.mu.Lock()
@@ -317,7 +291,8 @@ func (p *Pusher) Stop(ctx context.Context) error {
 	first := !p.stopping
 	p.stopping = true
 	cur := p.cur
-	publishing := p.state == StateActive
+	state, _ := p.status.get()
+	publishing := state == StateActive
 	p.mu.Unlock()
 	if first {
 		p.set(StateStopping, "")

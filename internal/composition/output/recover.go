@@ -149,6 +149,7 @@ func RecoverHLS(ctx context.Context, storage Storage, spoolRoot string, log *slo
 			log:  log.With("component", "composition-output", "bucket", st.Bucket, "prefix", st.Prefix),
 			done: make(chan struct{}), stopCh: make(chan struct{}),
 		}
+		w.status = status{what: "hls output", log: w.log, onState: w.cfg.OnState}
 		for _, t := range st.Thumbs {
 			w.thumbs = append(w.thumbs, thumbOut{interval: t.Interval, sequential: t.Sequential, latest: t.Latest})
 		}
@@ -170,7 +171,7 @@ func RecoverHLS(ctx context.Context, storage Storage, spoolRoot string, log *slo
 			ffmpeg.AwaitOrphan(ctx, sr.PID, filepath.Join(r.dir, fmt.Sprintf("run-%d", sr.Runs-1)), log)
 			w.rends = append(w.rends, r)
 		}
-		w.state = StateActive
+		w.status.state = StateActive
 		log.Info("closing a composite recording the previous run left open", "bucket", st.Bucket, "prefix", st.Prefix)
 		w.finalize(ctx, "the server stopped unexpectedly; the recording was closed with what had been written at its next start")
 		removeSpool(dir, spoolRoot)
