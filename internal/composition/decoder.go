@@ -2,7 +2,6 @@ package composition
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -163,13 +162,7 @@ func (d *videoDecoder) read(onFrame func(*frame) *frame) {
 	}
 }
 
-func (d *videoDecoder) write(pkt *rtp.Packet) error {
-	err := d.sink.WriteRTP(pkt)
-	if err != nil && !errors.Is(err, io.ErrClosedPipe) {
-		return err
-	}
-	return err
-}
+func (d *videoDecoder) write(pkt *rtp.Packet) error { return d.sink.WriteRTP(pkt) }
 
 func (d *videoDecoder) stop() {
 	go func() { d.p.stop() }()

@@ -8,7 +8,6 @@ import (
 
 	"github.com/rostrum-dev/rostrum/internal/composition/compotest"
 	"github.com/rostrum-dev/rostrum/internal/composition/layout"
-	"github.com/rostrum-dev/rostrum/internal/sfu"
 	"github.com/rostrum-dev/rostrum/internal/sfu/sfutest"
 	"github.com/rostrum-dev/rostrum/internal/testutil"
 	"github.com/rostrum-dev/rostrum/internal/testutil/rtmpserver"
@@ -238,7 +237,6 @@ func TestCompositionDestinationReconnectsThenFails(t *testing.T) {
 	rep.await(t, "dest dest12345678 FAILED")
 	rep.await(t, "composition FAILED")
 	m.Close(t.Context())
-	_ = sfu.Audio
 }
 
 func TestCompositionsAreIsolated(t *testing.T) {

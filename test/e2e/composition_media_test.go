@@ -276,7 +276,9 @@ func TestCompositionToAnS3Service(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "events/recording-ended.json")); err != nil {
 		t.Error(err)
 	}
-	_ = rtmp
+	if n := len(rtmp.Publishes("live", "s3")); n != 1 {
+		t.Errorf("%d RTMP connections beside the S3 destination, want 1", n)
+	}
 }
 
 // IVS's rules through the server: a destination whose RTMP server goes
