@@ -65,7 +65,10 @@ func Spawn(ctx context.Context, opts SpawnOptions) (*Spawned, error) {
 	args := append(append([]string(nil), command[1:]...),
 		"--listen", listen, "--data-dir", dir,
 		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--rtc-listen-ip", "127.0.0.1",
-		"--log-level", "warn", "--session-grace", "1s", "--quota-stages", "0")
+		"--log-level", "warn", "--session-grace", "1s", "--quota-stages", "0",
+		// No RTMP ingest: its default ports (1935, 1936) would collide
+		// with any other server on the machine, another load test's too.
+		"--rtmp-listen", "off", "--rtmps-listen", "off")
 	args = append(args, opts.ExtraArgs...)
 	cmd := exec.Command(command[0], args...)
 	cmd.Stdout = io.Discard
