@@ -130,6 +130,16 @@ func TestBrowserOfficialSDKInterop(t *testing.T) {
 	runNodeTests(t, startServer(t, ""), "interop.test.mjs")
 }
 
+// TestBrowserTimeToFullQuality measures, on every run, how long after a
+// Chromium publisher joins its video reaches a subscriber page at the size
+// it captures, with Rostrum's library and with the official SDK publishing
+// (test/browser/fullquality.test.mjs; the series is in the test's output
+// and test/artifacts/fullquality-*.json). It asserts the figures are sound
+// and that full size is reached in the end, not how fast.
+func TestBrowserTimeToFullQuality(t *testing.T) {
+	runNodeTests(t, startServer(t, ""), "fullquality.test.mjs")
+}
+
 // TestBrowserPublishesToGoSubscriber: a page publishes camera and microphone
 // through Rostrum's library and a Go pion subscriber (internal/rtclient)
 // receives its media.
