@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"context"
+	"log/slog"
 	"math"
 
 	"github.com/pion/webrtc/v4"
@@ -111,7 +113,11 @@ func (s *Subscriber) allocate() {
 			l := d.up.layers[i]
 			stats[i] = layerStat{bitrate: l.bitrate.Load(), active: l.active.Load()}
 		}
-		li := chooseLayer(stats[:n], budget, d.target.Load(), d.pinned.Load())
+		was := d.target.Load()
+		li := chooseLayer(stats[:n], budget, was, d.pinned.Load())
+		if li != was && s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("layer target", "mid", d.mid, "from", was, "to", li, "budget", budget, "bitrates", stats[:n])
+		}
 		if li >= 0 {
 			budget -= stats[li].bitrate
 		}

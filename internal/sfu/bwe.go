@@ -17,11 +17,21 @@ import (
 // back would only add latency, so the estimator is given directPacer.
 
 const (
-	// Initial estimates before any feedback: enough for the middle layer of
-	// IVS's default simulcast ladder, or for the top one when the subscriber
-	// asked to start at the highest layer.
-	initialBitrate        = 1_000_000
-	initialBitrateHighest = 3_000_000
+	// The estimate before any feedback: enough for the top layer of IVS's
+	// default simulcast ladder (720p at up to 2.5 Mbit/s) with the
+	// allocator's headroom to move up, audio, and the overshoot of an
+	// encoder's first seconds. pion's estimator grows by at most 8 % a
+	// second and has no probing (Chrome's starts at 300 kbit/s but probes
+	// its way up within a second), so a low start held subscribers below
+	// a top layer they could take for 10 s and more: from 1 Mbit/s, 2.9
+	// Mbit/s takes 14 s (docs/performance.md, "Time to full quality").
+	// Starting high is what a congested subscriber pays for at once
+	// instead: its first feedback shows the delay building, and the
+	// estimator falls to 85 % of what arrived, a layer down. The layer
+	// preference (InitialLayer) decides only the first layer, which is
+	// sent until its keyframe; both start from the same estimate.
+	initialBitrate        = 4_000_000
+	initialBitrateHighest = initialBitrate
 	minBitrate            = 100_000
 	maxBitrate            = 20_000_000
 )

@@ -14,7 +14,6 @@ import (
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
-	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
@@ -43,8 +42,10 @@ type Engine struct {
 	udp    net.PacketConn
 	udpBuf int // the UDP socket's receive buffer as granted (0: unknown)
 	udpMux ice.UDPMux
-	tcp    net.Listener // nil when TCP is off
-	tcpMux ice.TCPMux
+	// arrivals are the UDP socket's RTP arrival times (arrival.go).
+	arrivals *arrivalTable
+	tcp      net.Listener // nil when TCP is off
+	tcpMux   ice.TCPMux
 
 	// Peer connections are built concurrently, without a lock the engine
 	// shares: each role has its own API (its own interceptor registry,
@@ -53,8 +54,8 @@ type Engine struct {
 	// hands its estimator to that one connection (newPeerConnection).
 	media     *webrtc.MediaEngine // copied by pion into every connection
 	settings  webrtc.SettingEngine
-	pubAPI    *webrtc.API // rolePublisher
-	fixedAPI  *webrtc.API // roleFixedSubscriber
+	pubShared []interceptor.Factory // rolePublisher's, before its own feedback (twcc.go)
+	fixedAPI  *webrtc.API           // roleFixedSubscriber
 	subShared []interceptor.Factory
 
 	cert certificate
@@ -100,7 +101,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 		e.udpBuf = sizeReadBuffer(udp, want, log)
 	}
-	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), udp)
+	// Publishers' packets are timed as the kernel received them, for
+	// their transport-wide feedback (arrival.go).
+	e.arrivals = new(arrivalTable)
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), stampArrivals(udp, e.arrivals))
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.TCPPort)))
 		if err != nil {
@@ -174,11 +178,9 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	if err != nil {
 		return err
 	}
-	twccFeedback, err := twcc.NewSenderInterceptor(twcc.WithLoggerFactory(logs))
-	if err != nil {
-		return err
-	}
-	e.pubAPI = e.newAPI(statsFactory{e: e, publisher: true}, nackGen, rr, twccFeedback)
+	// Each publisher connection gets an API of its own (publisherAPI),
+	// for its transport-wide feedback, stamped at arrival (twcc.go).
+	e.pubShared = []interceptor.Factory{statsFactory{e: e, publisher: true}, nackGen, rr}
 	// Subscribers: NACKs and sender reports are the engine's own
 	// (feedback.go, report.go): they are answered from the publisher's
 	// single packet cache and derived from the publisher's clock. Those
@@ -217,7 +219,7 @@ func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConn
 	var est *estimator
 	switch role {
 	case rolePublisher:
-		api = e.pubAPI
+		api = e.publisherAPI()
 	case roleFixedSubscriber:
 		api = e.fixedAPI
 	case roleSubscriber:

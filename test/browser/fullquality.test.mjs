@@ -97,12 +97,21 @@ async function measure(t, lib) {
     fullAtSubscriberMs: full ? full.t - t0 : null,
     fullAtPublisherMs: pubFull ? pubFull.t - t0 : null,
     estimateAtFirstFrameKbps: null,
+    // After the first frame: how often the subscriber's video got smaller,
+    // and the share of samples from full size on that were at full size.
+    stepDowns: 0,
+    fullShareAfter: null,
     subscriber: recv.map((s) => ({ t: s.t - t0, w: s.recv.w, h: s.recv.h })),
     publisherSamples: sent.map((s) => ({ t: s.t - t0, availableOutgoingBitrate: s.availableOutgoingBitrate ?? null, sent: s.sent })),
   };
   if (firstFrame) {
     const at = [...sent].reverse().find((s) => s.t <= firstFrame.t && s.availableOutgoingBitrate > 0) ?? firstEstimate;
     result.estimateAtFirstFrameKbps = at ? Math.round(at.availableOutgoingBitrate / 1000) : null;
+  }
+  for (let i = 1; i < recv.length; i++) if (recv[i].recv.w > 0 && recv[i].recv.w < recv[i - 1].recv.w) result.stepDowns++;
+  if (full) {
+    const after = recv.slice(recv.indexOf(full));
+    result.fullShareAfter = after.filter((s) => s.recv.w >= capture.w).length / after.length;
   }
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   fs.writeFileSync(path.join(ARTIFACTS, `fullquality-${lib}.json`), JSON.stringify(result, null, 1));
@@ -120,7 +129,8 @@ async function measure(t, lib) {
     `TIME TO FULL QUALITY (${lib} publisher): first frame ${firstFrame ? secs(result.firstFrameMs) : '-'} s, ` +
       `${capture.w} wide at the subscriber ${full ? secs(result.fullAtSubscriberMs) : `not within ${secs(SAMPLE_MS)}`} s, ` +
       `sent ${capture.w} wide from ${pubFull ? secs(result.fullAtPublisherMs) : '-'} s, ` +
-      `publisher's estimate at the first frame ${result.estimateAtFirstFrameKbps ?? '-'} kbit/s`,
+      `publisher's estimate at the first frame ${result.estimateAtFirstFrameKbps ?? '-'} kbit/s, ` +
+      `${result.stepDowns} step(s) down, full size in ${result.fullShareAfter == null ? '-' : Math.round(result.fullShareAfter * 100)} % of the samples after reaching it`,
   );
 
   // Sound figures: samples came in time order, the publisher's stats

@@ -51,6 +51,9 @@ export async function launch() {
       '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection',
       '--autoplay-policy=no-user-gesture-required',
+      // More flags when diagnosing, e.g. Chromium's WebRTC logging:
+      // ROSTRUM_CHROMIUM_ARGS='--enable-logging --log-file=/tmp/chromium.log --vmodule=*probe*=1'
+      ...(process.env.ROSTRUM_CHROMIUM_ARGS || '').split(/\s+/).filter(Boolean),
     ],
   });
 }
