@@ -47,3 +47,24 @@ func TestRankRIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestInitialEstimateTakesTopLayer: before any feedback a subscriber's
+// estimate lets the allocator pick the top layer of IVS's default simulcast
+// ladder at its full bitrate, with audio and an encoder's early overshoot,
+// whichever layer preference it asked for: pion's estimator grows slowly
+// and does not probe, so a lower start would hold the top layer back for
+// many seconds (docs/performance.md, "Time to full quality").
+func TestInitialEstimateTakesTopLayer(t *testing.T) {
+	for _, initial := range []int{initialBitrate, initialBitrateHighest} {
+		est, err := newEstimator(initial)
+		must(t, err)
+		budget := int64(est.GetTargetBitrate()) - 64e3 // Opus
+		must(t, est.Close())
+		ladder := []layerStat{{200e3, true}, {700e3, true}, {2500e3 * 12 / 10, true}}
+		for _, from := range []int32{0, 1} {
+			if got := chooseLayer(ladder, budget, from, -1); got != 2 {
+				t.Errorf("initial %d from layer %d: chose %d", initial, from, got)
+			}
+		}
+	}
+}

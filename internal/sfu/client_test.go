@@ -73,6 +73,8 @@ type clientOpts struct {
 	// drop, if set, discards received RTP packets before pion's NACK
 	// generator sees them.
 	drop func(h *rtp.Header) bool
+	// tcc, if set, tallies the transport-wide numbers sent and reported.
+	tcc *tccTally
 }
 
 const (
@@ -154,6 +156,11 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 	tw, err := twcc.NewSenderInterceptor()
 	must(t, err)
 	ir.Add(tw)
+	if o.tcc != nil {
+		// Before the header extension's interceptor: nearer the wire,
+		// so it sees the numbers written.
+		ir.Add(o.tcc)
+	}
 	hx, err := twcc.NewHeaderExtensionInterceptor()
 	must(t, err)
 	ir.Add(hx)

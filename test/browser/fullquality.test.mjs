@@ -101,6 +101,9 @@ async function measure(t, lib) {
     // and the share of samples from full size on that were at full size.
     stepDowns: 0,
     fullShareAfter: null,
+    // From when on the subscriber stayed at full size to the end of the
+    // samples (null: it was not at full size at the end).
+    sustainedFullMs: null,
     subscriber: recv.map((s) => ({ t: s.t - t0, w: s.recv.w, h: s.recv.h })),
     publisherSamples: sent.map((s) => ({ t: s.t - t0, availableOutgoingBitrate: s.availableOutgoingBitrate ?? null, sent: s.sent })),
   };
@@ -113,6 +116,9 @@ async function measure(t, lib) {
     const after = recv.slice(recv.indexOf(full));
     result.fullShareAfter = after.filter((s) => s.recv.w >= capture.w).length / after.length;
   }
+  let k = recv.length;
+  while (k > 0 && recv[k - 1].recv.w >= capture.w) k--;
+  if (k < recv.length) result.sustainedFullMs = recv[k].t - t0;
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   fs.writeFileSync(path.join(ARTIFACTS, `fullquality-${lib}.json`), JSON.stringify(result, null, 1));
 
@@ -127,7 +133,8 @@ async function measure(t, lib) {
   }
   t.diagnostic(
     `TIME TO FULL QUALITY (${lib} publisher): first frame ${firstFrame ? secs(result.firstFrameMs) : '-'} s, ` +
-      `${capture.w} wide at the subscriber ${full ? secs(result.fullAtSubscriberMs) : `not within ${secs(SAMPLE_MS)}`} s, ` +
+      `${capture.w} wide at the subscriber ${full ? secs(result.fullAtSubscriberMs) : `not within ${secs(SAMPLE_MS)}`} s ` +
+      `(and from then on: ${result.sustainedFullMs == null ? '-' : secs(result.sustainedFullMs)} s), ` +
       `sent ${capture.w} wide from ${pubFull ? secs(result.fullAtPublisherMs) : '-'} s, ` +
       `publisher's estimate at the first frame ${result.estimateAtFirstFrameKbps ?? '-'} kbit/s, ` +
       `${result.stepDowns} step(s) down, full size in ${result.fullShareAfter == null ? '-' : Math.round(result.fullShareAfter * 100)} % of the samples after reaching it`,
