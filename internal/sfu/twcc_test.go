@@ -151,7 +151,7 @@ type fakeClock struct {
 	t  int64
 }
 
-func (c *fakeClock) now() int64 { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) now() int64  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) set(t int64) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func tccStream(ssrc uint32) *interceptor.StreamInfo {
