@@ -59,6 +59,8 @@ type Engine struct {
 
 	cert certificate
 
+	fanout *spreader // spread.go; nil with one core
+
 	mu      sync.Mutex
 	routers map[*Router]struct{}
 	closed  bool
@@ -100,7 +102,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 		e.udpBuf = sizeReadBuffer(udp, want, log)
 	}
-	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), udp)
+	// Sends that run in parallel (sendconn_linux.go) for spread fan-outs.
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), newSendConn(udp.(*net.UDPConn)))
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.TCPPort)))
 		if err != nil {
@@ -115,6 +118,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		_ = e.closeSockets()
 		return nil, err
 	}
+	e.fanout = newSpreader(cfg.FanoutWorkers)
 	return e, nil
 }
 
@@ -305,6 +309,7 @@ func (e *Engine) Close() error {
 	for _, r := range routers {
 		_ = r.Close()
 	}
+	e.fanout.close()
 	return e.closeSockets()
 }
 
