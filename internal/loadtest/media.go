@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -383,6 +384,8 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	gen0, genErr0 := readProc(0)
 	machine := startMachineWatch()
 	udp0, udpErr0 := readUDPCounters()
+	metricsURL := strings.TrimRight(m.t.Endpoint, "/") + "/metrics"
+	fwd0, fwdErr0 := scrapeForwardDelay(ctx, http.DefaultClient, metricsURL)
 	var sock0 int64
 	sockErr0 := errNoProc
 	if m.t.ServerPID > 0 {
@@ -450,6 +453,12 @@ wait:
 			InErrors:     udp1.InErrors - udp0.InErrors,
 			RcvbufErrors: udp1.RcvbufErrors - udp0.RcvbufErrors,
 		}}
+	}
+	if fwdErr0 == nil {
+		if fwd1, err := scrapeForwardDelay(context.WithoutCancel(ctx), http.DefaultClient, metricsURL); err == nil {
+			n, ms := delayQuantiles(fwd0, fwd1, 0.5, 0.99, 0.999)
+			rep.ForwardDelay = ForwardDelay{Measured: true, Packets: int64(n), P50Ms: ms[0], P99Ms: ms[1], P999Ms: ms[2]}
+		}
 	}
 	if sockErr0 == nil {
 		if sock1, err := readSocketDrops(m.t.ServerPID); err == nil {
