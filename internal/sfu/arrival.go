@@ -88,24 +88,22 @@ func (t *arrivalTable) noteRTP(b []byte, at int64) {
 
 // stampedConn is the engine's UDP socket as pion's ICE mux reads it, noting
 // each RTP packet's arrival (the kernel's receive time where the socket
-// gives it, the read's otherwise). It offers the mux the allocation-free
-// AddrPort methods, as the bare socket does.
+// gives it, the read's otherwise). Reads are the socket's own (with the
+// kernel's times); writes, deadlines and closing are the wrapped
+// connection's (sendConn's parallel sends). It offers the mux the
+// allocation-free AddrPort methods, as the bare socket does.
 type stampedConn struct {
-	*net.UDPConn
-	t       *arrivalTable
-	kernel  bool // the socket gives receive times (SO_TIMESTAMPNS)
-	oobSize int
+	net.PacketConn // what sends (sendConn, or the socket)
+	udp            *net.UDPConn
+	t              *arrivalTable
+	kernel         bool // the socket gives receive times (SO_TIMESTAMPNS)
+	oobSize        int
 }
 
-// stampArrivals wraps c to note arrivals in t; a socket that is not UDP is
-// returned as it is.
-func stampArrivals(c net.PacketConn, t *arrivalTable) net.PacketConn {
-	u, ok := c.(*net.UDPConn)
-	if !ok {
-		return c
-	}
-	s := &stampedConn{UDPConn: u, t: t}
-	s.kernel = enableRecvTimestamps(u)
+// stampArrivals wraps c, whose socket is udp, to note arrivals in t.
+func stampArrivals(c net.PacketConn, udp *net.UDPConn, t *arrivalTable) net.PacketConn {
+	s := &stampedConn{PacketConn: c, udp: udp, t: t}
+	s.kernel = enableRecvTimestamps(udp)
 	if s.kernel {
 		s.oobSize = recvTimestampOOBSize
 	}
@@ -116,7 +114,7 @@ func stampArrivals(c net.PacketConn, t *arrivalTable) net.PacketConn {
 // goroutine; the control buffer lives on its stack).
 func (s *stampedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	var oob [recvTimestampOOBSize]byte
-	n, oobn, _, addr, err := s.ReadMsgUDPAddrPort(b, oob[:s.oobSize])
+	n, oobn, _, addr, err := s.udp.ReadMsgUDPAddrPort(b, oob[:s.oobSize])
 	if err != nil {
 		return n, addr, err
 	}
@@ -143,7 +141,12 @@ func (s *stampedConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, net.UDPAddrFromAddrPort(addr), err
 }
 
-// WriteToAddrPort is the socket's own.
+// WriteToAddrPort is the wrapped connection's.
 func (s *stampedConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return s.WriteToUDPAddrPort(b, addr)
+	if w, ok := s.PacketConn.(interface {
+		WriteToAddrPort([]byte, netip.AddrPort) (int, error)
+	}); ok {
+		return w.WriteToAddrPort(b, addr)
+	}
+	return s.udp.WriteToUDPAddrPort(b, addr)
 }

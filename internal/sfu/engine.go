@@ -60,6 +60,8 @@ type Engine struct {
 
 	cert certificate
 
+	fanout *spreader // spread.go; nil with one core
+
 	mu      sync.Mutex
 	routers map[*Router]struct{}
 	closed  bool
@@ -101,10 +103,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 		e.udpBuf = sizeReadBuffer(udp, want, log)
 	}
-	// Publishers' packets are timed as the kernel received them, for
-	// their transport-wide feedback (arrival.go).
+	// Sends that run in parallel (sendconn_linux.go) for spread fan-outs;
+	// publishers' packets timed as the kernel received them, for their
+	// transport-wide feedback (arrival.go).
 	e.arrivals = new(arrivalTable)
-	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), stampArrivals(udp, e.arrivals))
+	udpConn := udp.(*net.UDPConn)
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), stampArrivals(newSendConn(udpConn), udpConn, e.arrivals))
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.TCPPort)))
 		if err != nil {
@@ -119,6 +123,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		_ = e.closeSockets()
 		return nil, err
 	}
+	e.fanout = newSpreader(cfg.FanoutWorkers)
 	return e, nil
 }
 
@@ -307,6 +312,7 @@ func (e *Engine) Close() error {
 	for _, r := range routers {
 		_ = r.Close()
 	}
+	e.fanout.close()
 	return e.closeSockets()
 }
 
