@@ -1,6 +1,11 @@
 package sfu
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/pion/sdp/v3"
+)
 
 func TestChooseLayer(t *testing.T) {
 	ladder := []layerStat{{200e3, true}, {700e3, true}, {2500e3, true}}
@@ -66,5 +71,36 @@ func TestInitialEstimateTakesTopLayer(t *testing.T) {
 				t.Errorf("initial %d from layer %d: chose %d", initial, from, got)
 			}
 		}
+	}
+}
+
+func TestWithStartBitrate(t *testing.T) {
+	answer := strings.Join([]string{
+		"v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1",
+		"m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103", "a=rtpmap:96 VP8/90000", "a=rtcp-fb:96 nack",
+		"a=rtpmap:97 rtx/90000", "a=fmtp:97 apt=96",
+		"a=rtpmap:102 H264/90000", "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+		"a=rtpmap:103 rtx/90000", "a=fmtp:103 apt=102",
+		"m=video 9 UDP/TLS/RTP/SAVPF 98", "a=rtpmap:98 VP8/90000", "a=fmtp:98 x-google-start-bitrate=500",
+		"",
+	}, "\r\n")
+	got := withStartBitrate(answer, 1200)
+	want := strings.Join([]string{
+		"v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1",
+		"m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103", "a=rtpmap:96 VP8/90000", "a=fmtp:96 x-google-start-bitrate=1200", "a=rtcp-fb:96 nack",
+		"a=rtpmap:97 rtx/90000", "a=fmtp:97 apt=96",
+		"a=rtpmap:102 H264/90000", "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f;x-google-start-bitrate=1200",
+		"a=rtpmap:103 rtx/90000", "a=fmtp:103 apt=102",
+		"m=video 9 UDP/TLS/RTP/SAVPF 98", "a=rtpmap:98 VP8/90000", "a=fmtp:98 x-google-start-bitrate=500",
+		"",
+	}, "\r\n")
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(got); err != nil {
+		t.Errorf("the answer no longer parses: %v", err)
 	}
 }

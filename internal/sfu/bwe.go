@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -112,3 +114,81 @@ func (p *directPacer) Write(h *rtp.Header, payload []byte, a interceptor.Attribu
 
 func (p *directPacer) SetTargetBitrate(int) {}
 func (p *directPacer) Close() error         { return nil }
+
+// publisherStartBitrate is the estimate, in kbit/s, a publishing browser is
+// told to start from (x-google-start-bitrate on the answer's video codecs;
+// libwebrtc reads it from the remote description for what it sends, and
+// other clients ignore a parameter they do not know). Chrome's own start is
+// 300 kbit/s, and with one layer its encoder picks the size of its first
+// frames from that, before its first probe has been answered: 320×180, and
+// then a step up every few seconds as its quality scaler allows (issue 13's
+// "320×180, then 480×270, 640×360, 960×540"). libwebrtc starts 1280×720 at
+// 900 kbit/s and more. A congested publisher's estimate falls from there on
+// its first feedback, as it climbs from 300 otherwise.
+const publisherStartBitrate = 1200
+
+// withStartBitrate adds x-google-start-bitrate=kbps to every video codec
+// of an SDP answer but RTX, RED and FEC, to the fmtp line of the codec's
+// payload type or in a new one after its rtpmap.
+func withStartBitrate(answer string, kbps int) string {
+	param := "x-google-start-bitrate=" + strconv.Itoa(kbps)
+	lines := strings.SplitAfter(answer, "\n")
+	out := make([]string, 0, len(lines)+4)
+	video := false
+	// The section's codecs (by payload type) to mark, and those marked.
+	mark := map[string]bool{}
+	for i, l := range lines {
+		t := strings.TrimRight(l, "\r\n")
+		if strings.HasPrefix(t, "m=") {
+			video = strings.HasPrefix(t, "m=video ")
+			clear(mark)
+		}
+		if video && strings.HasPrefix(t, "a=rtpmap:") {
+			pt, codec, _ := strings.Cut(strings.TrimPrefix(t, "a=rtpmap:"), " ")
+			name, _, _ := strings.Cut(codec, "/")
+			switch strings.ToLower(name) {
+			case "rtx", "red", "ulpfec", "flexfec-03":
+			default:
+				mark[pt] = true
+				if e := eol(l); e != "" && !fmtpFollows(lines[i+1:], pt) {
+					out = append(out, l, "a=fmtp:"+pt+" "+param+e)
+					continue
+				}
+			}
+		}
+		if video && strings.HasPrefix(t, "a=fmtp:") {
+			pt, params, _ := strings.Cut(strings.TrimPrefix(t, "a=fmtp:"), " ")
+			if mark[pt] && !strings.Contains(params, "x-google-start-bitrate") {
+				out = append(out, t+";"+param+eol(l))
+				continue
+			}
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "")
+}
+
+// fmtpFollows reports whether the section after an rtpmap line has an fmtp
+// line for pt.
+func fmtpFollows(rest []string, pt string) bool {
+	for _, l := range rest {
+		if strings.HasPrefix(l, "m=") {
+			return false
+		}
+		if strings.HasPrefix(l, "a=fmtp:"+pt+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// eol is the line ending of l.
+func eol(l string) string {
+	if strings.HasSuffix(l, "\r\n") {
+		return "\r\n"
+	}
+	if strings.HasSuffix(l, "\n") {
+		return "\n"
+	}
+	return ""
+}

@@ -75,6 +75,7 @@ func (r *Router) Publish(ctx context.Context, publisherID, offer string, cb Publ
 		_ = pc.Close()
 		return nil, "", err
 	}
+	answer = withStartBitrate(answer, publisherStartBitrate) // bwe.go
 
 	r.mu.Lock()
 	if r.closed {
