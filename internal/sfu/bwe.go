@@ -122,10 +122,12 @@ func (p *directPacer) Close() error         { return nil }
 // 300 kbit/s, and with one layer its encoder picks the size of its first
 // frames from that, before its first probe has been answered: 320×180, and
 // then a step up every few seconds as its quality scaler allows (issue 13's
-// "320×180, then 480×270, 640×360, 960×540"). libwebrtc starts 1280×720 at
-// 900 kbit/s and more. A congested publisher's estimate falls from there on
-// its first feedback, as it climbs from 300 otherwise.
-const publisherStartBitrate = 1200
+// "320×180, then 480×270, 640×360, 960×540"). At 1.2 Mbit/s one run in
+// three of the official SDK still started at 640×360 (its H.264 encoder's
+// limits for 1280×720 are above VP8's 900 kbit/s); at 2 Mbit/s none did
+// (docs/performance.md). A congested publisher's estimate falls from there
+// on its first feedback, as it climbs from 300 otherwise.
+const publisherStartBitrate = 2000
 
 // withStartBitrate adds x-google-start-bitrate=kbps to every video codec
 // of an SDP answer but RTX, RED and FEC, to the fmtp line of the codec's
