@@ -123,9 +123,9 @@ func (p *directPacer) Close() error         { return nil }
 // frames from that, before its first probe has been answered: 320×180, and
 // then a step up every few seconds as its quality scaler allows (issue 13's
 // "320×180, then 480×270, 640×360, 960×540"). At 1.2 Mbit/s one run in
-// three of the official SDK still started at 640×360 (its H.264 encoder's
-// limits for 1280×720 are above VP8's 900 kbit/s); at 2 Mbit/s none did
-// (docs/performance.md). A congested publisher's estimate falls from there
+// three of the official SDK still started at 640×360 (libwebrtc's VP8
+// starts 1280×720 from 900 kbit/s; the SDK's codec's limit was not looked
+// up); at 2 Mbit/s none did (docs/performance.md). A congested publisher's estimate falls from there
 // on its first feedback, as it climbs from 300 otherwise.
 const publisherStartBitrate = 2000
 
