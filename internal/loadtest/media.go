@@ -45,6 +45,16 @@ type MediaOptions struct {
 	Simulcast bool
 	// NoAudio sends no Opus (default: 64 kbit/s, 20 ms frames).
 	NoAudio bool
+	// VideoFile, if set, is a file of real encoded video (VP8 in IVF, or
+	// H.264 Annex-B) that every publisher loops instead of synthetic
+	// frames, packetized by pion into packets of at most 1,200 bytes and
+	// paced at the file's frame rate, RTP timestamps running on across
+	// loops. Codec, VideoBitrate, Width, Height and FPS are then the file's.
+	// VideoFileAuto ("auto") encodes one first with ffmpeg (MakeVideoFile:
+	// 10 s at Width×Height, FPS, VideoBitrate, a keyframe every
+	// KeyframeInterval). The send → receive latency of its packets is
+	// measured by payload (sentTimes). Not with Simulcast.
+	VideoFile string
 
 	// Duration is the measured time (default 30 s), after Warmup (default
 	// 5 s) with every subscriber joined.
@@ -115,6 +125,9 @@ func (o *MediaOptions) defaults() error {
 	}
 	if o.NoVideo && o.NoAudio {
 		return errors.New("loadtest: nothing to publish (no video and no audio)")
+	}
+	if o.VideoFile != "" && (o.Simulcast || o.NoVideo) {
+		return errors.New("loadtest: a video file is sent as one layer: not with simulcast or without video")
 	}
 	if o.Publishers > 12 {
 		return errors.New("loadtest: IVS allows at most 12 publishers per stage")
@@ -229,7 +242,11 @@ type mediaRun struct {
 
 	pubs   []*rtclient.Publisher
 	events []*rtclient.Events
-	subs   []*subscription
+	// With a video file: the file, and each publisher's send times (in
+	// m.pubs order) for the latency of real video.
+	video *videoFile
+	sent  []*sentTimes
+	subs  []*subscription
 
 	measuring atomic.Bool
 	latency   histogram
@@ -264,6 +281,14 @@ func RunMedia(ctx context.Context, t Target, o MediaOptions, progress func(strin
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	m := &mediaRun{t: t, o: o, log: progress, api: t.apiClient(16)}
+	if o.VideoFile != "" {
+		v, err := openVideoFile(ctx, &m.o, progress)
+		if err != nil {
+			return nil, err
+		}
+		defer v.close()
+		m.video = v
+	}
 	defer m.teardown(context.WithoutCancel(ctx))
 	return m.run(ctx)
 }
@@ -271,6 +296,13 @@ func RunMedia(ctx context.Context, t Target, o MediaOptions, progress func(strin
 func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	o := m.o
 	rep := newMediaReport(m.t, o)
+	if v := m.video; v != nil {
+		l := &rep.Load
+		l.VideoFile, l.Codec, l.VideoBitrate, l.Width, l.Height, l.FPS = o.VideoFile, strings.TrimPrefix(strings.ToLower(v.src.Codec().MimeType), "video/"), v.bitrate, v.width, v.height, v.fps
+		if o.VideoFile == VideoFileAuto {
+			l.VideoFile = "auto (ffmpeg, libvpx)"
+		}
+	}
 
 	// Stages and publishers.
 	m.log(fmt.Sprintf("creating %d stage(s) with %d publisher(s) each", o.Stages, o.Publishers))
@@ -295,7 +327,17 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 			if !o.NoAudio {
 				popts.Audio = audioSource()
 			}
-			if !o.NoVideo {
+			switch {
+			case m.video != nil:
+				st := newSentTimes()
+				m.sent = append(m.sent, st)
+				popts.Video = m.video.src.Clone()
+				popts.OnPacketSent = func(kind string, _ uint16, payload []byte, at time.Time) {
+					if kind == rtclient.KindVideo {
+						st.record(payload, at)
+					}
+				}
+			case !o.NoVideo:
 				if v := o.videoSources(); o.Simulcast {
 					popts.Simulcast = v
 				} else {
@@ -535,6 +577,10 @@ func (m *mediaRun) join(ctx context.Context) {
 func (m *mediaRun) subscribe(ctx context.Context, s *subscription) {
 	o := m.o
 	s.jit[kAudio].clock, s.jit[kVideo].clock = 48000, 90000
+	var sent *sentTimes // the publisher's send times of real video
+	if m.video != nil {
+		sent = m.sent[m.pubIndex(s)]
+	}
 	opts := rtclient.SubscribeOptions{
 		PublisherID: s.publisherID, NoFrames: true, LoopbackOnly: o.LoopbackOnly,
 		OnPacket: func(kind string, pkt []byte, at time.Time) {
@@ -545,6 +591,14 @@ func (m *mediaRun) subscribe(ctx context.Context, s *subscription) {
 			s.watch[k].packet(at.UnixNano())
 			s.jit[k].add(binary.BigEndian.Uint32(pkt[4:8]), at)
 			if !m.measuring.Load() {
+				return
+			}
+			if k == kVideo && sent != nil {
+				if payload, err := rtpPayload(pkt); err == nil {
+					if t, ok := sent.lookup(payload); ok {
+						m.latency.record(at.Sub(t))
+					}
+				}
 				return
 			}
 			if _, sent, ok := rtclient.SyntheticPacketSent(pkt[12:]); ok {

@@ -76,6 +76,7 @@ type Load struct {
 	PublishersPerStage  int     `json:"publishersPerStage"`
 	SubscribersPerStage int     `json:"subscribersPerStage"`
 	Subscriptions       int     `json:"subscriptions"`
+	VideoFile           string  `json:"videoFile,omitempty"`
 	Codec               string  `json:"codec,omitempty"`
 	VideoBitrate        int     `json:"videoBitrate,omitempty"`
 	Width               int     `json:"width,omitempty"`
@@ -330,6 +331,9 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 		media = fmt.Sprintf("%s %s %d×%d %d fps", strings.ToUpper(l.Codec), bitrate(float64(l.VideoBitrate)), l.Width, l.Height, l.FPS)
 		if l.Simulcast {
 			media += " simulcast (hi, mid, low)"
+		}
+		if l.VideoFile != "" {
+			media += " from " + l.VideoFile + " (looped)"
 		}
 	}
 	if l.Audio {
