@@ -175,22 +175,34 @@ func measure(ctx context.Context, o options, progress func(string)) (*report, er
 		}
 		return out
 	}
-	sent0, before := snd.packets.Load(), snap()
+	var (
+		sent0, sent1  int64
+		before, after []subSnapshot
+		t0, t1        time.Time
+	)
+	count := func(sent *int64, subs *[]subSnapshot, at *time.Time) func() {
+		return func() { *sent, *subs, *at = snd.packets.Load(), snap(), time.Now() }
+	}
+	keyGap := 2 * file.keyframeInterval()
+	if !snd.atNextKeyframe(count(&sent0, &before, &t0), keyGap) {
+		count(&sent0, &before, &t0)()
+	}
 	srv0, srvErr0 := readProc(lk.pid())
 	self0, selfErr0 := readProc(os.Getpid())
 	mach0, machErr0 := machineBusy()
 	udp0, udpErr0 := readUDP()
-	start := time.Now()
-	progress(fmt.Sprintf("measuring for %s", o.duration))
+	progress(fmt.Sprintf("measuring for %s (from keyframe to keyframe)", o.duration))
 	if err := sleep(ctx, o.duration); err != nil {
 		return nil, err
 	}
-	sent1, after := snd.packets.Load(), snap()
+	if !snd.atNextKeyframe(count(&sent1, &after, &t1), keyGap) {
+		count(&sent1, &after, &t1)()
+	}
 	srv1, srvErr1 := readProc(lk.pid())
 	self1, selfErr1 := readProc(os.Getpid())
 	mach1, machErr1 := machineBusy()
 	udp1, udpErr1 := readUDP()
-	window := time.Since(start)
+	window := t1.Sub(t0)
 	scancel()
 
 	// The figures.

@@ -82,6 +82,31 @@ func readIVF(path string) (*ivfFile, error) {
 	return v, nil
 }
 
+// keyframeInterval is the longest time from one keyframe to the next,
+// around the loop (the file's length if it has only one).
+func (v *ivfFile) keyframeInterval() time.Duration {
+	var longest, since time.Duration
+	first := -1
+	for i, f := range v.frames {
+		if f.key {
+			if first < 0 {
+				first = i
+			} else {
+				longest = max(longest, since)
+			}
+			since = 0
+		}
+		since += f.dur
+	}
+	if first < 0 {
+		return v.length
+	}
+	for _, f := range v.frames[:first] {
+		since += f.dur
+	}
+	return max(longest, since)
+}
+
 func (v *ivfFile) fps() float64     { return float64(len(v.frames)) / v.length.Seconds() }
 func (v *ivfFile) bitrate() float64 { return float64(v.bytes) * 8 / v.length.Seconds() }
 
@@ -102,6 +127,32 @@ type sender struct {
 	track   *webrtc.TrackLocalStaticRTP
 	packets atomic.Int64 // packets written
 	errs    atomic.Int64 // packets the track refused
+	// beforeKey, if set, is called once, just before the next keyframe is
+	// written: the quietest moment to count (see atNextKeyframe).
+	beforeKey atomic.Pointer[func()]
+}
+
+// atNextKeyframe runs f on the sending goroutine just before the next
+// keyframe goes out, and returns when it has run (or after timeout). A
+// window counted from there to a later keyframe leaves out the keyframe
+// bursts, which on a loaded server take a good part of a second to reach
+// hundreds of subscribers: counted at an arbitrary moment, packets of one
+// in flight would be sent inside the window and received outside it, or
+// the other way round.
+func (s *sender) atNextKeyframe(f func(), timeout time.Duration) bool {
+	done := make(chan struct{})
+	g := func() { f(); close(done) }
+	s.beforeKey.Store(&g)
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		if s.beforeKey.CompareAndSwap(&g, nil) {
+			return false
+		}
+		<-done // it is running
+		return true
+	}
 }
 
 func newVP8Track() (*webrtc.TrackLocalStaticRTP, error) {
@@ -121,6 +172,11 @@ func (s *sender) run(ctx context.Context) {
 	)
 	for i := 0; ; i = (i + 1) % len(s.file.frames) {
 		f := s.file.frames[i]
+		if f.key {
+			if g := s.beforeKey.Swap(nil); g != nil {
+				(*g)()
+			}
+		}
 		ticksF := f.dur.Seconds()*90000 + remainder
 		ticks := uint32(ticksF)
 		remainder = ticksF - float64(ticks)
