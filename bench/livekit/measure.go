@@ -249,7 +249,7 @@ func measure(ctx context.Context, o options, progress func(string)) (*report, er
 		ExpectedBasis: "every packet the publisher sent in the window, times the subscribers"}
 	if expected > 0 {
 		rep.Delivery.VideoShare = float64(received) / float64(expected)
-		rep.Loss = loss{Expected: expected, RawGaps: gaps, NACKedPercent: 100 * float64(gaps) / float64(expected),
+		rep.Loss = loss{Expected: expected, RawGaps: gaps, RawGapPercent: 100 * float64(gaps) / float64(expected),
 			Repaired: late, Duplicates: dups, DuplicatePercent: 100 * float64(dups) / float64(expected), PaddingPackets: padding}
 	}
 	if udpErr0 == nil && udpErr1 == nil {

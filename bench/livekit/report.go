@@ -65,14 +65,13 @@ type rates struct {
 }
 
 // loss: RawGaps are the sequence numbers that were skipped when a higher
-// one arrived (they did not come the first time: NACK repairs them);
-// NACKedPercent is their share of Expected, as Rostrum's report's share of
-// sequence numbers its subscribers NACKed. Repaired are the ones that came
-// later.
+// one arrived, each once (they did not come the first time: NACK repairs
+// them), as rostrum loadtest counts them; RawGapPercent is their share of
+// Expected. Repaired are the packets that came after a higher one.
 type loss struct {
 	Expected         int64   `json:"expected"`
 	RawGaps          int64   `json:"rawGaps"`
-	NACKedPercent    float64 `json:"nackedPercent"`
+	RawGapPercent    float64 `json:"rawGapPercent"`
 	Repaired         int64   `json:"repaired"`
 	Duplicates       int64   `json:"duplicates"`
 	DuplicatePercent float64 `json:"duplicatePercent"`
@@ -174,7 +173,7 @@ func (r *report) writeTable(w io.Writer) {
 	row("per subscriber, video", "%s packets/s, %.2f Mbit/s", thousands(r.Video.PacketsPerSecond), r.Video.BitsPerSecond/1e6)
 	row("received, all", "%s packets/s, %.2f Mbit/s", thousands(r.Total.PacketsPerSecond), r.Total.BitsPerSecond/1e6)
 	row("raw gaps", "%s of %s packets (%.3f %%) did not come the first time; %s came later; %s duplicates (%.3f %%); %s padding packets",
-		thousands(float64(r.Loss.RawGaps)), thousands(float64(r.Loss.Expected)), r.Loss.NACKedPercent, thousands(float64(r.Loss.Repaired)),
+		thousands(float64(r.Loss.RawGaps)), thousands(float64(r.Loss.Expected)), r.Loss.RawGapPercent, thousands(float64(r.Loss.Repaired)),
 		thousands(float64(r.Loss.Duplicates)), r.Loss.DuplicatePercent, thousands(float64(r.Loss.PaddingPackets)))
 	if u := r.UDPDrops; u.Measured {
 		row("UDP drops (machine-wide)", "%d receive buffer overflows (RcvbufErrors), %d in errors in all (InErrors)", u.RcvbufErrors, u.InErrors)
@@ -243,7 +242,7 @@ func tableMain(files []string, stdout, stderr io.Writer) int {
 	for _, x := range runs {
 		r := x.r
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%.3f %%\t%s\t%d\t%.2f\t%.2f\t%d\t\n", subs(r), name(r), thousands(r.Server.PacketsPerSecondPerCore), r.Server.Cores,
-			kib(r.Server.MemoryPerSubscriptionBytes), r.Loss.NACKedPercent, share(r.Delivery.VideoShare), r.UDPDrops.RcvbufErrors, r.GeneratorCores, r.OtherCores, r.Errors.Count)
+			kib(r.Server.MemoryPerSubscriptionBytes), r.Loss.RawGapPercent, share(r.Delivery.VideoShare), r.UDPDrops.RcvbufErrors, r.GeneratorCores, r.OtherCores, r.Errors.Count)
 	}
 	if err := tw.Flush(); err != nil {
 		return 1

@@ -246,6 +246,7 @@ type mediaRun struct {
 	// m.pubs order) for the latency of real video.
 	video *videoFile
 	sent  []*sentTimes
+	gates []*keyframeGate
 	subs  []*subscription
 
 	measuring atomic.Bool
@@ -331,7 +332,9 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 			case m.video != nil:
 				st := newSentTimes()
 				m.sent = append(m.sent, st)
-				popts.Video = m.video.src.Clone()
+				g := &keyframeGate{MediaSource: m.video.src.Clone()}
+				m.gates = append(m.gates, g)
+				popts.Video = g
 				popts.OnPacketSent = func(kind string, _ uint16, payload []byte, at time.Time) {
 					if kind == rtclient.KindVideo {
 						st.record(payload, at)
@@ -393,7 +396,6 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	if err := sleep(ctx, o.Warmup); err != nil {
 		return nil, err
 	}
-	m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.before })
 	srv0, srvErr0 := readProcIf(m.t.ServerPID)
 	gen0, genErr0 := readProc(0)
 	machine := startMachineWatch()
@@ -403,10 +405,17 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	if m.t.ServerPID > 0 {
 		sock0, sockErr0 = readSocketDrops(m.t.ServerPID)
 	}
-	start := time.Now()
-	m.measuring.Store(true)
+	var (
+		start time.Time
+		rec   *recorder
+	)
+	m.atWindowEdge(func() {
+		m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.before })
+		start = time.Now()
+		m.measuring.Store(true)
+		rec = newRecorder(m, start, srv0, srvErr0 == nil)
+	})
 	m.log(fmt.Sprintf("measuring for %s", o.Duration))
-	rec := newRecorder(m, start, srv0, srvErr0 == nil)
 	// A test's hook runs alongside; the window lasts until it returns too.
 	var hookDone chan struct{}
 	if o.atMeasure != nil {
@@ -455,10 +464,15 @@ wait:
 			}
 		}
 	}
-	rec.sample(time.Now())
-	rec.closeBucket(time.Now())
-	m.measuring.Store(false)
-	window := time.Since(start)
+	var window time.Duration
+	m.atWindowEdge(func() {
+		now := time.Now()
+		rec.sample(now)
+		rec.closeBucket(now)
+		m.measuring.Store(false)
+		window = now.Sub(start)
+		m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.after })
+	})
 	rep.MachineCores = machine.cores()
 	if udp1, udpErr1 := readUDPCounters(); udpErr0 == nil && udpErr1 == nil {
 		rep.UDPDrops = UDPDrops{Measured: true, UDPCounters: UDPCounters{
@@ -473,7 +487,6 @@ wait:
 	}
 	srv1, srvErr1 := readProcIf(m.t.ServerPID)
 	gen1, genErr1 := readProc(0)
-	m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.after })
 
 	m.fill(rep, window)
 	rec.fill(rep)
@@ -630,6 +643,20 @@ func (m *mediaRun) subscribe(ctx context.Context, s *subscription) {
 	m.joinMu.Lock()
 	s.sub = sub
 	m.joinMu.Unlock()
+}
+
+// atWindowEdge runs f, which counts what was sent and received at an end
+// of the measured window. With a video file it runs on the first
+// publisher's sending goroutine, just before its next keyframe goes out
+// (up to two keyframe intervals later): a keyframe burst takes a good part
+// of a second to reach hundreds of subscribers from a loaded server, and
+// counted while one is on its way, its packets would be sent inside the
+// window and received outside it, or the other way round, by a few percent.
+// Before a keyframe, only the last small frame can be in flight.
+func (m *mediaRun) atWindowEdge(f func()) {
+	if m.video == nil || len(m.gates) == 0 || !m.gates[0].atNextKeyframe(f, 2*m.video.keyGap+time.Second) {
+		f()
+	}
 }
 
 // snapshot records every live subscription's counters.

@@ -89,6 +89,49 @@ type videoFile struct {
 	width, height int    // from an IVF header; 0 when the file has none
 	bitrate       int    // average over one pass
 	fps           int
+	keyGap        time.Duration // the longest time between keyframes, around the loop
+}
+
+// keyframeGate is a publisher's source of the video file that can run a
+// function just before a keyframe is sent: the Publisher asks for each
+// frame when it is due.
+type keyframeGate struct {
+	rtclient.MediaSource
+	before atomic.Pointer[func()]
+}
+
+// NextFrame implements rtclient.MediaSource.
+func (g *keyframeGate) NextFrame() (rtclient.Frame, error) {
+	f, err := g.MediaSource.NextFrame()
+	if err == nil && f.Keyframe {
+		if h := g.before.Swap(nil); h != nil {
+			(*h)()
+		}
+	}
+	return f, err
+}
+
+// atNextKeyframe runs f just before the next keyframe is sent and reports
+// whether it did: false if none came within timeout (f did not run then).
+func (g *keyframeGate) atNextKeyframe(f func(), timeout time.Duration) bool {
+	done := make(chan struct{})
+	h := func() {
+		f()
+		close(done)
+	}
+	g.before.Store(&h)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		if g.before.CompareAndSwap(&h, nil) {
+			return false
+		}
+		<-done // it is running now
+		return true
+	}
 }
 
 // openVideoFile reads o.VideoFile, making it first if it is "auto".
@@ -120,10 +163,30 @@ func openVideoFile(ctx context.Context, o *MediaOptions, progress func(string)) 
 	}
 	v.src = src
 	if d := src.Duration(); d > 0 {
-		var size int64
+		var (
+			size       int64
+			sinceKey   time.Duration
+			firstKeyAt = time.Duration(-1)
+			elapsed    time.Duration
+		)
 		for range src.Len() {
 			f, _ := src.NextFrame()
 			size += int64(len(f.Data))
+			if f.Keyframe {
+				if firstKeyAt < 0 {
+					firstKeyAt = elapsed
+				} else {
+					v.keyGap = max(v.keyGap, sinceKey)
+				}
+				sinceKey = 0
+			}
+			sinceKey += f.Duration
+			elapsed += f.Duration
+		}
+		if firstKeyAt < 0 {
+			v.keyGap = d // no keyframe at all: the timeout is all there is
+		} else {
+			v.keyGap = max(v.keyGap, sinceKey+firstKeyAt) // around the loop
 		}
 		src = src.Clone() // back to the first frame
 		v.src = src

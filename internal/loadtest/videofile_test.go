@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 )
@@ -175,3 +176,55 @@ func TestMediaVideoFileRefusesSimulcast(t *testing.T) {
 }
 
 func testingCI() bool { return os.Getenv("CI") != "" }
+
+// frames is a MediaSource of numbered frames, every third a keyframe.
+type frames struct{ n int }
+
+func (f *frames) Codec() webrtc.RTPCodecCapability { return rtclient.CodecVP8 }
+func (f *frames) NextFrame() (rtclient.Frame, error) {
+	f.n++
+	return rtclient.Frame{Data: []byte{byte(f.n)}, Duration: time.Millisecond, Keyframe: f.n%3 == 0}, nil
+}
+
+// keyframeGate runs a function once, just before the next keyframe is
+// returned, and atNextKeyframe waits for it; without a keyframe it gives up.
+func TestKeyframeGate(t *testing.T) {
+	g := &keyframeGate{MediaSource: &frames{}}
+	if _, err := g.NextFrame(); err != nil { // frame 1
+		t.Fatal(err)
+	}
+	ranAt := make(chan int, 2)
+	done := make(chan bool)
+	go func() { done <- g.atNextKeyframe(func() { ranAt <- g.MediaSource.(*frames).n }, time.Minute) }()
+	// Frames are asked for until the function has run (it is set
+	// asynchronously); it must have run once, at a keyframe.
+	var got []rtclient.Frame
+	for len(ranAt) == 0 {
+		f, _ := g.NextFrame()
+		got = append(got, f)
+	}
+	if !<-done {
+		t.Fatal("atNextKeyframe reported no keyframe")
+	}
+	n := <-ranAt
+	if n%3 != 0 || !got[len(got)-1].Keyframe || got[len(got)-1].Data[0] != byte(n) {
+		t.Errorf("ran at frame %d; the last frame returned was %v", n, got[len(got)-1])
+	}
+	for range 6 {
+		_, _ = g.NextFrame()
+	}
+	if len(ranAt) != 0 {
+		t.Error("ran again")
+	}
+	// No frames asked for: it gives up, and the function never runs.
+	ran := false
+	if g.atNextKeyframe(func() { ran = true }, 10*time.Millisecond) {
+		t.Error("reported a keyframe that never came")
+	}
+	for range 6 {
+		_, _ = g.NextFrame()
+	}
+	if ran {
+		t.Error("ran after giving up")
+	}
+}

@@ -107,6 +107,8 @@ type subTrack struct {
 	packets     int64
 	bytes       int64
 	duplicates  int64
+	gaps        int64 // sequence numbers skipped when a higher one came
+	filled      int64 // packets that came after a higher one
 	firstPacket time.Time
 	lastPacket  time.Time
 	seq         seqTracker
@@ -119,17 +121,22 @@ type TrackStats struct {
 	MimeType string // codec of the remote track; "" before it arrives
 	SSRC     uint32
 
-	Packets     int64     // RTP packets read (after Drop), retransmissions and duplicates included
-	Bytes       int64     // their size, RTP headers included
-	Duplicates  int64     // packets whose sequence number had already been read
-	Lost        int64     // sequence numbers between the first and the highest read that never arrived (gaps not recovered)
-	Late        int64     // packets too far behind the highest to be counted (over 4096 sequence numbers)
-	Dropped     int64     // packets discarded by SubscribeOptions.Drop
-	NACKs       int64     // RTCP NACK packets sent for this track
-	NACKedSeqs  int64     // sequence numbers asked for in them
-	PLIs        int64     // PLIs sent for this track (by SendPLI: the Subscriber sends none of its own)
-	FirstPacket time.Time // when the first packet arrived
-	LastPacket  time.Time // when the latest packet arrived
+	Packets    int64 // RTP packets read (after Drop), retransmissions and duplicates included
+	Bytes      int64 // their size, RTP headers included
+	Duplicates int64 // packets whose sequence number had already been read
+	Lost       int64 // sequence numbers between the first and the highest read that never arrived (gaps not recovered)
+	Late       int64 // packets too far behind the highest to be counted (over 4096 sequence numbers)
+	// Gaps counts the sequence numbers skipped when a higher one arrived:
+	// packets that did not come the first time, whether NACK brought them
+	// later or not ("raw gaps"). Filled counts the packets that came after
+	// a higher one: repairs (and reordering).
+	Gaps, Filled int64
+	Dropped      int64     // packets discarded by SubscribeOptions.Drop
+	NACKs        int64     // RTCP NACK packets sent for this track
+	NACKedSeqs   int64     // sequence numbers asked for in them
+	PLIs         int64     // PLIs sent for this track (by SendPLI: the Subscriber sends none of its own)
+	FirstPacket  time.Time // when the first packet arrived
+	LastPacket   time.Time // when the latest packet arrived
 	// HighestSeq is the highest sequence number read, unwrapped to 64 bits
 	// (the first packet's number plus 65,536 per wrap since).
 	HighestSeq int64
@@ -347,6 +354,11 @@ func (st *subTrack) onPacket(seq uint16, size int, now time.Time) (gap bool) {
 	case seqDuplicate:
 		st.duplicates++
 	case seqNew:
+		if ext > prev+1 {
+			st.gaps += ext - prev - 1
+		} else if ext < prev {
+			st.filled++
+		}
 		if st.nack != nil {
 			if ext > prev+1 {
 				gap = st.nack.gap(prev+1, ext, now)
@@ -407,6 +419,7 @@ func (s *Subscriber) Stats(kind string) TrackStats {
 	ts.MimeType, ts.SSRC = st.mime, st.ssrc
 	ts.Packets, ts.Bytes, ts.Duplicates, ts.Late = st.packets, st.bytes, st.duplicates, st.seq.late
 	ts.Lost = st.seq.lost()
+	ts.Gaps, ts.Filled = st.gaps, st.filled
 	ts.FirstPacket, ts.LastPacket = st.firstPacket, st.lastPacket
 	ts.HighestSeq = st.seq.highest
 	st.mu.Unlock()
