@@ -121,25 +121,25 @@ type TrackStats struct {
 	MimeType string // codec of the remote track; "" before it arrives
 	SSRC     uint32
 
-	Packets    int64 // RTP packets read (after Drop), retransmissions and duplicates included
-	Bytes      int64 // their size, RTP headers included
-	Duplicates int64 // packets whose sequence number had already been read
-	Lost       int64 // sequence numbers between the first and the highest read that never arrived (gaps not recovered)
-	Late       int64 // packets too far behind the highest to be counted (over 4096 sequence numbers)
+	Packets     int64     // RTP packets read (after Drop), retransmissions and duplicates included
+	Bytes       int64     // their size, RTP headers included
+	Duplicates  int64     // packets whose sequence number had already been read
+	Lost        int64     // sequence numbers between the first and the highest read that never arrived (gaps not recovered)
+	Late        int64     // packets too far behind the highest to be counted (over 4096 sequence numbers)
+	Dropped     int64     // packets discarded by SubscribeOptions.Drop
+	NACKs       int64     // RTCP NACK packets sent for this track
+	NACKedSeqs  int64     // sequence numbers asked for in them
+	PLIs        int64     // PLIs sent for this track (by SendPLI: the Subscriber sends none of its own)
+	FirstPacket time.Time // when the first packet arrived
+	LastPacket  time.Time // when the latest packet arrived
+	// HighestSeq is the highest sequence number read, unwrapped to 64 bits
+	// (the first packet's number plus 65,536 per wrap since).
+	HighestSeq int64
 	// Gaps counts the sequence numbers skipped when a higher one arrived:
 	// packets that did not come the first time, whether NACK brought them
 	// later or not ("raw gaps"). Filled counts the packets that came after
 	// a higher one: repairs (and reordering).
 	Gaps, Filled int64
-	Dropped      int64     // packets discarded by SubscribeOptions.Drop
-	NACKs        int64     // RTCP NACK packets sent for this track
-	NACKedSeqs   int64     // sequence numbers asked for in them
-	PLIs         int64     // PLIs sent for this track (by SendPLI: the Subscriber sends none of its own)
-	FirstPacket  time.Time // when the first packet arrived
-	LastPacket   time.Time // when the latest packet arrived
-	// HighestSeq is the highest sequence number read, unwrapped to 64 bits
-	// (the first packet's number plus 65,536 per wrap since).
-	HighestSeq int64
 
 	Frames     int64     // frames rebuilt (0 with NoFrames)
 	FrameBytes int64     // their size
