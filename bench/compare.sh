@@ -9,7 +9,8 @@
 #
 # Settings (environment): SUBSCRIBERS ("100 200 300"), RUNS per point (1),
 # DURATION (15s), WARMUP (5s), JOIN_RATE (20), SERVER_CPUS (0), CPUS (1),
-# OUT (a new directory under /tmp), VIDEO (make one with ffmpeg).
+# OUT (a new directory under /tmp), VIDEO (make one with ffmpeg), LIVEKIT_ARGS
+# and ROSTRUM_ARGS (more flags for each side, e.g. --single-peer-connection).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,8 @@ SERVER_CPUS=${SERVER_CPUS:-0}
 CPUS=${CPUS:-1}
 OUT=${OUT:-$(mktemp -d /tmp/rostrum-vs-livekit.XXXXXX)}
 LIVEKIT_SERVER=${LIVEKIT_SERVER:-$(command -v livekit-server || true)}
+read -r -a livekit_args <<<"${LIVEKIT_ARGS:-}"
+read -r -a rostrum_args <<<"${ROSTRUM_ARGS:-}"
 
 if [ -z "$LIVEKIT_SERVER" ] || [ ! -x "$LIVEKIT_SERVER" ]; then
   cat >&2 <<'MSG'
@@ -55,11 +58,11 @@ for n in $SUBSCRIBERS; do
     # One after the other at each point, so that a change in the machine's
     # load falls on both.
     echo "== N=$n run $run: Rostrum"
-    "$OUT/bin/rostrum" loadtest "${common[@]}" --no-audio --subscribers "$n" \
+    "$OUT/bin/rostrum" loadtest "${common[@]}" --no-audio --subscribers "$n" ${rostrum_args[@]+"${rostrum_args[@]}"} \
       --json "$OUT/rostrum-$n-$run.json" >"$OUT/rostrum-$n-$run.txt" || echo "   (exit $?: see $OUT/rostrum-$n-$run.txt)"
     echo "== N=$n run $run: LiveKit"
     "$OUT/bin/livekit-bench" --server "$LIVEKIT_SERVER" "${common[@]}" --subscribers "$n" \
-      --server-log "$OUT/livekit-server.log" \
+      --server-log "$OUT/livekit-server.log" ${livekit_args[@]+"${livekit_args[@]}"} \
       --json "$OUT/livekit-$n-$run.json" >"$OUT/livekit-$n-$run.txt" || echo "   (exit $?: see $OUT/livekit-$n-$run.txt)"
   done
 done

@@ -59,6 +59,7 @@ type options struct {
 	jsonOut     string
 	quiet       bool
 	verbose     bool
+	singlePC    bool
 }
 
 // pinnedEnv marks the process re-executed under taskset for --cpus.
@@ -87,6 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "measured time")
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file (- for standard output, instead of the table)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on standard error")
+	fs.BoolVar(&o.singlePC, "single-peer-connection", false, "subscribers use one peer connection (the SDK's single-PC mode) instead of the default two, a publishing one that stays idle and a subscribing one")
 	fs.BoolVar(&o.verbose, "verbose", false, "let the LiveKit SDK (and pion under it) log to standard error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

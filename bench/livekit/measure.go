@@ -48,10 +48,14 @@ func measure(ctx context.Context, o options, progress func(string)) (*report, er
 	if o.serverCPUs != "" {
 		pinned = "pinned to CPU " + o.serverCPUs
 	}
+	pcs := "two peer connections per subscriber (the SDK's default)"
+	if o.singlePC {
+		pcs = "one peer connection per subscriber"
+	}
 	rep := &report{
 		Mode:              "livekit",
 		ServerDescription: fmt.Sprintf("livekit-server (%s), pid %d, %s", o.server, lk.pid(), pinned),
-		Generator:         "livekit-bench, " + generatorDescription(),
+		Generator:         "livekit-bench, " + generatorDescription() + "; " + pcs,
 		Load: load{
 			Stages: 1, PublishersPerStage: 1, SubscribersPerStage: o.subscribers, Subscriptions: o.subscribers,
 			VideoFile: o.videoFile, Codec: "vp8", VideoBitrate: int(file.bitrate()), Width: file.width, Height: file.height,
@@ -138,7 +142,11 @@ func measure(ctx context.Context, o options, progress func(string)) (*report, er
 					go st.read(tr)
 				}
 			}
-			r, err := connect(fmt.Sprintf("subscriber-%d", i), cb)
+			var opts []lksdk.ConnectOption
+			if o.singlePC {
+				opts = append(opts, lksdk.WithSinglePeerConnection())
+			}
+			r, err := connect(fmt.Sprintf("subscriber-%d", i), cb, opts...)
 			if err != nil {
 				failMu.Lock()
 				failures = append(failures, err.Error())
