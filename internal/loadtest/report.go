@@ -339,7 +339,11 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 	row("load", "%s", load)
 	media := "no video"
 	if l.Codec != "" {
-		media = fmt.Sprintf("%s %s %d×%d %d fps", strings.ToUpper(l.Codec), bitrate(float64(l.VideoBitrate)), l.Width, l.Height, l.FPS)
+		size := fmt.Sprintf(" %d×%d", l.Width, l.Height)
+		if l.Width == 0 {
+			size = "" // a video file that does not say (H.264 Annex-B)
+		}
+		media = fmt.Sprintf("%s %s%s %d fps", strings.ToUpper(l.Codec), bitrate(float64(l.VideoBitrate)), size, l.FPS)
 		if l.Simulcast {
 			media += " simulcast (hi, mid, low)"
 		}
