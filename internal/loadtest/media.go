@@ -396,9 +396,6 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	if err := sleep(ctx, o.Warmup); err != nil {
 		return nil, err
 	}
-	srv0, srvErr0 := readProcIf(m.t.ServerPID)
-	gen0, genErr0 := readProc(0)
-	machine := startMachineWatch()
 	udp0, udpErr0 := readUDPCounters()
 	var sock0 int64
 	sockErr0 := errNoProc
@@ -406,10 +403,17 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 		sock0, sockErr0 = readSocketDrops(m.t.ServerPID)
 	}
 	var (
-		start time.Time
-		rec   *recorder
+		start            time.Time
+		rec              *recorder
+		srv0, gen0       procSample
+		srvErr0, genErr0 error
+		machine          machineWatch
 	)
+	// The CPU figures are rates over the same window as the packets'.
 	m.atWindowEdge(func() {
+		srv0, srvErr0 = readProcIf(m.t.ServerPID)
+		gen0, genErr0 = readProc(0)
+		machine = startMachineWatch()
 		m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.before })
 		start = time.Now()
 		m.measuring.Store(true)
@@ -464,7 +468,11 @@ wait:
 			}
 		}
 	}
-	var window time.Duration
+	var (
+		window           time.Duration
+		srv1, gen1       procSample
+		srvErr1, genErr1 error
+	)
 	m.atWindowEdge(func() {
 		now := time.Now()
 		rec.sample(now)
@@ -472,8 +480,10 @@ wait:
 		m.measuring.Store(false)
 		window = now.Sub(start)
 		m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.after })
+		srv1, srvErr1 = readProcIf(m.t.ServerPID)
+		gen1, genErr1 = readProc(0)
+		rep.MachineCores = machine.cores()
 	})
-	rep.MachineCores = machine.cores()
 	if udp1, udpErr1 := readUDPCounters(); udpErr0 == nil && udpErr1 == nil {
 		rep.UDPDrops = UDPDrops{Measured: true, UDPCounters: UDPCounters{
 			InErrors:     udp1.InErrors - udp0.InErrors,
@@ -485,8 +495,6 @@ wait:
 			rep.UDPDrops.ServerMeasured, rep.UDPDrops.ServerSocketDrops = true, sock1-sock0
 		}
 	}
-	srv1, srvErr1 := readProcIf(m.t.ServerPID)
-	gen1, genErr1 := readProc(0)
 
 	m.fill(rep, window)
 	rec.fill(rep)
