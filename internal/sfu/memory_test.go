@@ -45,7 +45,8 @@ type memMsg struct {
 // connection receiving both tracks, connected from another process. It
 // reports the live heap (after a forced GC), the heap spans in use and the
 // goroutine stacks per subscription, and goroutines per subscription, once
-// every subscriber has received memPackets packets of each track. With
+// every subscriber has received memPackets packets of each track (and,
+// with ROSTRUM_MEM_HOLD, again that much later). With
 // ROSTRUM_MEMPROFILE_DIR set it writes heap profiles before (base.pb.gz) and
 // after (load.pb.gz) the subscribers joined, sampled every 2 KiB:
 //
@@ -67,9 +68,16 @@ func BenchmarkSubscriberMemory(b *testing.B) {
 }
 
 func measureSubscriberMemory(b *testing.B, n int, dir string) {
-	ctx := testContext(b)
+	hold, _ := time.ParseDuration(os.Getenv("ROSTRUM_MEM_HOLD"))
+	// The context bounds the child process too (it is killed when the
+	// context ends): long enough for joining n and holding them.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+hold)
+	defer cancel()
 	r := newTestEngine(b).NewRouter("memory")
-	tp := startPublisher(b, ctx, r, "pub", pubOpts{})
+	// The publisher (in this process) offers no NACK: its pion responder
+	// would fill a history of sent packets while the subscribers are held,
+	// a growth that is not the server's.
+	tp := startPublisher(b, ctx, r, "pub", pubOpts{client: clientOpts{noNACK: true}})
 	select {
 	case <-tp.media:
 	case <-ctx.Done():
@@ -127,6 +135,13 @@ func measureSubscriberMemory(b *testing.B, n int, dir string) {
 	b.ReportMetric(per(base.ms.HeapInuse, load.ms.HeapInuse), "heap-inuse-B/sub")
 	b.ReportMetric(per(base.ms.StackInuse, load.ms.StackInuse), "stack-B/sub")
 	b.ReportMetric(float64(load.goroutines-base.goroutines)/float64(n), "goroutines/sub")
+	// ROSTRUM_MEM_HOLD (a duration) keeps the subscribers that much longer
+	// and measures again: what grows with a connection's age.
+	if hold > 0 {
+		time.Sleep(hold)
+		held := memSnapshot(b, dir, "held.pb.gz")
+		b.ReportMetric(per(base.ms.HeapAlloc, held.ms.HeapAlloc), "held-live-B/sub")
+	}
 	for _, s := range subs {
 		_ = s.Close()
 	}
@@ -151,6 +166,10 @@ func memSnapshot(b *testing.B, dir, profile string) memState {
 		must(b, err)
 		must(b, pprof.Lookup("heap").WriteTo(f, 0))
 		must(b, f.Close())
+		g, err := os.Create(filepath.Join(dir, "goroutines-"+profile+".txt"))
+		must(b, err)
+		must(b, pprof.Lookup("goroutine").WriteTo(g, 1))
+		must(b, g.Close())
 	}
 	return s
 }
@@ -175,8 +194,7 @@ func TestMemoryClientProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := json.NewDecoder(os.Stdin)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	ctx := context.Background() // the benchmark's context ends this process
 
 	api := clientAPI(t, clientOpts{})
 	type counts struct{ audio, video atomic.Int64 }
