@@ -42,13 +42,14 @@ type Config struct {
 	SelfSignedTokenMaxLifetime time.Duration
 
 	// Media plane.
-	RTCUDPPort     int
-	RTCTCPPort     int
-	RTCListenIP    string
-	RTCPublicIPs   string // comma-separated
-	SessionGrace   time.Duration
-	MaxPublishers  int
-	MaxSubscribers int
+	RTCUDPPort       int
+	RTCTCPPort       int
+	RTCFanoutWorkers int
+	RTCListenIP      string
+	RTCPublicIPs     string // comma-separated
+	SessionGrace     time.Duration
+	MaxPublishers    int
+	MaxSubscribers   int
 	// ParticipantConnectRate and ParticipantConnectBurst limit how fast one
 	// participant opens media connections (internal/stage).
 	ParticipantConnectRate  float64
@@ -105,6 +106,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7882, "the one UDP port of all WebRTC media (ICE over UDP); 0 picks a free port")
 	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", 7881, "the one TCP port for WebRTC media over TCP (ICE-TCP) for clients without UDP; 0 picks a free port, -1 disables")
 	fs.StringVar(&c.RTCListenIP, "rtc-listen-ip", "", "address the media ports bind to (default: the host of --listen, so 127.0.0.1 unless --listen says otherwise; all interfaces when --rtc-public-ip is set or --public-url names another host)")
+	fs.IntVar(&c.RTCFanoutWorkers, "rtc-fanout-workers", 0, "goroutines that help send one packet to many subscribers (from 32 up) on several cores; 0 = one fewer than the CPUs Go uses, -1 = none (each publisher's track fans out on one core)")
 	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", "", "comma-separated IPs to advertise as media candidates, for hosts behind 1:1 NAT (default: the interface addresses)")
 	fs.DurationVar(&c.SessionGrace, "session-grace", 10*time.Second, "how long a stage session outlives its last participant, so that reconnects stay in one session")
 	fs.IntVar(&c.MaxPublishers, "max-publishers", 12, "publishers per stage (IVS: 12)")
@@ -189,6 +191,9 @@ func (c *Config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("--log-level %q: must be debug, info, warn or error", c.LogLevel))
+	}
+	if c.RTCFanoutWorkers < -1 || c.RTCFanoutWorkers > 1024 {
+		errs = append(errs, fmt.Errorf("--rtc-fanout-workers %d: must be -1 (none), 0 (one fewer than the CPUs) or up to 1024", c.RTCFanoutWorkers))
 	}
 	for _, ip := range c.PublicIPs() {
 		if net.ParseIP(ip) == nil {

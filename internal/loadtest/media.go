@@ -2,10 +2,14 @@ package loadtest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -15,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
+	"github.com/pion/transport/v5/stdnet"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/rostrum-dev/rostrum/internal/rtclient"
 )
@@ -252,6 +258,14 @@ type mediaRun struct {
 	measuring atomic.Bool
 	latency   histogram
 
+	// certs is the one DTLS certificate of every client: real clients
+	// each have theirs, made before they join; a generator making one per
+	// connection would spend its CPU at join time on keys, not the server.
+	certs []webrtc.Certificate
+	// shared gives every client one view of the network interfaces
+	// instead of each listing them (netlink) as it gathers candidates.
+	shared func(*webrtc.SettingEngine)
+
 	errMu  sync.Mutex
 	errs   int
 	kinds  []string
@@ -282,6 +296,20 @@ func RunMedia(ctx context.Context, t Target, o MediaOptions, progress func(strin
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	m := &mediaRun{t: t, o: o, log: progress, api: t.apiClient(16)}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := webrtc.GenerateCertificate(key)
+	if err != nil {
+		return nil, err
+	}
+	m.certs = []webrtc.Certificate{*cert}
+	ifaces, err := stdnet.NewNet()
+	if err != nil {
+		return nil, err
+	}
+	m.shared = func(se *webrtc.SettingEngine) { se.SetNet(ifaces) }
 	if o.VideoFile != "" {
 		v, err := openVideoFile(ctx, &m.o, progress)
 		if err != nil {
@@ -324,7 +352,7 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 			if o.Events {
 				m.connectEvents(ctx, tok)
 			}
-			popts := rtclient.PublishOptions{DisableFrameHashes: true, LoopbackOnly: o.LoopbackOnly}
+			popts := rtclient.PublishOptions{DisableFrameHashes: true, LoopbackOnly: o.LoopbackOnly, Certificates: m.certs, SettingEngine: m.shared}
 			if !o.NoAudio {
 				popts.Audio = audioSource()
 			}
@@ -397,6 +425,8 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 		return nil, err
 	}
 	udp0, udpErr0 := readUDPCounters()
+	metricsURL := strings.TrimRight(m.t.Endpoint, "/") + "/metrics"
+	fwd0, fwdErr0 := scrapeForwardDelay(ctx, http.DefaultClient, metricsURL)
 	var sock0 int64
 	sockErr0 := errNoProc
 	if m.t.ServerPID > 0 {
@@ -489,6 +519,12 @@ wait:
 			InErrors:     udp1.InErrors - udp0.InErrors,
 			RcvbufErrors: udp1.RcvbufErrors - udp0.RcvbufErrors,
 		}}
+	}
+	if fwdErr0 == nil {
+		if fwd1, err := scrapeForwardDelay(context.WithoutCancel(ctx), http.DefaultClient, metricsURL); err == nil {
+			n, ms := delayQuantiles(fwd0, fwd1, 0.5, 0.99, 0.999)
+			rep.ForwardDelay = ForwardDelay{Measured: true, Packets: int64(n), P50Ms: ms[0], P99Ms: ms[1], P999Ms: ms[2]}
+		}
 	}
 	if sockErr0 == nil {
 		if sock1, err := readSocketDrops(m.t.ServerPID); err == nil {
@@ -603,7 +639,7 @@ func (m *mediaRun) subscribe(ctx context.Context, s *subscription) {
 		sent = m.sent[m.pubIndex(s)]
 	}
 	opts := rtclient.SubscribeOptions{
-		PublisherID: s.publisherID, NoFrames: true, LoopbackOnly: o.LoopbackOnly,
+		PublisherID: s.publisherID, NoFrames: true, LoopbackOnly: o.LoopbackOnly, Certificates: m.certs, SettingEngine: m.shared,
 		OnPacket: func(kind string, pkt []byte, at time.Time) {
 			if len(pkt) < 12 {
 				return

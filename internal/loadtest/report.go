@@ -44,6 +44,9 @@ type MediaReport struct {
 	// alike; on loopback with nothing else receiving UDP, a rise in
 	// RcvbufErrors is the server's or the generator's socket overflowing.
 	UDPDrops UDPDrops `json:"udpDrops"`
+	// ForwardDelay is the server's own share of the latency, from its
+	// metrics (fwddelay.go).
+	ForwardDelay ForwardDelay `json:"forwardDelay"`
 	// Jitter is RFC 3550's interarrival jitter at the subscribers, in
 	// milliseconds: the mean over subscriptions, and the largest.
 	Jitter JitterStats `json:"jitterMs"`
@@ -165,6 +168,18 @@ type JitterStats struct {
 	VideoMax  float64 `json:"videoMax"`
 	AudioMean float64 `json:"audioMean"`
 	AudioMax  float64 `json:"audioMax"`
+}
+
+// ForwardDelay is rostrum_media_forward_delay_seconds over the window: per
+// packet a publisher sent, from the server reading it to its last
+// subscriber's send. Quantiles are interpolated within the histogram's
+// buckets (0.1, 0.25, 0.5, 1, 2, 5 ms, ...).
+type ForwardDelay struct {
+	Measured bool    `json:"measured"` // the server's /metrics had it
+	Packets  int64   `json:"packets"`
+	P50Ms    float64 `json:"p50Ms"`
+	P99Ms    float64 `json:"p99Ms"`
+	P999Ms   float64 `json:"p999Ms"`
 }
 
 // ServerStats are read from /proc/<pid> (Target.ServerPID).
@@ -388,6 +403,9 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 	writeDelivery(row, r.Delivery)
 	row("jitter", "video %.2f ms (max %.2f), audio %.2f ms (max %.2f)", r.Jitter.VideoMean, r.Jitter.VideoMax, r.Jitter.AudioMean, r.Jitter.AudioMax)
 	row("latency, send → receive", "%s", pct(r.Latency))
+	if f := r.ForwardDelay; f.Measured {
+		row("server's share (forward delay)", "p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms over %s packets (read → last subscriber's send)", f.P50Ms, f.P99Ms, f.P999Ms, thousands(float64(f.Packets)))
+	}
 	if s := r.Server; s.Measured {
 		row("server CPU", "%.2f cores; %.1f µs per packet received → %s packets/s per core", s.Cores, s.CPUPerPacketMicros, thousands(s.PacketsPerSecondPerCore))
 		row("server memory", "RSS %s (%s with publishers only, %s per subscription; peak %s), %d threads",

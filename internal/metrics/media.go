@@ -31,6 +31,7 @@ var (
 	keyframesDesc    = desc("media_keyframe_requests_total", "Keyframe requests (PLI, FIR): sent to publishers (direction=upstream), received from subscribers (direction=downstream).", "direction")
 	lossDesc         = desc("media_loss_fraction", "Fraction of packets lost, per RTCP receiver report block: reports the server sends publishers (direction=upstream) and subscribers send the server (direction=downstream).", "direction")
 	joinDesc         = desc("media_join_seconds", "Time from a publish or subscribe offer to its peer connection being up (ICE and DTLS done, media can flow).", "kind")
+	fwdDelayDesc     = desc("media_forward_delay_seconds", "Per packet received from a publisher, time from the server reading it to its last subscriber's send: the server's own share of media latency.")
 )
 
 type mediaCollector struct {
@@ -40,7 +41,7 @@ type mediaCollector struct {
 
 func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{stagesDesc, sessionsDesc, participantsDesc, publishersDesc, subscribersDesc,
-		recvPacketsDesc, recvBytesDesc, fwdPacketsDesc, fwdBytesDesc, nacksDesc, keyframesDesc, lossDesc, joinDesc} {
+		recvPacketsDesc, recvBytesDesc, fwdPacketsDesc, fwdBytesDesc, nacksDesc, keyframesDesc, lossDesc, joinDesc, fwdDelayDesc} {
 		ch <- d
 	}
 }
@@ -71,6 +72,7 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	histogram(ch, lossDesc, e.DownstreamLoss, "downstream")
 	histogram(ch, joinDesc, e.PublishJoin, "publish")
 	histogram(ch, joinDesc, e.SubscribeJoin, "subscribe")
+	histogram(ch, fwdDelayDesc, e.ForwardDelay)
 }
 
 // histogram sends an sfu histogram snapshot as a Prometheus histogram

@@ -38,6 +38,7 @@ type peerConfig struct {
 	loopbackOnly bool
 	settings     func(*webrtc.SettingEngine)
 	first        []interceptor.Interceptor // run closest to the network, first[0] nearest
+	certificates []webrtc.Certificate      // nil: pion makes one
 }
 
 // Payload types of the codecs this package offers. They follow pion's and
@@ -153,7 +154,7 @@ func newPeerConnection(cfg peerConfig) (*webrtc.PeerConnection, error) {
 	}
 
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
-	return api.NewPeerConnection(webrtc.Configuration{})
+	return api.NewPeerConnection(webrtc.Configuration{Certificates: cfg.certificates})
 }
 
 // interceptorFactory makes an interceptor.Factory of a function.

@@ -51,6 +51,9 @@ type PublishOptions struct {
 	// SettingEngine, if set, is called last on the pion SettingEngine, for
 	// any other network setting.
 	SettingEngine func(*webrtc.SettingEngine)
+	// Certificates, if set, is the DTLS certificate instead of a new one
+	// per connection (see SubscribeOptions.Certificates).
+	Certificates []webrtc.Certificate
 	// DisableFrameHashes turns off SentFrames (saves a SHA-256 per frame in
 	// load generation). Counters still run.
 	DisableFrameHashes bool
@@ -177,7 +180,7 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 
 	var tagger *ridTagger
 	tap := newSendTap()
-	cfg := peerConfig{iceTransport: opts.ICETransport, loopbackOnly: opts.LoopbackOnly, settings: opts.SettingEngine, first: []interceptor.Interceptor{tap}}
+	cfg := peerConfig{iceTransport: opts.ICETransport, loopbackOnly: opts.LoopbackOnly, settings: opts.SettingEngine, first: []interceptor.Interceptor{tap}, certificates: opts.Certificates}
 	if len(opts.Simulcast) > 0 {
 		// After the tap: the tap counts the packets the tagger has tagged.
 		tagger = newRIDTagger()

@@ -59,6 +59,11 @@ type SubscribeOptions struct {
 	LoopbackOnly bool
 	// SettingEngine, if set, is called last on the pion SettingEngine.
 	SettingEngine func(*webrtc.SettingEngine)
+	// Certificates, if set, is the DTLS certificate instead of a new one
+	// per connection: a load generator's many clients share one, as each
+	// real client has one of its own already (its key costs the generator,
+	// not the server, CPU at every join).
+	Certificates []webrtc.Certificate
 	// NoFrames turns off frame rebuilding and hashing: only packet counters
 	// run. A pion sample builder holds 1 MiB of state per track; load
 	// generation with many subscribers wants this.
@@ -177,6 +182,7 @@ func Subscribe(ctx context.Context, token string, opts SubscribeOptions) (*Subsc
 	pc, err := newPeerConnection(peerConfig{
 		iceTransport: opts.ICETransport, loopbackOnly: opts.LoopbackOnly,
 		settings: opts.SettingEngine, first: []interceptor.Interceptor{tap},
+		certificates: opts.Certificates,
 	})
 	if err != nil {
 		return nil, err

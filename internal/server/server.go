@@ -161,11 +161,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, err
 	}
 	engine, err := sfu.NewEngine(sfu.Config{
-		UDPPort:   cfg.RTCUDPPort,
-		TCPPort:   cfg.RTCTCPPort,
-		ListenIP:  cfg.MediaListenIP(),
-		PublicIPs: cfg.PublicIPs(),
-		Logger:    log,
+		UDPPort:       cfg.RTCUDPPort,
+		TCPPort:       cfg.RTCTCPPort,
+		ListenIP:      cfg.MediaListenIP(),
+		PublicIPs:     cfg.PublicIPs(),
+		FanoutWorkers: cfg.RTCFanoutWorkers,
+		Logger:        log,
 	})
 	if err != nil {
 		bus.Close()

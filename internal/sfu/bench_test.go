@@ -64,16 +64,34 @@ func BenchmarkFanout(b *testing.B) {
 // cases measure the transport-wide sequence numbers and pion's GCC on top.
 func BenchmarkForwardPion(b *testing.B) {
 	for _, n := range []int{1, 10} {
-		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) { benchPion(b, n, nil) })
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) { benchPion(b, n, nil, 0) })
 	}
 	for _, n := range []int{1, 10} {
-		b.Run(fmt.Sprintf("simulcast/subscribers=%d", n), func(b *testing.B) { benchPion(b, n, []string{"low", "mid", "hi"}) })
+		b.Run(fmt.Sprintf("simulcast/subscribers=%d", n), func(b *testing.B) { benchPion(b, n, []string{"low", "mid", "hi"}, 0) })
 	}
 }
 
-func benchPion(b *testing.B, n int, rids []string) {
+// BenchmarkForwardPionSpread is BenchmarkForwardPion with many subscribers,
+// the fan-out inline (workers=-1) and spread over GOMAXPROCS-1 workers
+// (workers=0; run it with -cpu 1,2,4). ns/op is the time from a packet's
+// arrival at the forwarder until its last subscriber's write returned: the
+// fan-out's share of that subscriber's latency.
+func BenchmarkForwardPionSpread(b *testing.B) {
+	for _, n := range []int{100, 300} {
+		for _, w := range []int{-1, 0} {
+			b.Run(fmt.Sprintf("subscribers=%d/workers=%d", n, w), func(b *testing.B) { benchPion(b, n, nil, w) })
+		}
+	}
+}
+
+func benchPion(b *testing.B, n int, rids []string, workers int) {
 	ctx := testContext(b)
-	r := newTestEngine(b).NewRouter("bench")
+	e, err := NewEngine(Config{ListenIP: "127.0.0.1", FanoutWorkers: workers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = e.Close() })
+	r := e.NewRouter("bench")
 	tp := startPublisher(b, ctx, r, "pub", pubOpts{noAudio: true, silent: true, rids: rids})
 	for i := range n {
 		if _, err := subscribe(b, ctx, r, fmt.Sprintf("s%d", i), "pub", subOpts{client: clientOpts{noAudio: true}, noRead: true}); err != nil {

@@ -51,13 +51,16 @@ type Engine struct {
 	// with only the interceptors that role needs), and a subscriber with
 	// congestion control gets an API of its own, whose controller factory
 	// hands its estimator to that one connection (newPeerConnection).
-	media     *webrtc.MediaEngine // copied by pion into every connection
-	settings  webrtc.SettingEngine
-	pubAPI    *webrtc.API // rolePublisher
-	fixedAPI  *webrtc.API // roleFixedSubscriber
-	subShared []interceptor.Factory
+	media       *webrtc.MediaEngine  // copied by pion into every connection
+	settings    webrtc.SettingEngine // publishers'
+	subSettings webrtc.SettingEngine // subscribers': settings, and their queues (queue.go)
+	pubAPI      *webrtc.API          // rolePublisher
+	fixedAPI    *webrtc.API          // roleFixedSubscriber
+	subShared   []interceptor.Factory
 
 	cert certificate
+
+	fanout *spreader // spread.go; nil with one core
 
 	mu      sync.Mutex
 	routers map[*Router]struct{}
@@ -100,7 +103,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 		e.udpBuf = sizeReadBuffer(udp, want, log)
 	}
-	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), udp)
+	// Sends that run in parallel (sendconn_linux.go) for spread fan-outs.
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), newSendConn(udp.(*net.UDPConn)))
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.TCPPort)))
 		if err != nil {
@@ -115,6 +119,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		_ = e.closeSockets()
 		return nil, err
 	}
+	e.fanout = newSpreader(cfg.FanoutWorkers)
 	return e, nil
 }
 
@@ -160,6 +165,13 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	}
 	se.SetNet(ifaces)
 	e.settings = se
+	// What a subscriber sends is RTCP, a few packets a second: its streams
+	// queue them in packetQueues, which hold nothing once read and drop
+	// what nobody reads, instead of pion's buffers of up to 100 KB a
+	// stream (queue.go). Publishers keep pion's: their media comes in
+	// bursts (a keyframe) that must not be dropped.
+	e.subSettings = se
+	e.subSettings.BufferFactory = subscriberBuffers
 
 	// Publisher connections only receive and subscriber connections only
 	// send, so each role's registry has only the interceptors it needs:
@@ -178,7 +190,7 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	if err != nil {
 		return err
 	}
-	e.pubAPI = e.newAPI(statsFactory{e: e, publisher: true}, nackGen, rr, twccFeedback)
+	e.pubAPI = e.newAPI(e.settings, statsFactory{e: e, publisher: true}, nackGen, rr, twccFeedback)
 	// Subscribers: NACKs and sender reports are the engine's own
 	// (feedback.go, report.go): they are answered from the publisher's
 	// single packet cache and derived from the publisher's clock. Those
@@ -189,22 +201,22 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	// around earlier ones). The numbering is the engine's own (twcc.go),
 	// not pion's twcc.NewHeaderExtensionInterceptor, which allocates per
 	// packet.
-	e.fixedAPI = e.newAPI(statsFactory{e: e})
+	e.fixedAPI = e.newAPI(e.subSettings, statsFactory{e: e})
 	e.subShared = []interceptor.Factory{statsFactory{e: e}}
 	return nil
 }
 
-// newAPI is an API with the engine's codecs and settings and factories as
+// newAPI is an API with the engine's codecs, settings se and factories as
 // its interceptors, in order. Building one is cheap (pion copies the codecs
 // per connection anyway).
-func (e *Engine) newAPI(factories ...interceptor.Factory) *webrtc.API {
+func (e *Engine) newAPI(se webrtc.SettingEngine, factories ...interceptor.Factory) *webrtc.API {
 	reg := &interceptor.Registry{}
 	for _, f := range factories {
 		reg.Add(f)
 	}
 	return webrtc.NewAPI(
 		webrtc.WithMediaEngine(e.media),
-		webrtc.WithSettingEngine(e.settings),
+		webrtc.WithSettingEngine(se),
 		webrtc.WithInterceptorRegistry(reg),
 	)
 }
@@ -233,7 +245,7 @@ func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConn
 			return nil, nil, err
 		}
 		factories := append(append([]interceptor.Factory(nil), e.subShared...), ccf, twccStamperFactory{})
-		api = e.newAPI(factories...)
+		api = e.newAPI(e.subSettings, factories...)
 	default:
 		return nil, nil, fmt.Errorf("sfu: unknown peer role %d", role)
 	}
@@ -305,6 +317,7 @@ func (e *Engine) Close() error {
 	for _, r := range routers {
 		_ = r.Close()
 	}
+	e.fanout.close()
 	return e.closeSockets()
 }
 

@@ -39,6 +39,10 @@ type Config struct {
 	// UDPReadBuffer is the receive buffer, in bytes, asked for the ICE
 	// UDP socket (0 = 8 MiB, -1 = the system's default). See sockbuf.go.
 	UDPReadBuffer int
+	// FanoutWorkers spread one packet's fan-out to many subscribers over
+	// cores (spread.go): 0 = one fewer than GOMAXPROCS, -1 = none (every
+	// publisher's encoding fans out on its own goroutine alone).
+	FanoutWorkers int
 	Logger        *slog.Logger
 }
 

@@ -41,6 +41,11 @@ type Stats struct {
 	// connection's creation (the offer arrived) to its DTLS being up
 	// (media can flow).
 	PublishJoin, SubscribeJoin Histogram
+	// ForwardDelay is, per packet a publisher sent, the time from the
+	// engine reading it to its last subscriber's write returning: the
+	// server's own share of every subscriber's latency (the queue to the
+	// forwarder, the fan-out, SRTP and the send).
+	ForwardDelay Histogram
 }
 
 // Histogram is a snapshot of a fixed-bucket histogram.
@@ -68,6 +73,7 @@ func (e *Engine) Stats() Stats {
 		DownstreamLoss:           s.downLoss.snapshot(lossBounds),
 		PublishJoin:              s.pubJoin.snapshot(joinBounds),
 		SubscribeJoin:            s.subJoin.snapshot(joinBounds),
+		ForwardDelay:             s.fwdDelay.snapshot(delayBounds),
 	}
 	e.mu.Lock()
 	routers := make([]*Router, 0, len(e.routers))
@@ -99,6 +105,7 @@ type engineStats struct {
 
 	upLoss, downLoss histogram
 	pubJoin, subJoin histogram
+	fwdDelay         histogram
 }
 
 // Buckets: loss fractions (the first counts loss-free reports), join
@@ -107,6 +114,9 @@ type engineStats struct {
 var (
 	lossBounds = []float64{0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}
 	joinBounds = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30}
+	// delayBounds, in seconds: from a tenth of a millisecond (a packet to
+	// a few subscribers) to a tenth of a second (a server out of CPU).
+	delayBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1}
 )
 
 // histogram is a fixed-bucket histogram updated with atomics; its bounds

@@ -34,6 +34,9 @@ type upTrack struct {
 
 	mu    sync.Mutex                   // serialises changes to downs
 	downs atomic.Pointer[[]*downTrack] // copy-on-write: read lock-free per packet
+
+	spread *spreader    // the engine's fan-out workers (nil: fan out inline)
+	stats  *engineStats // nil in unit tests without an engine
 }
 
 func newUpTrack(p *Publisher, ps publishSection) *upTrack {
@@ -49,6 +52,9 @@ func newUpTrack(p *Publisher, ps publishSection) *upTrack {
 			Layers:    append([]string(nil), ps.sec.rids...),
 			Simulcast: len(ps.sec.rids) > 1,
 		},
+	}
+	if p.r != nil && p.r.e != nil {
+		t.spread, t.stats = p.r.e.fanout, &p.r.e.stats
 	}
 	rids := rankRIDs(ps.sec.rids)
 	if len(rids) == 0 {
@@ -175,6 +181,8 @@ type layer struct {
 
 	srMu sync.Mutex
 	sr   srInfo
+
+	fanWG sync.WaitGroup // the forwarder's, for a spread fan-out (spread.go)
 }
 
 type layerSample struct {
@@ -325,8 +333,9 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 	if downs == nil {
 		return
 	}
-	for _, d := range *downs {
-		d.write(l.index, p)
+	t.spread.fanOut(*downs, l.index, p, &l.fanWG)
+	if t.stats != nil && len(*downs) > 0 {
+		t.stats.fwdDelay.observe(delayBounds, float64(nanotime()-now)/1e9)
 	}
 }
 

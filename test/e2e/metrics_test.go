@@ -147,6 +147,7 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 			moved("rostrum_media_loss_fraction", "direction", "upstream") &&
 			moved("rostrum_media_join_seconds", "kind", "publish") &&
 			moved("rostrum_media_join_seconds", "kind", "subscribe") &&
+			moved("rostrum_media_forward_delay_seconds") &&
 			moved("rostrum_store_operation_duration_seconds", "operation", "CreateResource") &&
 			moved("rostrum_store_errors_total", "operation", "GetResource", "error", "not_found") &&
 			moved("rostrum_events_published_total", "detail_type", "IVS Stage Update") &&
