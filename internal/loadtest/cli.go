@@ -37,6 +37,8 @@ less than half of what was sent, a failed join) exits with status 3.
 Examples:
   rostrum loadtest --subscribers 100 --duration 30s
   rostrum loadtest --server-cpus 0 --cpus 1 --subscribers 300 --json report.json
+  rostrum loadtest --video-file auto --video-bitrate 1.4M --keyframe-interval 1s --no-audio \
+      --server-cpus 0 --cpus 1 --subscribers 200
   rostrum loadtest --endpoint http://127.0.0.1:8080 --server-pid "$(cat rostrum.pid)" \
       --stages 4 --publishers 2 --subscribers 25 --simulcast
   rostrum loadtest api --server-cpus 0 --cpus 1 --concurrency 32
@@ -101,6 +103,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&mo.Codec, "codec", "vp8", "video codec: vp8 or h264")
 		fs.DurationVar(&mo.KeyframeInterval, "keyframe-interval", 2*time.Second, "time between keyframes")
 		fs.BoolVar(&mo.Simulcast, "simulcast", false, "send three layers (hi as given, mid at 1/3 the bitrate and half the size, low at 1/10 and a quarter); subscribers ask for the highest")
+		fs.StringVar(&mo.VideoFile, "video-file", "", `loop this file of real video (VP8 in IVF, or H.264 Annex-B) from every publisher instead of synthetic frames; "auto" encodes one with ffmpeg (libvpx) from --resolution, --fps, --video-bitrate and --keyframe-interval`)
 		fs.BoolVar(&mo.NoAudio, "no-audio", false, "send no audio (default: Opus, 64 kbit/s)")
 		fs.BoolVar(&mo.NoVideo, "no-video", false, "send no video")
 		fs.DurationVar(&mo.Duration, "duration", 30*time.Second, "measured time, after the warm-up")

@@ -3,12 +3,13 @@
 // operator sizing a deployment needs: `rostrum loadtest`.
 //
 // The media mode (RunMedia) creates stages through the API, publishes
-// synthetic video (and audio) from P publishers per stage and subscribes S
-// subscribers to each of them, for a fixed time, then reports the streams
-// forwarded, packets and bitrate per subscriber, loss, jitter, the forwarding
-// latency (publisher send → subscriber receive, from send times the
-// publishers write into every frame), the time from joining to the first
-// frame, the server's CPU and memory, and errors. It also compares what each
+// synthetic video (or a real video file, looped: videofile.go) and audio
+// from P publishers per stage and subscribes S subscribers to each of them,
+// for a fixed time, then reports the streams forwarded, packets and bitrate
+// per subscriber, loss, jitter, the forwarding latency (publisher send →
+// subscriber receive, from send times the publishers write into every
+// frame, or record by payload for real video), the time from joining to the
+// first frame, the server's CPU and memory, and errors. It also compares what each
 // subscriber received with what its publisher sent, per stream and over
 // time (streams.go): the share received, stalls, and streams that stopped
 // or starved, which are errors; and it keeps a time series of packets per

@@ -51,6 +51,16 @@ type MediaOptions struct {
 	Simulcast bool
 	// NoAudio sends no Opus (default: 64 kbit/s, 20 ms frames).
 	NoAudio bool
+	// VideoFile, if set, is a file of real encoded video (VP8 in IVF, or
+	// H.264 Annex-B) that every publisher loops instead of synthetic
+	// frames, packetized by pion into packets of at most 1,200 bytes and
+	// paced at the file's frame rate, RTP timestamps running on across
+	// loops. Codec, VideoBitrate, Width, Height and FPS are then the file's.
+	// VideoFileAuto ("auto") encodes one first with ffmpeg (MakeVideoFile:
+	// 10 s at Width×Height, FPS, VideoBitrate, a keyframe every
+	// KeyframeInterval). The send → receive latency of its packets is
+	// measured by payload (sentTimes). Not with Simulcast.
+	VideoFile string
 
 	// Duration is the measured time (default 30 s), after Warmup (default
 	// 5 s) with every subscriber joined.
@@ -121,6 +131,9 @@ func (o *MediaOptions) defaults() error {
 	}
 	if o.NoVideo && o.NoAudio {
 		return errors.New("loadtest: nothing to publish (no video and no audio)")
+	}
+	if o.VideoFile != "" && (o.Simulcast || o.NoVideo) {
+		return errors.New("loadtest: a video file is sent as one layer: not with simulcast or without video")
 	}
 	if o.Publishers > 12 {
 		return errors.New("loadtest: IVS allows at most 12 publishers per stage")
@@ -235,7 +248,12 @@ type mediaRun struct {
 
 	pubs   []*rtclient.Publisher
 	events []*rtclient.Events
-	subs   []*subscription
+	// With a video file: the file, and each publisher's send times (in
+	// m.pubs order) for the latency of real video.
+	video *videoFile
+	sent  []*sentTimes
+	gates []*keyframeGate
+	subs  []*subscription
 
 	measuring atomic.Bool
 	latency   histogram
@@ -292,6 +310,14 @@ func RunMedia(ctx context.Context, t Target, o MediaOptions, progress func(strin
 		return nil, err
 	}
 	m.shared = func(se *webrtc.SettingEngine) { se.SetNet(ifaces) }
+	if o.VideoFile != "" {
+		v, err := openVideoFile(ctx, &m.o, progress)
+		if err != nil {
+			return nil, err
+		}
+		defer v.close()
+		m.video = v
+	}
 	defer m.teardown(context.WithoutCancel(ctx))
 	return m.run(ctx)
 }
@@ -299,6 +325,13 @@ func RunMedia(ctx context.Context, t Target, o MediaOptions, progress func(strin
 func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	o := m.o
 	rep := newMediaReport(m.t, o)
+	if v := m.video; v != nil {
+		l := &rep.Load
+		l.VideoFile, l.Codec, l.VideoBitrate, l.Width, l.Height, l.FPS = o.VideoFile, strings.TrimPrefix(strings.ToLower(v.src.Codec().MimeType), "video/"), v.bitrate, v.width, v.height, v.fps
+		if o.VideoFile == VideoFileAuto {
+			l.VideoFile = "auto (ffmpeg, libvpx)"
+		}
+	}
 
 	// Stages and publishers.
 	m.log(fmt.Sprintf("creating %d stage(s) with %d publisher(s) each", o.Stages, o.Publishers))
@@ -323,7 +356,19 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 			if !o.NoAudio {
 				popts.Audio = audioSource()
 			}
-			if !o.NoVideo {
+			switch {
+			case m.video != nil:
+				st := newSentTimes()
+				m.sent = append(m.sent, st)
+				g := &keyframeGate{MediaSource: m.video.src.Clone()}
+				m.gates = append(m.gates, g)
+				popts.Video = g
+				popts.OnPacketSent = func(kind string, _ uint16, payload []byte, at time.Time) {
+					if kind == rtclient.KindVideo {
+						st.record(payload, at)
+					}
+				}
+			case !o.NoVideo:
 				if v := o.videoSources(); o.Simulcast {
 					popts.Simulcast = v
 				} else {
@@ -379,10 +424,6 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	if err := sleep(ctx, o.Warmup); err != nil {
 		return nil, err
 	}
-	m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.before })
-	srv0, srvErr0 := readProcIf(m.t.ServerPID)
-	gen0, genErr0 := readProc(0)
-	machine := startMachineWatch()
 	udp0, udpErr0 := readUDPCounters()
 	metricsURL := strings.TrimRight(m.t.Endpoint, "/") + "/metrics"
 	fwd0, fwdErr0 := scrapeForwardDelay(ctx, http.DefaultClient, metricsURL)
@@ -391,10 +432,24 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 	if m.t.ServerPID > 0 {
 		sock0, sockErr0 = readSocketDrops(m.t.ServerPID)
 	}
-	start := time.Now()
-	m.measuring.Store(true)
+	var (
+		start            time.Time
+		rec              *recorder
+		srv0, gen0       procSample
+		srvErr0, genErr0 error
+		machine          machineWatch
+	)
+	// The CPU figures are rates over the same window as the packets'.
+	m.atWindowEdge(func() {
+		srv0, srvErr0 = readProcIf(m.t.ServerPID)
+		gen0, genErr0 = readProc(0)
+		machine = startMachineWatch()
+		m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.before })
+		start = time.Now()
+		m.measuring.Store(true)
+		rec = newRecorder(m, start, srv0, srvErr0 == nil)
+	})
 	m.log(fmt.Sprintf("measuring for %s", o.Duration))
-	rec := newRecorder(m, start, srv0, srvErr0 == nil)
 	// A test's hook runs alongside; the window lasts until it returns too.
 	var hookDone chan struct{}
 	if o.atMeasure != nil {
@@ -443,11 +498,22 @@ wait:
 			}
 		}
 	}
-	rec.sample(time.Now())
-	rec.closeBucket(time.Now())
-	m.measuring.Store(false)
-	window := time.Since(start)
-	rep.MachineCores = machine.cores()
+	var (
+		window           time.Duration
+		srv1, gen1       procSample
+		srvErr1, genErr1 error
+	)
+	m.atWindowEdge(func() {
+		now := time.Now()
+		rec.sample(now)
+		rec.closeBucket(now)
+		m.measuring.Store(false)
+		window = now.Sub(start)
+		m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.after })
+		srv1, srvErr1 = readProcIf(m.t.ServerPID)
+		gen1, genErr1 = readProc(0)
+		rep.MachineCores = machine.cores()
+	})
 	if udp1, udpErr1 := readUDPCounters(); udpErr0 == nil && udpErr1 == nil {
 		rep.UDPDrops = UDPDrops{Measured: true, UDPCounters: UDPCounters{
 			InErrors:     udp1.InErrors - udp0.InErrors,
@@ -465,9 +531,6 @@ wait:
 			rep.UDPDrops.ServerMeasured, rep.UDPDrops.ServerSocketDrops = true, sock1-sock0
 		}
 	}
-	srv1, srvErr1 := readProcIf(m.t.ServerPID)
-	gen1, genErr1 := readProc(0)
-	m.snapshot(func(s *subscription) *[2]rtclient.TrackStats { return &s.after })
 
 	m.fill(rep, window)
 	rec.fill(rep)
@@ -571,6 +634,10 @@ func (m *mediaRun) join(ctx context.Context) {
 func (m *mediaRun) subscribe(ctx context.Context, s *subscription) {
 	o := m.o
 	s.jit[kAudio].clock, s.jit[kVideo].clock = 48000, 90000
+	var sent *sentTimes // the publisher's send times of real video
+	if m.video != nil {
+		sent = m.sent[m.pubIndex(s)]
+	}
 	opts := rtclient.SubscribeOptions{
 		PublisherID: s.publisherID, NoFrames: true, LoopbackOnly: o.LoopbackOnly, Certificates: m.certs, SettingEngine: m.shared,
 		OnPacket: func(kind string, pkt []byte, at time.Time) {
@@ -581,6 +648,14 @@ func (m *mediaRun) subscribe(ctx context.Context, s *subscription) {
 			s.watch[k].packet(at.UnixNano())
 			s.jit[k].add(binary.BigEndian.Uint32(pkt[4:8]), at)
 			if !m.measuring.Load() {
+				return
+			}
+			if k == kVideo && sent != nil {
+				if payload, err := rtpPayload(pkt); err == nil {
+					if t, ok := sent.lookup(payload); ok {
+						m.latency.record(at.Sub(t))
+					}
+				}
 				return
 			}
 			if _, sent, ok := rtclient.SyntheticPacketSent(pkt[12:]); ok {
@@ -612,6 +687,20 @@ func (m *mediaRun) subscribe(ctx context.Context, s *subscription) {
 	m.joinMu.Lock()
 	s.sub = sub
 	m.joinMu.Unlock()
+}
+
+// atWindowEdge runs f, which counts what was sent and received at an end
+// of the measured window. With a video file it runs on the first
+// publisher's sending goroutine, just before its next keyframe goes out
+// (up to two keyframe intervals later): a keyframe burst takes a good part
+// of a second to reach hundreds of subscribers from a loaded server, and
+// counted while one is on its way, its packets would be sent inside the
+// window and received outside it, or the other way round, by a few percent.
+// Before a keyframe, only the last small frame can be in flight.
+func (m *mediaRun) atWindowEdge(f func()) {
+	if m.video == nil || len(m.gates) == 0 || !m.gates[0].atNextKeyframe(f, 2*m.video.keyGap+time.Second) {
+		f()
+	}
 }
 
 // snapshot records every live subscription's counters.

@@ -79,6 +79,7 @@ type Load struct {
 	PublishersPerStage  int     `json:"publishersPerStage"`
 	SubscribersPerStage int     `json:"subscribersPerStage"`
 	Subscriptions       int     `json:"subscriptions"`
+	VideoFile           string  `json:"videoFile,omitempty"`
 	Codec               string  `json:"codec,omitempty"`
 	VideoBitrate        int     `json:"videoBitrate,omitempty"`
 	Width               int     `json:"width,omitempty"`
@@ -129,6 +130,14 @@ type LossStats struct {
 	// twice.
 	NACKedSeqs    int64   `json:"nackedSeqs"`
 	NACKedPercent float64 `json:"nackedPercent"`
+	// RawGaps counts the sequence numbers that were skipped when a higher
+	// one arrived, each once: the packets that did not arrive the first
+	// time, whether or not NACK brought them later (Repaired counts those
+	// that came after a higher one). RawGapPercent is that over the packets
+	// expected. bench/livekit counts LiveKit's the same way.
+	RawGaps       int64   `json:"rawGaps"`
+	RawGapPercent float64 `json:"rawGapPercent"`
+	Repaired      int64   `json:"repaired"`
 	// Duplicates counts packets received again that a subscription already
 	// had (a retransmission of a packet that was not lost, or one sent
 	// twice); DuplicatePercent is that over the packets expected. Above
@@ -252,6 +261,8 @@ func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 			distinct := dp - (b.Duplicates - a.Duplicates) - (b.Late - a.Late)
 			exp := distinct + lost
 			r.Loss.NACKedSeqs += b.NACKedSeqs - a.NACKedSeqs
+			r.Loss.RawGaps += b.Gaps - a.Gaps
+			r.Loss.Repaired += b.Filled - a.Filled
 			r.Loss.Duplicates += b.Duplicates - a.Duplicates
 			if k == kVideo {
 				r.VideoStreams++
@@ -303,6 +314,7 @@ func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 	}
 	if r.Loss.Expected > 0 {
 		r.Loss.NACKedPercent = 100 * float64(r.Loss.NACKedSeqs) / float64(r.Loss.Expected)
+		r.Loss.RawGapPercent = 100 * float64(r.Loss.RawGaps) / float64(r.Loss.Expected)
 		r.Loss.DuplicatePercent = 100 * float64(r.Loss.Duplicates) / float64(r.Loss.Expected)
 	}
 	r.Jitter.VideoMean, r.Jitter.VideoMax = meanMax(jv)
@@ -342,9 +354,16 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 	row("load", "%s", load)
 	media := "no video"
 	if l.Codec != "" {
-		media = fmt.Sprintf("%s %s %d×%d %d fps", strings.ToUpper(l.Codec), bitrate(float64(l.VideoBitrate)), l.Width, l.Height, l.FPS)
+		size := fmt.Sprintf(" %d×%d", l.Width, l.Height)
+		if l.Width == 0 {
+			size = "" // a video file that does not say (H.264 Annex-B)
+		}
+		media = fmt.Sprintf("%s %s%s %d fps", strings.ToUpper(l.Codec), bitrate(float64(l.VideoBitrate)), size, l.FPS)
 		if l.Simulcast {
 			media += " simulcast (hi, mid, low)"
+		}
+		if l.VideoFile != "" {
+			media += " from " + l.VideoFile + " (looped)"
 		}
 	}
 	if l.Audio {
@@ -371,6 +390,8 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 	row("loss", "video %.3f %%, audio %.3f %% (%s of %s packets; worst subscription %.2f %%); %s seqs NACKed (%.3f %%); %s duplicates received (%.3f %%)",
 		r.Loss.VideoPercent, r.Loss.AudioPercent, thousands(float64(r.Loss.Lost)), thousands(float64(r.Loss.Expected)), r.Loss.WorstPercent,
 		thousands(float64(r.Loss.NACKedSeqs)), r.Loss.NACKedPercent, thousands(float64(r.Loss.Duplicates)), r.Loss.DuplicatePercent)
+	row("raw gaps", "%s packets (%.3f %%) did not arrive the first time; %s came later (repaired or reordered)",
+		thousands(float64(r.Loss.RawGaps)), r.Loss.RawGapPercent, thousands(float64(r.Loss.Repaired)))
 	if u := r.UDPDrops; u.Measured {
 		row("UDP drops (machine-wide)", "%d receive buffer overflows (RcvbufErrors), %d in errors in all (InErrors)", u.RcvbufErrors, u.InErrors)
 		if u.ServerMeasured {

@@ -69,6 +69,14 @@ type PublishOptions struct {
 	// than minutes and hours.
 	FirstSequenceNumber *uint16
 	FirstTimestamp      *uint32
+	// OnPacketSent, if set, is called with every RTP packet of a track (or
+	// simulcast layer, kind as SentFrames names it) as it leaves for the
+	// first time — retransmissions are not reported — with its payload and
+	// the time it was sent. A load generator keys send times by payload to
+	// measure forwarding latency of media that cannot carry a timestamp
+	// (real encoded video). It runs on the sending goroutine, once per
+	// packet: it must be quick, and must not keep or change payload.
+	OnPacketSent func(kind string, seq uint16, payload []byte, at time.Time)
 }
 
 // Publisher is one WHIP publish session. Its methods are safe for concurrent use.
@@ -253,6 +261,10 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 		for _, t := range p.tracks {
 			for _, enc := range t.sender.GetParameters().Encodings {
 				if enc.RID == t.rid {
+					if f := opts.OnPacketSent; f != nil {
+						kind := t.kind
+						t.sent.onSent = func(seq uint16, payload []byte, at time.Time) { f(kind, seq, payload, at) }
+					}
 					tap.set(uint32(enc.SSRC), &t.sent)
 				}
 			}

@@ -45,7 +45,10 @@ func (t *sendTap) BindLocalStream(info *interceptor.StreamInfo, writer intercept
 		if err == nil {
 			switch {
 			case h.SSRC == media:
-				c.sent(h.SequenceNumber, h.Timestamp, h.MarshalSize()+len(payload), time.Now())
+				now := time.Now()
+				if c.sent(h.SequenceNumber, h.Timestamp, h.MarshalSize()+len(payload), now) && c.onSent != nil {
+					c.onSent(h.SequenceNumber, payload, now)
+				}
 			case repair != 0 && h.SSRC == repair:
 				c.retransmitted()
 			}
@@ -66,16 +69,20 @@ type sendCounter struct {
 	lastTS      int64
 	firstPacket time.Time
 	lastPacket  time.Time
+	// onSent, if set (before the stream is bound), is told of each packet
+	// sent for the first time: PublishOptions.OnPacketSent.
+	onSent func(seq uint16, payload []byte, at time.Time)
 }
 
-func (c *sendCounter) sent(seq uint16, ts uint32, size int, now time.Time) {
+// sent counts one packet and reports whether it was sent for the first time.
+func (c *sendCounter) sent(seq uint16, ts uint32, size int, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	res, _, _ := c.seq.add(seq)
 	if res == seqDuplicate || res == seqTooLate {
 		// A retransmission on the media SSRC (no RTX negotiated).
 		c.resent++
-		return
+		return false
 	}
 	ext := c.ts.Unwrap(ts)
 	if c.packets == 0 {
@@ -84,6 +91,7 @@ func (c *sendCounter) sent(seq uint16, ts uint32, size int, now time.Time) {
 	c.packets++
 	c.bytes += int64(size)
 	c.lastPacket, c.lastTS = now, ext
+	return true
 }
 
 func (c *sendCounter) retransmitted() {

@@ -112,6 +112,8 @@ type subTrack struct {
 	packets     int64
 	bytes       int64
 	duplicates  int64
+	gaps        int64 // sequence numbers skipped when a higher one came
+	filled      int64 // packets that came after a higher one
 	firstPacket time.Time
 	lastPacket  time.Time
 	seq         seqTracker
@@ -138,6 +140,11 @@ type TrackStats struct {
 	// HighestSeq is the highest sequence number read, unwrapped to 64 bits
 	// (the first packet's number plus 65,536 per wrap since).
 	HighestSeq int64
+	// Gaps counts the sequence numbers skipped when a higher one arrived:
+	// packets that did not come the first time, whether NACK brought them
+	// later or not ("raw gaps"). Filled counts the packets that came after
+	// a higher one: repairs (and reordering).
+	Gaps, Filled int64
 
 	Frames     int64     // frames rebuilt (0 with NoFrames)
 	FrameBytes int64     // their size
@@ -353,6 +360,11 @@ func (st *subTrack) onPacket(seq uint16, size int, now time.Time) (gap bool) {
 	case seqDuplicate:
 		st.duplicates++
 	case seqNew:
+		if ext > prev+1 {
+			st.gaps += ext - prev - 1
+		} else if ext < prev {
+			st.filled++
+		}
 		if st.nack != nil {
 			if ext > prev+1 {
 				gap = st.nack.gap(prev+1, ext, now)
@@ -413,6 +425,7 @@ func (s *Subscriber) Stats(kind string) TrackStats {
 	ts.MimeType, ts.SSRC = st.mime, st.ssrc
 	ts.Packets, ts.Bytes, ts.Duplicates, ts.Late = st.packets, st.bytes, st.duplicates, st.seq.late
 	ts.Lost = st.seq.lost()
+	ts.Gaps, ts.Filled = st.gaps, st.filled
 	ts.FirstPacket, ts.LastPacket = st.firstPacket, st.lastPacket
 	ts.HighestSeq = st.seq.highest
 	st.mu.Unlock()

@@ -52,11 +52,12 @@ type Engine struct {
 	// with only the interceptors that role needs), and a subscriber with
 	// congestion control gets an API of its own, whose controller factory
 	// hands its estimator to that one connection (newPeerConnection).
-	media     *webrtc.MediaEngine // copied by pion into every connection
-	settings  webrtc.SettingEngine
-	pubShared []interceptor.Factory // rolePublisher's, before its own feedback (twcc.go)
-	fixedAPI  *webrtc.API           // roleFixedSubscriber
-	subShared []interceptor.Factory
+	media       *webrtc.MediaEngine   // copied by pion into every connection
+	settings    webrtc.SettingEngine  // publishers' (each connection's own buffers: publisherAPI)
+	subSettings webrtc.SettingEngine  // subscribers': settings, and their queues (queue.go)
+	pubShared   []interceptor.Factory // rolePublisher's, before its own feedback (twcc.go)
+	fixedAPI    *webrtc.API           // roleFixedSubscriber
+	subShared   []interceptor.Factory
 
 	cert certificate
 
@@ -169,6 +170,13 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	}
 	se.SetNet(ifaces)
 	e.settings = se
+	// What a subscriber sends is RTCP, a few packets a second: its streams
+	// queue them in packetQueues, which hold nothing once read and drop
+	// what nobody reads, instead of pion's buffers of up to 100 KB a
+	// stream (queue.go). Publishers keep pion's: their media comes in
+	// bursts (a keyframe) that must not be dropped.
+	e.subSettings = se
+	e.subSettings.BufferFactory = subscriberBuffers
 
 	// Publisher connections only receive and subscriber connections only
 	// send, so each role's registry has only the interceptors it needs:
@@ -196,22 +204,22 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	// around earlier ones). The numbering is the engine's own (twcc.go),
 	// not pion's twcc.NewHeaderExtensionInterceptor, which allocates per
 	// packet.
-	e.fixedAPI = e.newAPI(statsFactory{e: e})
+	e.fixedAPI = e.newAPI(e.subSettings, statsFactory{e: e})
 	e.subShared = []interceptor.Factory{statsFactory{e: e}}
 	return nil
 }
 
-// newAPI is an API with the engine's codecs and settings and factories as
+// newAPI is an API with the engine's codecs, settings se and factories as
 // its interceptors, in order. Building one is cheap (pion copies the codecs
 // per connection anyway).
-func (e *Engine) newAPI(factories ...interceptor.Factory) *webrtc.API {
+func (e *Engine) newAPI(se webrtc.SettingEngine, factories ...interceptor.Factory) *webrtc.API {
 	reg := &interceptor.Registry{}
 	for _, f := range factories {
 		reg.Add(f)
 	}
 	return webrtc.NewAPI(
 		webrtc.WithMediaEngine(e.media),
-		webrtc.WithSettingEngine(e.settings),
+		webrtc.WithSettingEngine(se),
 		webrtc.WithInterceptorRegistry(reg),
 	)
 }
@@ -240,7 +248,7 @@ func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConn
 			return nil, nil, err
 		}
 		factories := append(append([]interceptor.Factory(nil), e.subShared...), ccf, twccStamperFactory{})
-		api = e.newAPI(factories...)
+		api = e.newAPI(e.subSettings, factories...)
 	default:
 		return nil, nil, fmt.Errorf("sfu: unknown peer role %d", role)
 	}
