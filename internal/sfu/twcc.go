@@ -44,13 +44,7 @@ func (twccStamperFactory) NewInterceptor(string) (interceptor.Interceptor, error
 
 // BindLocalStream implements interceptor.Interceptor.
 func (t *twccStamper) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
-	var id uint8
-	for _, e := range info.RTPHeaderExtensions {
-		if e.URI == sdp.TransportCCURI {
-			id = uint8(e.ID)
-			break
-		}
-	}
+	id := transportCCID(info)
 	if id == 0 {
 		return writer // not negotiated for this stream
 	}
@@ -238,13 +232,7 @@ func (r *twccResponder) arrived(l *arrivalLog, ssrc uint32, p []byte) {
 
 // BindRemoteStream records every packet read with a transport-wide number.
 func (r *twccResponder) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
-	var id uint8
-	for _, e := range info.RTPHeaderExtensions {
-		if e.URI == sdp.TransportCCURI {
-			id = uint8(e.ID)
-			break
-		}
-	}
+	id := transportCCID(info)
 	if id == 0 {
 		return reader // not negotiated for this stream
 	}
@@ -433,4 +421,15 @@ func transportSequence(b []byte, id uint8) (uint16, bool) {
 		i += size
 	}
 	return 0, false
+}
+
+// transportCCID is the stream's ID of the transport-wide sequence number
+// extension, 0 when it was not negotiated.
+func transportCCID(info *interceptor.StreamInfo) uint8 {
+	for _, e := range info.RTPHeaderExtensions {
+		if e.URI == sdp.TransportCCURI {
+			return uint8(e.ID)
+		}
+	}
+	return 0
 }
