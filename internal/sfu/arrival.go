@@ -98,11 +98,29 @@ type stampedConn struct {
 	t              *arrivalTable
 	kernel         bool // the socket gives receive times (SO_TIMESTAMPNS)
 	oobSize        int
+	send           addrPortWriter // c's allocation-free send, or the socket's
+}
+
+type addrPortWriter interface {
+	WriteToAddrPort([]byte, netip.AddrPort) (int, error)
+}
+
+// udpAddrPortWriter sends with the socket's own method.
+type udpAddrPortWriter struct{ *net.UDPConn }
+
+func (u udpAddrPortWriter) WriteToAddrPort(b []byte, a netip.AddrPort) (int, error) {
+	return u.WriteToUDPAddrPort(b, a)
 }
 
 // stampArrivals wraps c, whose socket is udp, to note arrivals in t.
 func stampArrivals(c net.PacketConn, udp *net.UDPConn, t *arrivalTable) net.PacketConn {
 	s := &stampedConn{PacketConn: c, udp: udp, t: t}
+	// Looked up once: the send is the hot path (per packet per subscriber).
+	if w, ok := c.(addrPortWriter); ok {
+		s.send = w
+	} else {
+		s.send = udpAddrPortWriter{udp}
+	}
 	s.kernel = enableRecvTimestamps(udp)
 	if s.kernel {
 		s.oobSize = recvTimestampOOBSize
@@ -143,10 +161,5 @@ func (s *stampedConn) ReadFrom(b []byte) (int, net.Addr, error) {
 
 // WriteToAddrPort is the wrapped connection's.
 func (s *stampedConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	if w, ok := s.PacketConn.(interface {
-		WriteToAddrPort([]byte, netip.AddrPort) (int, error)
-	}); ok {
-		return w.WriteToAddrPort(b, addr)
-	}
-	return s.udp.WriteToUDPAddrPort(b, addr)
+	return s.send.WriteToAddrPort(b, addr)
 }
