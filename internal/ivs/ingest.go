@@ -205,9 +205,15 @@ func (s *Service) ListIngestConfigurations(ctx context.Context, in *api.ListInge
 // detachIngestConfigurations clears the stage of every ingest configuration
 // that pointed at a deleted stage, as IVS does.
 func (s *Service) detachIngestConfigurations(ctx context.Context, stageARN string) {
+	s.detachIngest(ctx, stageARN, func(*ingestDoc) bool { return true })
+}
+
+// detachIngest clears the stage of the ingest configurations of stageARN
+// that which selects.
+func (s *Service) detachIngest(ctx context.Context, stageARN string, which func(*ingestDoc) bool) {
 	rows, err := s.store.ListResources(ctx, store.ResourceQuery{Kind: kindIngestConfiguration, Owner: s.owner(ctx), Ref: stageARN, Page: store.Page{Limit: 1 << 20}})
 	if err != nil {
-		s.log.ErrorContext(ctx, "list ingest configurations of deleted stage", "stage", stageARN, "err", err)
+		s.log.ErrorContext(ctx, "list ingest configurations of a stage", "stage", stageARN, "err", err)
 		return
 	}
 	for _, row := range rows {
@@ -216,12 +222,15 @@ func (s *Service) detachIngestConfigurations(ctx context.Context, stageARN strin
 			if err != nil {
 				return err
 			}
+			if doc.StageArn != stageARN || !which(doc) {
+				return errNoChange
+			}
 			doc.StageArn = ""
 			r.Refs = nil
 			r.Doc = mustJSON(doc)
 			return nil
 		})
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err != nil && !errors.Is(err, errNoChange) && !errors.Is(err, store.ErrNotFound) {
 			s.log.ErrorContext(ctx, "detach ingest configuration", "arn", row.ARN, "err", err)
 		}
 	}

@@ -123,29 +123,7 @@ func (s *Service) ResetIngestStates(ctx context.Context) (int, error) {
 // participant DisconnectParticipant removed, as IVS does for RTMP
 // publishers: the encoder's reconnects then join no stage.
 func (s *Service) detachIngestOf(ctx context.Context, stageARN, participantID string) {
-	rows, err := s.store.ListResources(ctx, store.ResourceQuery{Kind: kindIngestConfiguration, Owner: s.owner(ctx), Ref: stageARN, Page: store.Page{Limit: 1 << 20}})
-	if err != nil {
-		s.log.ErrorContext(ctx, "list ingest configurations of a stage", "stage", stageARN, "err", err)
-		return
-	}
-	for _, row := range rows {
-		_, err := s.store.UpdateResource(ctx, row.ARN, func(r *store.Resource) error {
-			doc, err := decodeDoc[ingestDoc](r)
-			if err != nil {
-				return err
-			}
-			if !doc.hasParticipant(participantID) || doc.StageArn != stageARN {
-				return errNoChange
-			}
-			doc.StageArn = ""
-			r.Refs = nil
-			r.Doc = mustJSON(doc)
-			return nil
-		})
-		if err != nil && !errors.Is(err, errNoChange) && !errors.Is(err, store.ErrNotFound) {
-			s.log.ErrorContext(ctx, "detach ingest configuration", "arn", row.ARN, "err", err)
-		}
-	}
+	s.detachIngest(ctx, stageARN, func(d *ingestDoc) bool { return d.hasParticipant(participantID) })
 }
 
 var errNoChange = errors.New("ivs: nothing to change")
