@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,12 +28,9 @@ import (
 //	ROSTRUM_MEASURE=1 ROSTRUM_MEASURE_N=4 ROSTRUM_MEASURE_SIZE=1920x1080 \
 //	  go test -run TestMeasureCompositionCost -v -timeout 10m ./internal/composition/
 func TestMeasureCompositionCost(t *testing.T) {
-	if os.Getenv("ROSTRUM_MEASURE") == "" {
-		t.Skip("a measurement: set ROSTRUM_MEASURE=1 to run it")
-	}
+	testutil.Measurement(t)
 	bin := needFFmpeg(t)
-	n, _ := strconv.Atoi(os.Getenv("ROSTRUM_MEASURE_N"))
-	n = max(n, 1)
+	n := testutil.MeasureInt("ROSTRUM_MEASURE_N", 1)
 	w, h := 1280, 720
 	if s := os.Getenv("ROSTRUM_MEASURE_SIZE"); s != "" {
 		fmt.Sscanf(s, "%dx%d", &w, &h)

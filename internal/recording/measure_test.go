@@ -3,7 +3,6 @@ package recording
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +21,9 @@ import (
 //	ROSTRUM_MEASURE=1 ROSTRUM_MEASURE_N=8 ROSTRUM_MEASURE_CODEC=h264 \
 //	  go test -run TestMeasureRecordingCost -v -timeout 10m ./internal/recording/
 func TestMeasureRecordingCost(t *testing.T) {
-	if os.Getenv("ROSTRUM_MEASURE") == "" {
-		t.Skip("a measurement: set ROSTRUM_MEASURE=1 to run it")
-	}
+	testutil.Measurement(t)
 	f := needMedia(t)
-	n, _ := strconv.Atoi(os.Getenv("ROSTRUM_MEASURE_N"))
-	n = max(n, 1)
+	n := testutil.MeasureInt("ROSTRUM_MEASURE_N", 1)
 	video := f.SimulcastH264[0]
 	if strings.EqualFold(os.Getenv("ROSTRUM_MEASURE_CODEC"), "vp8") {
 		video = f.SimulcastVP8[0]

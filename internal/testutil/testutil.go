@@ -3,7 +3,9 @@
 package testutil
 
 import (
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +88,22 @@ func goroutines() []string {
 func goroutineID(stack string) string {
 	head, _, _ := strings.Cut(stack, " [")
 	return head
+}
+
+// Measurement skips t unless ROSTRUM_MEASURE is set: a measurement reports
+// figures for docs/performance.md, asserts no timing, and takes minutes.
+func Measurement(t testing.TB) {
+	t.Helper()
+	if os.Getenv("ROSTRUM_MEASURE") == "" {
+		t.Skip("a measurement: set ROSTRUM_MEASURE=1 to run it")
+	}
+}
+
+// MeasureInt is the positive integer in the environment variable name (a
+// measurement's size, e.g. ROSTRUM_MEASURE_N), or def.
+func MeasureInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -26,12 +25,9 @@ import (
 //
 //	ROSTRUM_MEASURE=1 ROSTRUM_MEASURE_N=4 go test -run TestMeasureRTMPIngestCost -v -timeout 10m ./test/e2e/
 func TestMeasureRTMPIngestCost(t *testing.T) {
-	if os.Getenv("ROSTRUM_MEASURE") == "" {
-		t.Skip("a measurement: set ROSTRUM_MEASURE=1 to run it")
-	}
+	testutil.Measurement(t)
 	needFFmpeg(t)
-	n, _ := strconv.Atoi(os.Getenv("ROSTRUM_MEASURE_N"))
-	n = max(n, 1)
+	n := testutil.MeasureInt("ROSTRUM_MEASURE_N", 1)
 	ctx := testContext(t)
 	file := filepath.Join(t.TempDir(), "source.flv")
 	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y",

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"strconv"
 	"syscall"
 	"testing"
@@ -23,13 +22,8 @@ import (
 //
 //	ROSTRUM_MEASURE=1 ROSTRUM_MEASURE_PUBLISHERS=4 go test -run TestMeasureReplicationCost -v -timeout 5m ./test/e2e/
 func TestMeasureReplicationCost(t *testing.T) {
-	if os.Getenv("ROSTRUM_MEASURE") == "" {
-		t.Skip("a measurement: set ROSTRUM_MEASURE=1 to run it")
-	}
-	publishers := 4
-	if n, err := strconv.Atoi(os.Getenv("ROSTRUM_MEASURE_PUBLISHERS")); err == nil && n > 0 {
-		publishers = n
-	}
+	testutil.Measurement(t)
+	publishers := testutil.MeasureInt("ROSTRUM_MEASURE_PUBLISHERS", 4)
 	const replicasEach, window = 5, 20 * time.Second
 	ts := startServer(t, "")
 	c := ts.client()

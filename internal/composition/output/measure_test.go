@@ -31,9 +31,7 @@ import (
 //
 //	ROSTRUM_MEASURE=1 go test -run TestMeasureOutputCost -v -timeout 20m ./internal/composition/output/
 func TestMeasureOutputCost(t *testing.T) {
-	if os.Getenv("ROSTRUM_MEASURE") == "" {
-		t.Skip("a measurement: set ROSTRUM_MEASURE=1 to run it")
-	}
+	testutil.Measurement(t)
 	const window = 20 * time.Second
 	tick := testutil.ClockTicks
 	for _, c := range []struct {
