@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
 
 // orderWriter records that each packet it is given follows the one before.
@@ -134,5 +135,41 @@ func BenchmarkFanoutSpread(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The spread fan-out through pion to real subscribers: 40 of them (over
+// spreadMin) on an engine with two fan-out workers each get the whole
+// stream, in sequence, with the frames the publisher sent.
+func TestSpreadFanOutToRealSubscribers(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	e, err := NewEngine(Config{ListenIP: "127.0.0.1", FanoutWorkers: 2})
+	must(t, err)
+	t.Cleanup(func() { _ = e.Close() })
+	if e.fanout == nil || e.fanout.workers != 2 {
+		t.Fatal("the engine has no fan-out workers")
+	}
+	r := e.NewRouter("stage")
+	startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true})
+	const n = spreadMin + 8
+	subs := make([]*testSubscriber, n)
+	for i := range subs {
+		subs[i], err = subscribe(t, ctx, r, fmt.Sprintf("s%d", i), "alice", subOpts{client: clientOpts{noAudio: true}})
+		must(t, err)
+	}
+	waitFor(t, ctx, "video at every subscriber", func() bool {
+		for _, ts := range subs {
+			if ts.count(webrtc.RTPCodecTypeVideo) < 150 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, ts := range subs {
+		if err := ts.errors(); err != nil {
+			t.Fatal(err)
+		}
+		checkStream(t, ts.snapshot(webrtc.RTPCodecTypeVideo), true, 0)
 	}
 }
