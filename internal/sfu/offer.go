@@ -34,6 +34,7 @@ type offerSection struct {
 	codecs    []offerCodec
 	rids      []string // a=rid:<id> send, in order
 	twcc      bool     // the transport-wide-cc header extension is offered
+	setup     string   // a=setup (RFC 4145): the offerer's DTLS role, "" if none
 }
 
 // sends/receives tell what the offerer does with the section.
@@ -64,15 +65,18 @@ func parseOffer(offer string) ([]offerSection, error) {
 	if err := checkOfferShape(&sd); err != nil {
 		return nil, err
 	}
-	sessionDir := "sendrecv"
+	sessionDir, sessionSetup := "sendrecv", ""
 	for _, a := range sd.Attributes {
 		if isDirection(a.Key) {
 			sessionDir = a.Key
 		}
+		if a.Key == "setup" {
+			sessionSetup = a.Value
+		}
 	}
 	sections := make([]offerSection, 0, len(sd.MediaDescriptions))
 	for _, md := range sd.MediaDescriptions {
-		sec := offerSection{direction: sessionDir, rejected: md.MediaName.Port.Value == 0}
+		sec := offerSection{direction: sessionDir, setup: sessionSetup, rejected: md.MediaName.Port.Value == 0}
 		switch md.MediaName.Media {
 		case "audio":
 			sec.kind = Audio
@@ -97,6 +101,8 @@ func parseOffer(offer string) ([]offerSection, error) {
 				sec.mid = a.Value
 			case isDirection(a.Key):
 				sec.direction = a.Key
+			case a.Key == "setup":
+				sec.setup = a.Value
 			case a.Key == "rtpmap":
 				pt, rest, ok := ptAttribute(a.Value)
 				c := byPT[pt]
