@@ -66,19 +66,24 @@ func TestDirectSendPathUnderEveryProfile(t *testing.T) {
 // Where the direct path cannot be taken — the client wants to be the DTLS
 // server (so the engine never sends the ServerHello it reads the server
 // random from), or the connection runs over TCP — the subscriber gets its
-// media through pion as before.
+// media through pion as before; and so does every subscriber of an engine
+// told to (--rtc-direct-send=false).
 func TestDirectSendPathFallsBackToPion(t *testing.T) {
-	for _, c := range []string{"client is DTLS server", "TCP"} {
+	for _, c := range []string{"client is DTLS server", "TCP", "engine told to"} {
 		t.Run(c, func(t *testing.T) {
 			checkLeaks(t)
 			ctx := testContext(t)
 			e := newTestEngine(t)
+			if c == "engine told to" {
+				e.cfg.PionSendPath = true
+			}
 			r := e.NewRouter("stage")
 			startPublisher(t, ctx, r, "alice", pubOpts{})
 			o := subOpts{}
-			if c == "TCP" {
+			switch c {
+			case "TCP":
 				o.client.tcpOnly = true
-			} else {
+			case "client is DTLS server":
 				o.mungeOffer = func(sdp string) string { return strings.ReplaceAll(sdp, "a=setup:actpass", "a=setup:passive") }
 			}
 			ts, err := subscribe(t, ctx, r, "bob", "alice", o)

@@ -121,9 +121,10 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 		}
 	}
 	for _, ps := range plan {
-		if role == roleFixedSubscriber && ps.sec.setup == "passive" {
-			// The offerer will only be the DTLS server; the direct send
-			// path needs the engine to be it (direct.go).
+		if role == roleFixedSubscriber && (ps.sec.setup == "passive" || r.e.cfg.PionSendPath) {
+			// The offerer will only be the DTLS server, and the direct
+			// send path needs the engine to be it (direct.go); or the
+			// engine was told to use pion's.
 			role = roleFixedSubscriberViaPion
 		}
 	}
