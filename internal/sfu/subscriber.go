@@ -60,16 +60,16 @@ func planSubscribe(sections []offerSection, tracks []*upTrack) ([]subscribeSecti
 // Subscriber is one participant's receiving peer connection for one
 // publisher.
 type Subscriber struct {
-	id   string
-	r    *Router
-	pub  *Publisher
-	pc   *webrtc.PeerConnection
-	est  *estimator // nil if none was built
+	id  string
+	r   *Router
+	pub *Publisher
+	pc  *webrtc.PeerConnection
+	est *estimator // nil if none was built
 	// direct is the connection's direct send path, nil if it has none
 	// (direct.go).
 	direct *directConn
-	opts SubscribeOptions
-	log  *slog.Logger
+	opts   SubscribeOptions
+	log    *slog.Logger
 
 	downs []*downTrack // in section order; fixed at Subscribe
 	// idle are the mids of sections with nothing to send (answered
