@@ -81,7 +81,7 @@ func TestDirectSendPathUnderEveryProfile(t *testing.T) {
 // media through pion as before; and so does every subscriber of an engine
 // told to (--rtc-direct-send=false).
 func TestDirectSendPathFallsBackToPion(t *testing.T) {
-	for _, c := range []string{"client is DTLS server", "TCP", "engine told to"} {
+	for _, c := range []string{"client is DTLS server", "cryptex", "TCP", "engine told to"} {
 		t.Run(c, func(t *testing.T) {
 			checkLeaks(t)
 			ctx := testContext(t)
@@ -95,6 +95,8 @@ func TestDirectSendPathFallsBackToPion(t *testing.T) {
 			switch c {
 			case "TCP":
 				o.client.tcpOnly = true
+			case "cryptex":
+				o.client.cryptex = true
 			case "client is DTLS server":
 				o.mungeOffer = func(sdp string) string { return strings.ReplaceAll(sdp, "a=setup:actpass", "a=setup:passive") }
 			}

@@ -122,9 +122,11 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 	}
 	// The direct send path needs the engine to be the DTLS server
 	// (direct.go): not for an offerer that will only be the server itself.
+	// Nor does it encrypt header extensions (RFC 9335's cryptex, which
+	// pion answers when offered).
 	direct := !r.e.cfg.PionSendPath
 	for _, ps := range plan {
-		if ps.sec.setup == "passive" {
+		if ps.sec.setup == "passive" || ps.sec.cryptex {
 			direct = false
 		}
 	}
