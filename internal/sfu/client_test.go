@@ -74,7 +74,7 @@ type clientOpts struct {
 	// srtpProfiles and cipherSuites, if set, are all the client accepts.
 	srtpProfiles []dtls.SRTPProtectionProfile
 	cipherSuites []dtls.CipherSuiteID
-	cryptex      bool // offer RFC 9335 header extension encryption
+	cryptex      bool // require RFC 9335 header extension encryption (pion offers it by default)
 	// drop, if set, discards received RTP packets before pion's NACK
 	// generator sees them.
 	drop func(h *rtp.Header) bool

@@ -22,7 +22,7 @@ func sentDirectly(t *testing.T, e *Engine, s *Subscriber) bool {
 		t.Fatal("nothing forwarded")
 	}
 	direct := st.BytesSent < fwd/4
-	if direct != (s.direct != nil && s.direct.keys.Load() != nil && s.direct.addr.Load() != nil) {
+	if direct != (s.direct != nil && s.direct.srtp.Load() != nil && s.direct.addr.Load() != nil) {
 		t.Fatalf("pion sent %d bytes of %d forwarded, but the connection is on the direct path: %v", st.BytesSent, fwd, !direct)
 	}
 	return direct
@@ -33,20 +33,23 @@ func sentDirectly(t *testing.T, e *Engine, s *Subscriber) bool {
 // client accepts: a key derived wrongly would leave the client unable to
 // decrypt anything, and checkStream checks every byte of what it got. So
 // does a subscriber of simulcast tracks, whose packets pass its congestion
-// controller first.
+// controller first, and one that requires its header extensions (the
+// transport-wide numbers) encrypted (RFC 9335).
 func TestDirectSendPathUnderEveryProfile(t *testing.T) {
 	cases := []struct {
 		name     string
 		profiles []dtls.SRTPProtectionProfile
 		suites   []dtls.CipherSuiteID
 		rids     []string
+		cryptex  bool
 	}{
-		{"AES_128_CM_HMAC_SHA1_80", []dtls.SRTPProtectionProfile{dtls.SRTP_AES128_CM_HMAC_SHA1_80}, nil, nil},
-		{"AEAD_AES_128_GCM", []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM}, nil, nil},
-		{"AEAD_AES_256_GCM", []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_256_GCM}, nil, nil},
-		{"SHA384 suite", nil, []dtls.CipherSuiteID{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, nil},
-		{"CBC suite", nil, []dtls.CipherSuiteID{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}, nil},
-		{"simulcast", nil, nil, []string{"low", "mid", "hi"}},
+		{"AES_128_CM_HMAC_SHA1_80", []dtls.SRTPProtectionProfile{dtls.SRTP_AES128_CM_HMAC_SHA1_80}, nil, nil, false},
+		{"AEAD_AES_128_GCM", []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM}, nil, nil, false},
+		{"AEAD_AES_256_GCM", []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_256_GCM}, nil, nil, false},
+		{"SHA384 suite", nil, []dtls.CipherSuiteID{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, nil, false},
+		{"CBC suite", nil, []dtls.CipherSuiteID{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}, nil, false},
+		{"simulcast", nil, nil, []string{"low", "mid", "hi"}, false},
+		{"simulcast, cryptex required", nil, nil, []string{"low", "mid", "hi"}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,7 +58,7 @@ func TestDirectSendPathUnderEveryProfile(t *testing.T) {
 			e := newTestEngine(t)
 			r := e.NewRouter("stage")
 			startPublisher(t, ctx, r, "alice", pubOpts{rids: c.rids})
-			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{srtpProfiles: c.profiles, cipherSuites: c.suites}})
+			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{srtpProfiles: c.profiles, cipherSuites: c.suites, cryptex: c.cryptex}})
 			must(t, err)
 			waitFor(t, ctx, "media", func() bool {
 				return ts.count(webrtc.RTPCodecTypeVideo) >= 100 && ts.count(webrtc.RTPCodecTypeAudio) >= 30
@@ -81,7 +84,7 @@ func TestDirectSendPathUnderEveryProfile(t *testing.T) {
 // media through pion as before; and so does every subscriber of an engine
 // told to (--rtc-direct-send=false).
 func TestDirectSendPathFallsBackToPion(t *testing.T) {
-	for _, c := range []string{"client is DTLS server", "cryptex", "TCP", "engine told to"} {
+	for _, c := range []string{"client is DTLS server", "TCP", "engine told to"} {
 		t.Run(c, func(t *testing.T) {
 			checkLeaks(t)
 			ctx := testContext(t)
@@ -95,8 +98,6 @@ func TestDirectSendPathFallsBackToPion(t *testing.T) {
 			switch c {
 			case "TCP":
 				o.client.tcpOnly = true
-			case "cryptex":
-				o.client.cryptex = true
 			case "client is DTLS server":
 				o.mungeOffer = func(sdp string) string { return strings.ReplaceAll(sdp, "a=setup:actpass", "a=setup:passive") }
 			}
