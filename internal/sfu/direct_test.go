@@ -2,9 +2,12 @@ package sfu
 
 import (
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/dtls/v3"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -114,5 +117,95 @@ func TestDirectSendPathFallsBackToPion(t *testing.T) {
 			}
 			checkStream(t, ts.snapshot(webrtc.RTPCodecTypeVideo), true, 0)
 		})
+	}
+}
+
+// A stream on the direct path crosses the 16-bit sequence number's wrap:
+// the engine's SRTP context must move the stream's rollover counter to 1
+// where the subscriber's does, or every packet after the wrap fails to
+// authenticate and is dropped. Packets lost just before the wrap come back
+// as plain retransmissions (no RTX) after it, with their old numbers: the
+// context must encrypt those with the old counter. The fan-out is fed
+// directly, at full speed (paced only enough not to overflow the
+// subscriber's socket), and every byte received is checked.
+func TestDirectSendPathAcrossTheSequenceWrap(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	e := newTestEngine(t)
+	r := e.NewRouter("stage")
+	tp := startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true, silent: true})
+	const start = 65536 - 3000 // the first source sequence number
+	var mu sync.Mutex
+	dropped := map[uint16]bool{}
+	drop := func(h *rtp.Header) bool {
+		// Once each: the three packets before the wrap and two after.
+		s := h.SequenceNumber
+		if s < 65533 && s > 1 {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if dropped[s] {
+			return false
+		}
+		dropped[s] = true
+		return true
+	}
+	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{noAudio: true, noRTX: true, drop: drop}})
+	must(t, err)
+	l := tp.pub.tracks[0].layers[0]
+	seq, frame := uint16(start), uint32(0)
+	var p rtpPacket
+	sendFrame := func(key bool) {
+		payloads := (vp8Frames{}).frame(0, frame, key, 320, 180)
+		for k, pl := range payloads {
+			putSrcSeq(pl, seq)
+			must(t, p.parse(rawPacket(seq, frame*3000, k == len(payloads)-1, pl, 0)))
+			l.forward(&p, nanotime())
+			seq++
+		}
+		frame++
+	}
+	// Keyframes until the subscriber's stream has started on one.
+	waitFor(t, ctx, "the stream to start", func() bool {
+		sendFrame(true)
+		time.Sleep(5 * time.Millisecond)
+		return ts.count(webrtc.RTPCodecTypeVideo) > 0
+	})
+	// 7,000 packets more: 3,000 to the wrap and 4,000 after it.
+	for frame < 3500 {
+		sendFrame(false)
+		if frame%10 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	last := seq - 1
+	waitFor(t, ctx, "every packet, repairs included", func() bool {
+		got := map[uint16]bool{}
+		for _, p := range ts.snapshot(webrtc.RTPCodecTypeVideo) {
+			got[p.seq] = true
+		}
+		for s := uint16(start + 100); s != last; s++ {
+			if !got[s] {
+				return false
+			}
+		}
+		return true
+	})
+	if err := ts.errors(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	n := len(dropped)
+	mu.Unlock()
+	if n != 5 {
+		t.Fatalf("%d packets dropped around the wrap, want 5", n)
+	}
+	checkStream(t, ts.snapshot(webrtc.RTPCodecTypeVideo), true, 0)
+	if ext := extSeqs(ts.snapshot(webrtc.RTPCodecTypeVideo)); ext[len(ext)-1] < 65536 {
+		t.Fatalf("the stream ended at %d, before the wrap", ext[len(ext)-1])
+	}
+	if !sentDirectly(t, e, ts.sub) {
+		t.Fatal("the subscriber's media went through pion")
 	}
 }
