@@ -167,6 +167,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		PublicIPs:     cfg.PublicIPs(),
 		FanoutWorkers: cfg.RTCFanoutWorkers,
 		PionSendPath:  !cfg.RTCDirectSend,
+		OneByOne:      !cfg.RTCBatchSends,
 		Logger:        log,
 	})
 	if err != nil {

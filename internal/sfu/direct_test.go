@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -207,5 +208,86 @@ func TestDirectSendPathAcrossTheSequenceWrap(t *testing.T) {
 	}
 	if !sentDirectly(t, e, ts.sub) {
 		t.Fatal("the subscriber's media went through pion")
+	}
+}
+
+// Packets forwarded as a batch reach a direct-path subscriber intact and
+// in order however their sizes fall: equal-size runs go out as one send
+// with UDP segmentation, a shorter packet ends its run, a larger one
+// starts a new one, and a batch longer than one send splits. The batches
+// are fed to the layer directly; every byte received is checked, and the
+// subscriber does not NACK (a datagram cut wrongly would be lost, not
+// repaired).
+func TestDirectSendPathBatches(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	e := newTestEngine(t)
+	r := e.NewRouter("stage")
+	tp := startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true, silent: true})
+	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{noAudio: true, noNACK: true}})
+	must(t, err)
+	l := tp.pub.tracks[0].layers[0]
+	seq, frame := uint16(1000), uint32(0)
+	// batch forwards one frame of len(sizes) packets (payload sizes) as
+	// one batch, as the forwarder does with what queued up.
+	var slots [2 * maxBatch]rtpPacket
+	batch := func(key bool, sizes ...int) {
+		ps := make([]*rtpPacket, len(sizes))
+		for i, size := range sizes {
+			id := packetID{frame: frame, index: uint8(i), count: uint8(len(sizes)), keyframe: key}
+			prefix := []byte{0x00}
+			if i == 0 {
+				prefix = []byte{0x10}
+				if key {
+					prefix = []byte{0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00}
+				} else {
+					prefix = []byte{0x10, 0x11}
+				}
+			}
+			pl := synthPayload(prefix, size, id)
+			putSrcSeq(pl, seq)
+			p := &slots[i]
+			must(t, p.parse(rawPacket(seq, frame*3000, i == len(sizes)-1, pl, 0)))
+			p.arrival = nanotime()
+			ps[i] = p
+			seq++
+		}
+		frame++
+		l.forwardBatch(ps, ps[0].arrival)
+	}
+	waitFor(t, ctx, "the stream to start", func() bool {
+		batch(true, 1000, 1000, 1000, 400)
+		time.Sleep(5 * time.Millisecond)
+		return ts.count(webrtc.RTPCodecTypeVideo) > 0
+	})
+	shapes := [][]int{
+		{1000, 1000, 1000, 1000, 1000, 1000},      // one run
+		{1000, 1000, 300, 1000, 1000},             // a shorter one closes a run
+		{300, 1000, 1000, 1000},                   // a larger one starts another
+		{200, 300, 400, 500, 600, 700, 800, 1100}, // growing: a send each
+		{1100, 900, 700, 500},                     // shrinking
+		{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 500}, // more than maxBatch
+		{700}, // one alone
+	}
+	for range 20 {
+		for _, s := range shapes {
+			batch(false, s...)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	last := seq - 1
+	waitFor(t, ctx, "every packet", func() bool {
+		pkts := ts.snapshot(webrtc.RTPCodecTypeVideo)
+		return len(pkts) > 0 && pkts[len(pkts)-1].seq == last
+	})
+	if err := ts.errors(); err != nil {
+		t.Fatal(err)
+	}
+	checkStream(t, ts.snapshot(webrtc.RTPCodecTypeVideo), true, 0)
+	if !sentDirectly(t, e, ts.sub) {
+		t.Fatal("the subscriber's media went through pion")
+	}
+	if runtime.GOOS == "linux" && !segmenting(e.send) {
+		t.Fatal("the kernel refused UDP segmentation: the batches went one by one")
 	}
 }

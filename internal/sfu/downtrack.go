@@ -183,6 +183,28 @@ func (d *downTrack) write(li int32, p *rtpPacket) {
 	d.mu.Unlock()
 }
 
+// writeBatch forwards the packets ps of encoding li, in order, as write
+// does one: on the direct path they leave in sends of several packets,
+// gathered in b (direct.go).
+func (d *downTrack) writeBatch(li int32, ps []*rtpPacket, b *sendBatch) {
+	if li != d.current.Load() && li != d.target.Load() {
+		return
+	}
+	d.mu.Lock()
+	w, direct := d.writer.(*directWriter)
+	if direct {
+		w.batch = b
+	}
+	for _, p := range ps {
+		d.writeLocked(li, p)
+	}
+	if direct {
+		w.batch = nil
+		_ = b.flush()
+	}
+	d.mu.Unlock()
+}
+
 // writeLocked is write with d.mu held. It reports whether the packet went
 // out (false: not this down-track's, or the stream did not start on it).
 func (d *downTrack) writeLocked(li int32, p *rtpPacket) bool {

@@ -295,13 +295,16 @@ func (e *Engine) newPeerConnection(role peerRole, initial int, direct bool) (*we
 	}
 	var connected func()
 	if d := parts.direct; d != nil {
-		d.ice = pc.SCTP().Transport().ICETransport()
-		d.ice.OnSelectedCandidatePairChange(d.pairChanged)
+		pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(d.pairChanged)
 		connected = d.handshakeDone
 	}
 	e.stats.watchJoin(pc, role, connected)
 	return pc, parts, nil
 }
+
+// batchSends tells forwarders to take what has queued as one batch
+// (direct.go): only the direct path sends batches.
+func (e *Engine) batchSends() bool { return !e.cfg.OneByOne && !e.cfg.PionSendPath }
 
 // NewRouter returns the router for one stage session. A router made after
 // Close is closed already.

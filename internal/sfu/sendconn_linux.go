@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -30,6 +31,7 @@ type sendConn struct {
 
 	mu     sync.RWMutex // write-held by Close: fd is not reused under a send
 	closed bool
+	noGSO  atomic.Bool // the kernel refused UDP_SEGMENT once
 }
 
 // newSendConn wraps c, or returns c itself when its descriptor cannot be
@@ -133,4 +135,97 @@ func (s *sendConn) sendto(b []byte, to netip.AddrPort) (int, error) {
 		return 0, err
 	}
 	return int(r1), nil
+}
+
+// udpSegment is the UDP_SEGMENT socket option (linux/udp.h): the size of
+// the datagrams the kernel cuts one send into (UDP generic segmentation
+// offload, Linux 4.18).
+const udpSegment = 103
+
+// WriteSegments sends b, datagrams of seg bytes each (the last may be
+// shorter), to one address with one sendmsg(2) and UDP generic
+// segmentation: the kernel builds, routes and delivers the datagrams
+// together, a third of the CPU of sending them one by one
+// (docs/performance.md). A kernel that refuses segmentation gets them one
+// by one, from then on.
+func (s *sendConn) WriteSegments(b []byte, seg int, to netip.AddrPort) error {
+	if len(b) <= seg || s.noGSO.Load() {
+		return s.writeEach(b, seg, to)
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return net.ErrClosed
+	}
+	err := s.sendmsgGSO(b, seg, to)
+	s.mu.RUnlock()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.ENOPROTOOPT),
+		errors.Is(err, syscall.EOPNOTSUPP):
+		s.noGSO.Store(true)
+		return s.writeEach(b, seg, to)
+	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR), errors.Is(err, errNoRawAddr):
+		return s.writeEach(b, seg, to)
+	}
+	return &net.OpError{Op: "write", Net: "udp", Source: s.conn.LocalAddr(), Addr: net.UDPAddrFromAddrPort(to), Err: err}
+}
+
+func (s *sendConn) writeEach(b []byte, seg int, to netip.AddrPort) error {
+	for len(b) > 0 {
+		n := min(seg, len(b))
+		if _, err := s.WriteToAddrPort(b[:n], to); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// sendmsgGSO is sendto with a UDP_SEGMENT control message, everything on
+// the stack.
+func (s *sendConn) sendmsgGSO(b []byte, seg int, to netip.AddrPort) error {
+	addr := to.Addr()
+	var (
+		sa4  syscall.RawSockaddrInet4
+		sa6  syscall.RawSockaddrInet6
+		name unsafe.Pointer
+		nlen uint32
+	)
+	switch {
+	case !s.inet6 && addr.Is4():
+		sa4.Family = syscall.AF_INET
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], to.Port())
+		sa4.Addr = addr.As4()
+		name, nlen = unsafe.Pointer(&sa4), uint32(unsafe.Sizeof(sa4))
+	case s.inet6 && addr.Zone() == "":
+		sa6.Family = syscall.AF_INET6
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa6.Port))[:], to.Port())
+		sa6.Addr = addr.As16()
+		name, nlen = unsafe.Pointer(&sa6), uint32(unsafe.Sizeof(sa6))
+	default:
+		return errNoRawAddr
+	}
+	var oob [32]byte // room for one cmsghdr and its uint16
+	space := syscall.CmsgSpace(2)
+	h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = syscall.IPPROTO_UDP, udpSegment // SOL_UDP is the protocol number
+	h.SetLen(syscall.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[syscall.CmsgLen(0):], uint16(seg))
+	iov := syscall.Iovec{Base: &b[0]}
+	iov.SetLen(len(b))
+	msg := syscall.Msghdr{Name: (*byte)(name), Namelen: nlen, Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	msg.SetControllen(space)
+	_, _, errno := syscall.Syscall(syscall.SYS_SENDMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&msg)), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// segmenting reports whether ps sends batches with UDP segmentation.
+func segmenting(ps packetSender) bool {
+	s, ok := ps.(*sendConn)
+	return ok && !s.noGSO.Load()
 }

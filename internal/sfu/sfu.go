@@ -48,7 +48,11 @@ type Config struct {
 	// (direct.go): for comparing the two, or should a client ever fail
 	// on the direct path.
 	PionSendPath bool
-	Logger       *slog.Logger
+	// OneByOne sends subscribers one packet per system call, even when a
+	// publisher's packets come in bursts (direct.go's batched sends): for
+	// comparing the two.
+	OneByOne bool
+	Logger   *slog.Logger
 }
 
 // Kind is a media kind.

@@ -40,15 +40,29 @@ const (
 type fanoutShard struct {
 	downs []*downTrack
 	li    int32
-	p     *rtpPacket
+	ps    []*rtpPacket // the packets, in order
 	wg    *sync.WaitGroup
 }
 
 func (s fanoutShard) run() {
-	for _, d := range s.downs {
-		d.write(s.li, s.p)
-	}
+	writeAll(s.downs, s.li, s.ps)
 	s.wg.Done()
+}
+
+// writeAll writes the packets ps to each of downs: one at a time, or
+// several as one batch per down-track (direct.go's batched sends).
+func writeAll(downs []*downTrack, li int32, ps []*rtpPacket) {
+	if len(ps) == 1 {
+		for _, d := range downs {
+			d.write(li, ps[0])
+		}
+		return
+	}
+	b := batchPool.Get().(*sendBatch)
+	for _, d := range downs {
+		d.writeBatch(li, ps, b)
+	}
+	batchPool.Put(b)
 }
 
 // spreader is the engine's pool of fan-out workers. A nil *spreader fans
@@ -98,20 +112,19 @@ func (s *spreader) close() {
 	s.wg.Wait()
 }
 
-// fanOut writes p (of encoding li) to every down-track in downs. wg is the
-// caller's, reused from packet to packet (one packet at a time per layer).
-func (s *spreader) fanOut(downs []*downTrack, li int32, p *rtpPacket, wg *sync.WaitGroup) {
+// fanOut writes the packets ps (of encoding li, in order) to every
+// down-track in downs. wg is the caller's, reused from batch to batch (one
+// batch at a time per layer).
+func (s *spreader) fanOut(downs []*downTrack, li int32, ps []*rtpPacket, wg *sync.WaitGroup) {
 	n := len(downs)
 	if s == nil || n < spreadMin {
-		for _, d := range downs {
-			d.write(li, p)
-		}
+		writeAll(downs, li, ps)
 		return
 	}
 	shards := min(s.workers+1, n/spreadShard)
 	size := (n + shards - 1) / shards
 	for lo := size; lo < n; lo += size {
-		sh := fanoutShard{downs: downs[lo:min(lo+size, n)], li: li, p: p, wg: wg}
+		sh := fanoutShard{downs: downs[lo:min(lo+size, n)], li: li, ps: ps, wg: wg}
 		wg.Add(1)
 		select {
 		case s.shards <- sh:
@@ -119,9 +132,7 @@ func (s *spreader) fanOut(downs []*downTrack, li int32, p *rtpPacket, wg *sync.W
 			sh.run()
 		}
 	}
-	for _, d := range downs[:size] {
-		d.write(li, p)
-	}
+	writeAll(downs[:size], li, ps)
 	for {
 		select {
 		case sh := <-s.shards:

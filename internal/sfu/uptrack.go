@@ -271,20 +271,85 @@ func (l *layer) readRTP(remote *webrtc.TrackRemote) {
 	}
 }
 
-// forwardQueued is the layer's forwarder: the one goroutine that calls
-// forward for a remote publisher's encoding.
+// forwardQueued is the layer's forwarder: the one goroutine that forwards
+// a remote publisher's encoding. It takes every packet queued when it comes
+// back, up to maxBatch, and forwards them together: each subscriber then
+// gets them in one send (direct.go's batched sends). Nothing waits for a
+// batch to fill.
 func (l *layer) forwardQueued(ready <-chan *queued, free chan<- *queued) {
+	batch := l.track.pub.r.e.batchSends()
+	var qs [maxBatch]*queued
+	var ps [maxBatch]*rtpPacket
 	for q := range ready {
-		l.forward(&q.pkt, q.at)
-		free <- q
+		qs[0], ps[0] = q, &q.pkt
+		n := 1
+	more:
+		for batch && n < maxBatch {
+			select {
+			case q, ok := <-ready:
+				if !ok {
+					break more
+				}
+				qs[n], ps[n] = q, &q.pkt
+				n++
+			default:
+				break more
+			}
+		}
+		l.forwardBatch(ps[:n], qs[0].at)
+		for _, q := range qs[:n] {
+			free <- q
+		}
 	}
 }
 
 // forward caches one received packet and fans it out to every down-track
 // of the track. It is the hot path the benchmarks measure.
 func (l *layer) forward(p *rtpPacket, now int64) {
-	t := l.track
 	p.arrival = now
+	if !l.take(p) {
+		return
+	}
+	l.fanOut([]*rtpPacket{p}[:1:1])
+}
+
+// forwardBatch is forward for packets read in order; each packet's arrival
+// is set already (queued.at), now is the first's.
+func (l *layer) forwardBatch(ps []*rtpPacket, now int64) {
+	kept := ps[:0]
+	for _, p := range ps {
+		if l.take(p) {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) > 0 {
+		l.fanOut(kept)
+	}
+}
+
+// fanOut writes the packets to every down-track and records how long
+// each took from its reading to its last subscriber's send.
+func (l *layer) fanOut(ps []*rtpPacket) {
+	t := l.track
+	downs := t.downs.Load()
+	if downs == nil {
+		return
+	}
+	t.spread.fanOut(*downs, l.index, ps, &l.fanWG)
+	if t.stats != nil && len(*downs) > 0 {
+		done := nanotime()
+		for _, p := range ps {
+			t.stats.fwdDelay.observe(delayBounds, float64(done-p.arrival)/1e9)
+		}
+	}
+}
+
+// take caches one received packet (p.arrival set) and updates the layer's
+// state from it; it reports whether the packet is to be fanned out (not a
+// copy of one forwarded already).
+func (l *layer) take(p *rtpPacket) bool {
+	t := l.track
+	now := p.arrival
 	p.ext = l.seqs.unwrap(p.seq)
 	if !t.pub.media.Load() {
 		t.pub.gotMedia()
@@ -293,7 +358,7 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 		// A copy of a packet already forwarded (a repair that came twice,
 		// or one the network duplicated): subscribers have it.
 		l.dups.Add(1)
-		return
+		return false
 	}
 	l.packets.Add(1)
 	l.bytes.Add(uint64(len(p.raw)))
@@ -329,14 +394,7 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 			}
 		}
 	}
-	downs := t.downs.Load()
-	if downs == nil {
-		return
-	}
-	t.spread.fanOut(*downs, l.index, p, &l.fanWG)
-	if t.stats != nil && len(*downs) > 0 {
-		t.stats.fwdDelay.observe(delayBounds, float64(nanotime()-now)/1e9)
-	}
+	return true
 }
 
 // readRTCP reads the encoding's RTCP: pion's receiver-side interceptors
