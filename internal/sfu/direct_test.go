@@ -253,7 +253,7 @@ func TestDirectSendPathBatches(t *testing.T) {
 			seq++
 		}
 		frame++
-		l.forwardBatch(ps, ps[0].arrival)
+		l.forwardBatch(ps)
 	}
 	waitFor(t, ctx, "the stream to start", func() bool {
 		batch(true, 1000, 1000, 1000, 400)
@@ -289,5 +289,35 @@ func TestDirectSendPathBatches(t *testing.T) {
 	}
 	if runtime.GOOS == "linux" && !segmenting(e.send) {
 		t.Fatal("the kernel refused UDP segmentation: the batches went one by one")
+	}
+}
+
+// Packets a real publisher sent, which the forwarder takes in batches,
+// keep the time they were read: the layer's newest keyframe arrived after
+// the publisher started and before now, and no packet's forward delay is
+// longer than the whole test. (A batch whose packets kept no arrival time
+// once dated every keyframe to the process's start, which stopped
+// subscribers starting from the cache, and reported forward delays as old
+// as the process.)
+func TestBatchedPacketsKeepTheirArrival(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	e := newTestEngine(t)
+	r := e.NewRouter("stage")
+	start := nanotime()
+	tp := startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true})
+	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{noAudio: true}})
+	must(t, err)
+	waitFor(t, ctx, "media", func() bool { return ts.count(webrtc.RTPCodecTypeVideo) >= 100 })
+	end := nanotime()
+	if at := tp.pub.tracks[0].layers[0].keyAt.Load(); at < start || at > end {
+		t.Fatalf("the newest keyframe arrived at %d, outside the test's [%d, %d]", at, start, end)
+	}
+	h := e.stats.fwdDelay.snapshot(delayBounds)
+	if h.Count == 0 {
+		t.Fatal("no forward delay observed")
+	}
+	if mean := h.Sum / float64(h.Count); mean > float64(end-start)/1e9 {
+		t.Fatalf("mean forward delay %.3f s, longer than the test", mean)
 	}
 }

@@ -281,6 +281,7 @@ func (l *layer) forwardQueued(ready <-chan *queued, free chan<- *queued) {
 	var qs [maxBatch]*queued
 	var ps [maxBatch]*rtpPacket
 	for q := range ready {
+		q.pkt.arrival = q.at
 		qs[0], ps[0] = q, &q.pkt
 		n := 1
 	more:
@@ -290,13 +291,14 @@ func (l *layer) forwardQueued(ready <-chan *queued, free chan<- *queued) {
 				if !ok {
 					break more
 				}
+				q.pkt.arrival = q.at
 				qs[n], ps[n] = q, &q.pkt
 				n++
 			default:
 				break more
 			}
 		}
-		l.forwardBatch(ps[:n], qs[0].at)
+		l.forwardBatch(ps[:n])
 		for _, q := range qs[:n] {
 			free <- q
 		}
@@ -313,9 +315,9 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 	l.fanOut([]*rtpPacket{p}[:1:1])
 }
 
-// forwardBatch is forward for packets read in order; each packet's arrival
-// is set already (queued.at), now is the first's.
-func (l *layer) forwardBatch(ps []*rtpPacket, now int64) {
+// forwardBatch is forward for packets read in order, each with its
+// arrival set.
+func (l *layer) forwardBatch(ps []*rtpPacket) {
 	kept := ps[:0]
 	for _, p := range ps {
 		if l.take(p) {
