@@ -57,6 +57,11 @@ type Engine struct {
 	subSettings webrtc.SettingEngine  // subscribers': settings, and their queues (queue.go)
 	pubShared   []interceptor.Factory // rolePublisher's, before its own feedback (twcc.go)
 	fixedAPI    *webrtc.API           // roleFixedSubscriber
+	// Subscribers whose offer cannot use ICE-TCP (wantsICETCP) are built
+	// without the engine's TCP candidate: subSettings and fixedAPI with
+	// UDP only. The same as those when TCP is off.
+	subSettingsUDP webrtc.SettingEngine
+	fixedAPIUDP    *webrtc.API
 	subShared   []interceptor.Factory
 
 	cert certificate
@@ -177,6 +182,10 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	// bursts (a keyframe) that must not be dropped.
 	e.subSettings = se
 	e.subSettings.BufferFactory = subscriberBuffers
+	// A TCP candidate costs its connection ≈ 14 KiB and two goroutines,
+	// used or not; subscribers that cannot use it go without.
+	e.subSettingsUDP = e.subSettings
+	e.subSettingsUDP.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 
 	// Publisher connections only receive and subscriber connections only
 	// send, so each role's registry has only the interceptors it needs:
@@ -205,6 +214,7 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	// not pion's twcc.NewHeaderExtensionInterceptor, which allocates per
 	// packet.
 	e.fixedAPI = e.newAPI(e.subSettings, statsFactory{e: e})
+	e.fixedAPIUDP = e.newAPI(e.subSettingsUDP, statsFactory{e: e})
 	e.subShared = []interceptor.Factory{statsFactory{e: e}}
 	return nil
 }
@@ -226,8 +236,10 @@ func (e *Engine) newAPI(se webrtc.SettingEngine, factories ...interceptor.Factor
 
 // newPeerConnection creates a peer connection for role; subscribers with
 // congestion control also get their bandwidth estimator, started at
-// initial bits per second. Safe to call concurrently.
-func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConnection, *estimator, error) {
+// initial bits per second. A subscriber's connection gathers the engine's
+// TCP candidate only if tcp (wantsICETCP); publishers always do. Safe to
+// call concurrently.
+func (e *Engine) newPeerConnection(role peerRole, initial int, tcp bool) (*webrtc.PeerConnection, *estimator, error) {
 	var api *webrtc.API
 	var est *estimator
 	switch role {
@@ -235,6 +247,9 @@ func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConn
 		api = e.publisherAPI()
 	case roleFixedSubscriber:
 		api = e.fixedAPI
+		if !tcp {
+			api = e.fixedAPIUDP
+		}
 	case roleSubscriber:
 		// pion builds the connection's interceptors inside
 		// NewPeerConnection, on this goroutine: the controller's factory
@@ -248,7 +263,11 @@ func (e *Engine) newPeerConnection(role peerRole, initial int) (*webrtc.PeerConn
 			return nil, nil, err
 		}
 		factories := append(append([]interceptor.Factory(nil), e.subShared...), ccf, twccStamperFactory{})
-		api = e.newAPI(e.subSettings, factories...)
+		se := e.subSettings
+		if !tcp {
+			se = e.subSettingsUDP
+		}
+		api = e.newAPI(se, factories...)
 	default:
 		return nil, nil, fmt.Errorf("sfu: unknown peer role %d", role)
 	}

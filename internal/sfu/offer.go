@@ -34,6 +34,9 @@ type offerSection struct {
 	codecs    []offerCodec
 	rids      []string // a=rid:<id> send, in order
 	twcc      bool     // the transport-wide-cc header extension is offered
+	// The offerer's ICE candidates in this section (session-level ones
+	// counted in every section), and how many of them are TCP.
+	candidates, tcpCandidates int
 }
 
 // sends/receives tell what the offerer does with the section.
@@ -65,14 +68,22 @@ func parseOffer(offer string) ([]offerSection, error) {
 		return nil, err
 	}
 	sessionDir := "sendrecv"
+	var sessionCands, sessionTCP int
 	for _, a := range sd.Attributes {
-		if isDirection(a.Key) {
+		switch {
+		case isDirection(a.Key):
 			sessionDir = a.Key
+		case a.Key == "candidate":
+			sessionCands++
+			if candidateIsTCP(a.Value) {
+				sessionTCP++
+			}
 		}
 	}
 	sections := make([]offerSection, 0, len(sd.MediaDescriptions))
 	for _, md := range sd.MediaDescriptions {
-		sec := offerSection{direction: sessionDir, rejected: md.MediaName.Port.Value == 0}
+		sec := offerSection{direction: sessionDir, rejected: md.MediaName.Port.Value == 0,
+			candidates: sessionCands, tcpCandidates: sessionTCP}
 		switch md.MediaName.Media {
 		case "audio":
 			sec.kind = Audio
@@ -134,6 +145,11 @@ func parseOffer(offer string) ([]offerSection, error) {
 				if strings.Contains(a.Value, twccURI) {
 					sec.twcc = true
 				}
+			case a.Key == "candidate":
+				sec.candidates++
+				if candidateIsTCP(a.Value) {
+					sec.tcpCandidates++
+				}
 			}
 		}
 		if sec.kind != "" && !sec.rejected {
@@ -152,6 +168,39 @@ func parseOffer(offer string) ([]offerSection, error) {
 		sections = append(sections, sec)
 	}
 	return sections, nil
+}
+
+// candidateIsTCP tells whether an a=candidate value ("<foundation>
+// <component> <transport> ...", RFC 8839) is an ICE-TCP candidate (RFC 6544).
+func candidateIsTCP(value string) bool {
+	f := strings.Fields(value)
+	return len(f) > 2 && strings.EqualFold(f[2], "tcp")
+}
+
+// wantsICETCP tells whether the answer to an offer with these sections
+// needs the server's ICE-TCP candidate, which costs every connection that
+// has one about 14 KiB of memory and two goroutines whether TCP is used or
+// not (docs/performance.md). Answers are not trickled and neither are
+// offers (the signalling takes no candidates later), so an offer's
+// candidates are all the client will try: a client that can use ICE-TCP
+// offers a TCP candidate (browsers offer "tcptype active" host candidates
+// alongside UDP ones, and a client behind a firewall that blocks UDP still
+// offers its UDP ones, so the offer cannot tell that UDP will fail: any TCP
+// candidate is enough). An offer with no candidate at all (a client that
+// meant to trickle them) keeps the TCP candidate too: what it can do is
+// unknown. Only an offer whose candidates are all UDP goes without: that
+// client cannot connect over TCP anyway.
+func wantsICETCP(sections []offerSection) bool {
+	// Counted over the whole offer: with BUNDLE a client may list its
+	// candidates in the first section only.
+	candidates := 0
+	for _, s := range sections {
+		if s.tcpCandidates > 0 {
+			return true
+		}
+		candidates += s.candidates
+	}
+	return candidates == 0
 }
 
 // checkOfferShape refuses offers that no client of IVS sends and that

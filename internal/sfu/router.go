@@ -65,7 +65,7 @@ func (r *Router) Publish(ctx context.Context, publisherID, offer string, cb Publ
 	if r.isClosed() {
 		return nil, "", ErrClosed
 	}
-	pc, _, err := r.e.newPeerConnection(rolePublisher, 0)
+	pc, _, err := r.e.newPeerConnection(rolePublisher, 0, true)
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
 	}
@@ -120,7 +120,7 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 			role = roleSubscriber
 		}
 	}
-	pc, est, err := r.e.newPeerConnection(role, initial)
+	pc, est, err := r.e.newPeerConnection(role, initial, wantsICETCP(sections))
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
 	}
