@@ -36,6 +36,7 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 	in := make([]byte, maxPacket)
 	forget := bindRTCPReader(in, d)
 	defer forget()
+	defer d.sub.rtcpReaders.Add(-1)
 	failures := 0
 	for {
 		n, a, err := sender.Read(in)
