@@ -62,7 +62,7 @@ type Engine struct {
 	// UDP only. The same as those when TCP is off.
 	subSettingsUDP webrtc.SettingEngine
 	fixedAPIUDP    *webrtc.API
-	subShared   []interceptor.Factory
+	subShared      []interceptor.Factory
 
 	cert certificate
 
