@@ -166,6 +166,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		ListenIP:      cfg.MediaListenIP(),
 		PublicIPs:     cfg.PublicIPs(),
 		FanoutWorkers: cfg.RTCFanoutWorkers,
+		PionSendPath:  !cfg.RTCDirectSend,
 		Logger:        log,
 	})
 	if err != nil {

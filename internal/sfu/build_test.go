@@ -26,7 +26,8 @@ func TestConcurrentPeerConnectionBuilds(t *testing.T) {
 		initial := 300_000 + 100_000*i
 		wg.Go(func() {
 			<-start
-			pc, est, err := e.newPeerConnection(role, initial, i%2 == 0)
+			pc, parts, err := e.newPeerConnection(role, initial, i%2 == 0)
+			est := parts.est
 			if err == nil {
 				defer pc.Close()
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
@@ -70,6 +71,9 @@ type clientOpts struct {
 	noRTX   bool
 	noNACK  bool
 	tcpOnly bool
+	// srtpProfiles and cipherSuites, if set, are all the client accepts.
+	srtpProfiles []dtls.SRTPProtectionProfile
+	cipherSuites []dtls.CipherSuiteID
 	// blockUDP makes a client behind a firewall that blocks UDP: it
 	// gathers its UDP candidates (on a socket whose sends are all
 	// dropped) and can use ICE-TCP.
@@ -176,6 +180,12 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 	// The test drops packets after SRTP has seen them; a retransmission
 	// with the same sequence number would otherwise look like a replay.
 	se.DisableSRTPReplayProtection(true)
+	if o.srtpProfiles != nil {
+		se.SetSRTPProtectionProfiles(o.srtpProfiles...)
+	}
+	if o.cipherSuites != nil {
+		se.SetDTLSCipherSuites(o.cipherSuites...)
+	}
 	switch {
 	case o.tcpOnly:
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})

@@ -39,9 +39,11 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 
-	udp    net.PacketConn
-	udpBuf int // the UDP socket's receive buffer as granted (0: unknown)
-	udpMux ice.UDPMux
+	udp     net.PacketConn
+	udpPort int
+	udpBuf  int          // the UDP socket's receive buffer as granted (0: unknown)
+	send    packetSender // the UDP socket, for the direct send path (direct.go)
+	udpMux  ice.UDPMux
 	// arrivals are the UDP socket's RTP arrival times (arrival.go).
 	arrivals *arrivalTable
 	tcp      net.Listener // nil when TCP is off
@@ -56,12 +58,10 @@ type Engine struct {
 	settings    webrtc.SettingEngine  // publishers' (each connection's own buffers: publisherAPI)
 	subSettings webrtc.SettingEngine  // subscribers': settings, and their queues (queue.go)
 	pubShared   []interceptor.Factory // rolePublisher's, before its own feedback (twcc.go)
-	fixedAPI    *webrtc.API           // roleFixedSubscriber
 	// Subscribers whose offer cannot use ICE-TCP (wantsICETCP) are built
-	// without the engine's TCP candidate: subSettings and fixedAPI with
-	// UDP only. The same as those when TCP is off.
+	// with subSettingsUDP: subSettings without the engine's TCP
+	// candidate. The same as subSettings when TCP is off.
 	subSettingsUDP webrtc.SettingEngine
-	fixedAPIUDP    *webrtc.API
 	subShared      []interceptor.Factory
 
 	cert certificate
@@ -85,8 +85,12 @@ const (
 	// the only encoding whatever the estimate), so the connection is built
 	// without the congestion controller and its transport-wide sequence
 	// numbers, which cost about a quarter of the server's CPU per
-	// forwarded packet (docs/performance.md).
+	// forwarded packet (docs/performance.md). Its packets take the
+	// engine's own send path (direct.go).
 	roleFixedSubscriber
+	// roleFixedSubscriberViaPion is a fixed subscriber whose client will
+	// only be the DTLS server: its packets go through pion's SRTP.
+	roleFixedSubscriberViaPion
 )
 
 // NewEngine opens the engine's UDP (and TCP) ICE port and builds its API.
@@ -114,7 +118,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	// transport-wide feedback (arrival.go).
 	e.arrivals = new(arrivalTable)
 	udpConn := udp.(*net.UDPConn)
-	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), stampArrivals(newSendConn(udpConn), udpConn, e.arrivals))
+	e.udpPort = udpConn.LocalAddr().(*net.UDPAddr).Port
+	sc := newSendConn(udpConn)
+	if ps, ok := sc.(packetSender); ok {
+		e.send = ps
+	} else {
+		e.send = udpSender{udpConn}
+	}
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), stampArrivals(sc, udpConn, e.arrivals))
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.TCPPort)))
 		if err != nil {
@@ -213,8 +224,6 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	// around earlier ones). The numbering is the engine's own (twcc.go),
 	// not pion's twcc.NewHeaderExtensionInterceptor, which allocates per
 	// packet.
-	e.fixedAPI = e.newAPI(e.subSettings, statsFactory{e: e})
-	e.fixedAPIUDP = e.newAPI(e.subSettingsUDP, statsFactory{e: e})
 	e.subShared = []interceptor.Factory{statsFactory{e: e}}
 	return nil
 }
@@ -234,22 +243,40 @@ func (e *Engine) newAPI(se webrtc.SettingEngine, factories ...interceptor.Factor
 	)
 }
 
+// connParts are what a peer connection is built with besides pion's own.
+type connParts struct {
+	est    *estimator  // subscribers with congestion control: their estimator
+	direct *directConn // subscribers without: the direct send path (direct.go)
+}
+
 // newPeerConnection creates a peer connection for role; subscribers with
 // congestion control also get their bandwidth estimator, started at
-// initial bits per second. A subscriber's connection gathers the engine's
-// TCP candidate only if tcp (wantsICETCP); publishers always do. Safe to
-// call concurrently.
-func (e *Engine) newPeerConnection(role peerRole, initial int, tcp bool) (*webrtc.PeerConnection, *estimator, error) {
+// initial bits per second, and those without their direct send path. A
+// subscriber's connection gathers the engine's TCP candidate only if tcp
+// (wantsICETCP); publishers always do. Safe to call concurrently.
+func (e *Engine) newPeerConnection(role peerRole, initial int, tcp bool) (*webrtc.PeerConnection, connParts, error) {
 	var api *webrtc.API
 	var est *estimator
+	var direct *directConn
+	subSE := e.subSettings
+	if !tcp {
+		subSE = e.subSettingsUDP
+	}
 	switch role {
 	case rolePublisher:
 		api = e.publisherAPI()
 	case roleFixedSubscriber:
-		api = e.fixedAPI
-		if !tcp {
-			api = e.fixedAPIUDP
+		// An API of its own: its settings carry this connection's DTLS
+		// hooks.
+		se := subSE
+		d, err := e.newDirectConn(&se)
+		if err != nil {
+			return nil, connParts{}, err
 		}
+		direct = d
+		api = e.newAPI(se, statsFactory{e: e})
+	case roleFixedSubscriberViaPion:
+		api = e.newAPI(subSE, statsFactory{e: e})
 	case roleSubscriber:
 		// pion builds the connection's interceptors inside
 		// NewPeerConnection, on this goroutine: the controller's factory
@@ -260,20 +287,16 @@ func (e *Engine) newPeerConnection(role peerRole, initial int, tcp bool) (*webrt
 			return b, err
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, connParts{}, err
 		}
 		factories := append(append([]interceptor.Factory(nil), e.subShared...), ccf, twccStamperFactory{})
-		se := e.subSettings
-		if !tcp {
-			se = e.subSettingsUDP
-		}
-		api = e.newAPI(se, factories...)
+		api = e.newAPI(subSE, factories...)
 	default:
-		return nil, nil, fmt.Errorf("sfu: unknown peer role %d", role)
+		return nil, connParts{}, fmt.Errorf("sfu: unknown peer role %d", role)
 	}
 	cert, err := e.cert.get()
 	if err != nil {
-		return nil, nil, err
+		return nil, connParts{}, err
 	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
@@ -281,10 +304,16 @@ func (e *Engine) newPeerConnection(role peerRole, initial int, tcp bool) (*webrt
 		Certificates:  []webrtc.Certificate{cert},
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, connParts{}, err
 	}
-	e.stats.watchJoin(pc, role)
-	return pc, est, nil
+	var connected func()
+	if direct != nil {
+		direct.ice = pc.SCTP().Transport().ICETransport()
+		direct.ice.OnSelectedCandidatePairChange(direct.pairChanged)
+		connected = direct.handshakeDone
+	}
+	e.stats.watchJoin(pc, role, connected)
+	return pc, connParts{est: est, direct: direct}, nil
 }
 
 // NewRouter returns the router for one stage session. A router made after

@@ -34,6 +34,7 @@ type offerSection struct {
 	codecs    []offerCodec
 	rids      []string // a=rid:<id> send, in order
 	twcc      bool     // the transport-wide-cc header extension is offered
+	setup     string   // a=setup (RFC 4145): the offerer's DTLS role, "" if none
 	// The offerer's ICE candidates in this section (session-level ones
 	// counted in every section), and how many of them are TCP.
 	candidates, tcpCandidates int
@@ -67,7 +68,7 @@ func parseOffer(offer string) ([]offerSection, error) {
 	if err := checkOfferShape(&sd); err != nil {
 		return nil, err
 	}
-	sessionDir := "sendrecv"
+	sessionDir, sessionSetup := "sendrecv", ""
 	var sessionCands, sessionTCP int
 	for _, a := range sd.Attributes {
 		switch {
@@ -79,10 +80,13 @@ func parseOffer(offer string) ([]offerSection, error) {
 				sessionTCP++
 			}
 		}
+		if a.Key == "setup" {
+			sessionSetup = a.Value
+		}
 	}
 	sections := make([]offerSection, 0, len(sd.MediaDescriptions))
 	for _, md := range sd.MediaDescriptions {
-		sec := offerSection{direction: sessionDir, rejected: md.MediaName.Port.Value == 0,
+		sec := offerSection{direction: sessionDir, setup: sessionSetup, rejected: md.MediaName.Port.Value == 0,
 			candidates: sessionCands, tcpCandidates: sessionTCP}
 		switch md.MediaName.Media {
 		case "audio":
@@ -108,6 +112,8 @@ func parseOffer(offer string) ([]offerSection, error) {
 				sec.mid = a.Value
 			case isDirection(a.Key):
 				sec.direction = a.Key
+			case a.Key == "setup":
+				sec.setup = a.Value
 			case a.Key == "rtpmap":
 				pt, rest, ok := ptAttribute(a.Value)
 				c := byPT[pt]

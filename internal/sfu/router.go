@@ -120,11 +120,22 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 			role = roleSubscriber
 		}
 	}
-	pc, est, err := r.e.newPeerConnection(role, initial, wantsICETCP(sections))
+	for _, ps := range plan {
+		if role == roleFixedSubscriber && (ps.sec.setup == "passive" || r.e.cfg.PionSendPath) {
+			// The offerer will only be the DTLS server, and the direct
+			// send path needs the engine to be it (direct.go); or the
+			// engine was told to use pion's.
+			role = roleFixedSubscriberViaPion
+		}
+	}
+	pc, parts, err := r.e.newPeerConnection(role, initial, wantsICETCP(sections))
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
 	}
-	s := newSubscriber(r, subscriberID, pub, pc, est, plan, opts)
+	s := newSubscriber(r, subscriberID, pub, pc, parts.est, plan, opts)
+	if parts.direct != nil {
+		parts.direct.attach(s.downs)
+	}
 	answer, err := negotiate(ctx, pc, offer, s.prepareAnswer)
 	if err != nil {
 		s.abandon()

@@ -161,8 +161,8 @@ func TestSubscriberBehindUDPBlockingFirewall(t *testing.T) {
 	r := e.NewRouter("stage")
 	startPublisher(t, ctx, r, "alice", pubOpts{})
 	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{
-		client: clientOpts{blockUDP: true},
-		offer:  withTCPCandidate,
+		client:     clientOpts{blockUDP: true},
+		mungeOffer: withTCPCandidate,
 	})
 	must(t, err)
 	if !strings.Contains(ts.pc.CurrentRemoteDescription().SDP, "tcptype passive") {

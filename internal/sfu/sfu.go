@@ -43,7 +43,12 @@ type Config struct {
 	// cores (spread.go): 0 = one fewer than GOMAXPROCS, -1 = none (every
 	// publisher's encoding fans out on its own goroutine alone).
 	FanoutWorkers int
-	Logger        *slog.Logger
+	// PionSendPath sends every subscriber's packets through pion's SRTP
+	// session and ICE connection instead of the engine's own send path
+	// (direct.go): for comparing the two, or should a client ever fail
+	// on the direct path.
+	PionSendPath bool
+	Logger       *slog.Logger
 }
 
 // Kind is a media kind.

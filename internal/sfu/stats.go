@@ -147,9 +147,11 @@ func (h *histogram) snapshot(bounds []float64) Histogram {
 	return out
 }
 
-// watchJoin observes how long pc takes to be connected (its DTLS up).
-// DTLSTransport's state handler is one the engine does not otherwise use.
-func (s *engineStats) watchJoin(pc *webrtc.PeerConnection, role peerRole) {
+// watchJoin observes how long pc takes to be connected (its DTLS up), and
+// then runs connected, if any (on pion's goroutine, with the DTLS
+// transport's lock held, before its SRTP session starts). DTLSTransport's
+// state handler is one the engine does not otherwise use.
+func (s *engineStats) watchJoin(pc *webrtc.PeerConnection, role peerRole, connected func()) {
 	h := &s.subJoin
 	if role == rolePublisher {
 		h = &s.pubJoin
@@ -159,6 +161,9 @@ func (s *engineStats) watchJoin(pc *webrtc.PeerConnection, role peerRole) {
 	pc.SCTP().Transport().OnStateChange(func(st webrtc.DTLSTransportState) {
 		if st == webrtc.DTLSTransportStateConnected && !done.Swap(true) {
 			h.observe(joinBounds, time.Since(start).Seconds())
+			if connected != nil {
+				connected()
+			}
 		}
 	})
 }

@@ -41,8 +41,8 @@ type subOpts struct {
 	options SubscribeOptions
 	video   int  // video sections to offer (default 1)
 	noRead  bool // read nothing (benchmarks: only the engine's side counts)
-	// offer, if set, rewrites the client's offer before it is sent.
-	offer func(string) string
+	// mungeOffer, if set, rewrites the offer before it is sent.
+	mungeOffer func(string) string
 }
 
 func subscribe(t testing.TB, ctx context.Context, r *Router, id, pubID string, o subOpts) (*testSubscriber, error) {
@@ -79,8 +79,8 @@ func subscribe(t testing.TB, ctx context.Context, r *Router, id, pubID string, o
 		go ts.readRTCP(rc)
 	})
 	offer := offerFrom(t, ctx, pc)
-	if o.offer != nil {
-		offer = o.offer(offer)
+	if o.mungeOffer != nil {
+		offer = o.mungeOffer(offer)
 	}
 	o.options.OnClosed = func(err error) { ts.closed <- err }
 	sub, answer, err := r.Subscribe(ctx, id, pubID, offer, o.options)

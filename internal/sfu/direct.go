@@ -1,0 +1,330 @@
+package sfu
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/prf"
+	"github.com/pion/dtls/v3/pkg/protocol/extension"
+	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// The engine's own send path to subscribers.
+//
+// Through pion, every packet to every subscriber passes the track writer,
+// the interceptor chain, the SRTP session (a lock and a lookup by SSRC),
+// the DTLS transport's mux endpoint, the ICE connection and its selected
+// candidate pair (time stamps and counters per packet) before it reaches
+// the socket: about 28 % of the write path's CPU, the SRTP and the send
+// excluded (docs/performance.md). A subscriber that needs none of those
+// layers — one whose down-tracks carry a single encoding, so that no
+// congestion controller has to see its packets (roleFixedSubscriber), and
+// whose selected ICE pair is UDP on the engine's socket — gets a writer of
+// the engine's own instead: it encrypts with the connection's SRTP keys and
+// calls sendto(2) on the engine's socket (sendconn_linux.go) itself.
+//
+// pion does not expose a connection's SRTP keys, so they are derived as
+// pion derives them (RFC 5764 §4.2: the TLS exporter "EXTRACTOR-dtls_srtp"
+// over the handshake's master secret and randoms), from what two of pion's
+// public DTLS hooks see: the key log (RFC-less NSS format: the client
+// random and the master secret) and the ServerHello the server sends (the
+// server random, the cipher suite whose hash the exporter uses, the SRTP
+// profile chosen). The server's hello is only seen when the engine is the
+// DTLS server, so these subscribers answer with a=setup:passive (RFC 5763
+// allows either); a client that insists on being the server, or a
+// handshake whose pieces do not all show up, leaves the connection on
+// pion's path. Every packet of a connection takes one path from its first
+// on: the writers are installed when the handshake completes, before pion
+// starts its SRTP session, so pion never sends RTP on these streams and
+// the two SRTP contexts never disagree about a stream's rollover counter.
+
+// packetSender is the engine's UDP socket as the direct path uses it.
+type packetSender interface {
+	WriteToAddrPort(b []byte, to netip.AddrPort) (int, error)
+}
+
+// udpSender adapts a *net.UDPConn (when sendConn could not be used).
+type udpSender struct {
+	c interface {
+		WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error)
+	}
+}
+
+func (u udpSender) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
+	return u.c.WriteToUDPAddrPort(b, to)
+}
+
+// exporterLabel is the DTLS-SRTP exporter label (RFC 5764 §4.2).
+const exporterLabel = "EXTRACTOR-dtls_srtp"
+
+// directConn is one subscriber connection's direct path: the handshake's
+// secrets as pion's hooks report them, then the SRTP keys and the address
+// to send to.
+type directConn struct {
+	e   *Engine
+	ice *webrtc.ICETransport
+
+	mu           sync.Mutex // the hooks run on pion's handshake goroutine
+	clientRandom []byte
+	masterSecret []byte
+	serverRandom []byte
+	suite        uint16
+	profile      dtls.SRTPProtectionProfile
+
+	downs []*downTrack // the subscriber's, set before the handshake can start
+
+	keys atomic.Pointer[srtpKeys] // set when the handshake completes
+	// addr is where the selected ICE pair sends: nil when that pair is not
+	// UDP on the engine's socket (the writers then fall back to pion's).
+	addr atomic.Pointer[netip.AddrPort]
+}
+
+// srtpKeys are the keys this side encrypts with.
+type srtpKeys struct {
+	profile   srtp.ProtectionProfile
+	key, salt []byte
+}
+
+// newDirectConn prepares se (a copy of the subscribers' settings, for one
+// connection) so that the connection's handshake reports its secrets.
+func (e *Engine) newDirectConn(se *webrtc.SettingEngine) (*directConn, error) {
+	c := &directConn{e: e}
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return nil, err
+	}
+	se.SetDTLSKeyLogWriter(keyLogWriter{c})
+	se.SetDTLSServerHelloMessageHook(func(m handshake.MessageServerHello) handshake.Message {
+		c.serverHello(&m)
+		return &m
+	})
+	return c, nil
+}
+
+// keyLogWriter receives the key log's lines: "CLIENT_RANDOM <client random>
+// <master secret>", both in hex.
+type keyLogWriter struct{ c *directConn }
+
+func (w keyLogWriter) Write(line []byte) (int, error) {
+	f := bytes.Fields(line)
+	if len(f) != 3 || string(f[0]) != "CLIENT_RANDOM" {
+		return len(line), nil
+	}
+	cr, err1 := hex.DecodeString(string(f[1]))
+	ms, err2 := hex.DecodeString(string(f[2]))
+	if err1 == nil && err2 == nil {
+		w.c.mu.Lock()
+		w.c.clientRandom, w.c.masterSecret = cr, ms
+		w.c.mu.Unlock()
+	}
+	return len(line), nil
+}
+
+func (c *directConn) serverHello(m *handshake.MessageServerHello) {
+	r := m.Random.MarshalFixed()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.serverRandom = r[:]
+	if m.CipherSuiteID != nil {
+		c.suite = *m.CipherSuiteID
+	}
+	c.profile = 0
+	for _, ext := range m.Extensions {
+		if u, ok := ext.(*extension.UseSRTP); ok && len(u.ProtectionProfiles) == 1 {
+			c.profile = dtls.SRTPProtectionProfile(u.ProtectionProfiles[0])
+		}
+	}
+}
+
+var errNoSecrets = errors.New("sfu: the handshake's secrets were not seen")
+
+// deriveKeys computes the server's SRTP master key and salt from what the
+// hooks saw (RFC 5764 §4.2; RFC 5705's exporter with no context).
+func (c *directConn) deriveKeys() (*srtpKeys, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.clientRandom) != handshake.RandomLength || len(c.serverRandom) != handshake.RandomLength || len(c.masterSecret) == 0 || c.profile == 0 {
+		return nil, errNoSecrets
+	}
+	profile := srtp.ProtectionProfile(c.profile)
+	keyLen, err := profile.KeyLen()
+	if err != nil {
+		return nil, err
+	}
+	saltLen, err := profile.SaltLen()
+	if err != nil {
+		return nil, err
+	}
+	seed := make([]byte, 0, len(exporterLabel)+2*handshake.RandomLength)
+	seed = append(append(append(seed, exporterLabel...), c.clientRandom...), c.serverRandom...)
+	// The client's key, the server's, the client's salt, the server's.
+	material, err := prf.PHash(c.masterSecret, seed, 2*(keyLen+saltLen), prfHash(dtls.CipherSuiteID(c.suite)))
+	if err != nil {
+		return nil, err
+	}
+	return &srtpKeys{
+		profile: profile,
+		key:     material[keyLen : 2*keyLen],
+		salt:    material[2*keyLen+saltLen:],
+	}, nil
+}
+
+// prfHash is the hash of a DTLS 1.2 cipher suite's PRF: SHA-384 for the
+// suites named so, SHA-256 for every other suite pion offers (RFC 5246
+// §5: TLS 1.2's suites use SHA-256 unless they say otherwise).
+func prfHash(id dtls.CipherSuiteID) func() hash.Hash {
+	switch id {
+	case dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, dtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:
+		return sha512.New384
+	}
+	return sha256.New
+}
+
+// handshakeDone runs when the connection's DTLS handshake has completed,
+// before pion starts its SRTP session (DTLSTransport's state handler, with
+// the transport's lock held: nothing here may call into the transport).
+// It derives the keys and points the down-tracks at the direct path.
+func (c *directConn) handshakeDone() {
+	keys, err := c.deriveKeys()
+	if err != nil {
+		c.e.log.Debug("sfu: subscriber stays on pion's send path", "reason", err)
+		return
+	}
+	c.keys.Store(keys)
+	if pair, err := c.ice.GetSelectedCandidatePair(); err == nil {
+		c.pairChanged(pair)
+	}
+	c.mu.Lock()
+	downs := c.downs
+	c.mu.Unlock()
+	for _, d := range downs {
+		d.useDirect(c)
+	}
+}
+
+// attach gives the connection the subscriber's down-tracks.
+func (c *directConn) attach(downs []*downTrack) {
+	c.mu.Lock()
+	c.downs = downs
+	c.mu.Unlock()
+}
+
+// pairChanged follows the ICE agent's selected pair: the direct path sends
+// only on a UDP pair whose local side is the engine's socket (host
+// candidates from the UDP mux all are), to an address given as an IP.
+func (c *directConn) pairChanged(pair *webrtc.ICECandidatePair) {
+	if pair == nil || pair.Local == nil || pair.Remote == nil ||
+		pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Remote.Protocol != webrtc.ICEProtocolUDP ||
+		int(pair.Local.Port) != c.e.udpPort {
+		c.addr.Store(nil)
+		return
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		c.addr.Store(nil)
+		return
+	}
+	ap := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
+	c.addr.Store(&ap)
+}
+
+// directWriter is a down-track's writer on the direct path. Its SRTP
+// context is the down-track's own (the media and the RTX stream's state),
+// used under the down-track's lock like every write.
+type directWriter struct {
+	c     *directConn
+	srtp  *srtp.Context
+	pion  webrtc.TrackLocalWriter // while the pair is not one to send on directly
+	stats *engineStats
+}
+
+// useDirect moves the down-track to the direct path, if it is bound.
+func (d *downTrack) useDirect(c *directConn) {
+	keys := c.keys.Load()
+	if keys == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.writer == nil {
+		return
+	}
+	if _, ok := d.writer.(*directWriter); ok {
+		return
+	}
+	ctx, err := srtp.CreateContext(keys.key, keys.salt, keys.profile)
+	if err != nil {
+		d.sub.log.Warn("sfu: direct send path", "err", err)
+		return
+	}
+	d.writer = &directWriter{c: c, srtp: ctx, pion: d.writer, stats: &c.e.stats}
+}
+
+var errPacketTooLarge = fmt.Errorf("sfu: RTP packet larger than %d bytes", maxPacket)
+
+// WriteRTP marshals, encrypts and sends one packet (HOT PATH: once per
+// packet per subscriber).
+func (w *directWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	to := w.c.addr.Load()
+	if to == nil {
+		// A TCP pair, or one the path cannot send on: pion's way. (Its
+		// SRTP context starts the stream's rollover counter at 0; after
+		// 65,536 packets on the direct path the subscriber would not
+		// decrypt these. A UDP pair that turns into TCP mid-stream is
+		// rare; the subscriber then asks for a new connection.)
+		return w.pion.WriteRTP(h, payload)
+	}
+	buf := scratchPool.Get().(*[maxPacket]byte)
+	defer scratchPool.Put(buf)
+	n, err := h.MarshalTo(buf[:])
+	if err != nil {
+		return 0, err
+	}
+	size := n + len(payload) + int(h.PaddingSize)
+	if size+srtpOverhead > maxPacket {
+		return 0, errPacketTooLarge
+	}
+	copy(buf[n:], payload)
+	if h.Padding && h.PaddingSize > 0 {
+		// RFC 3550 §5.1: padding octets, the last of which counts them.
+		pad := buf[n+len(payload) : size]
+		clear(pad)
+		pad[len(pad)-1] = h.PaddingSize
+	}
+	// Encrypted in place: the context writes the packet and its tag over
+	// the plaintext (pion's session does the same).
+	out, err := w.srtp.EncryptRTP(buf[:size], buf[:size], h)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := w.c.e.send.WriteToAddrPort(out, *to); err != nil {
+		return 0, err
+	}
+	w.stats.fwdPackets.Add(1)
+	w.stats.fwdBytes.Add(uint64(n + len(payload))) // as the stats interceptor counts
+	return size, nil
+}
+
+// srtpOverhead bounds what SRTP adds to a packet: the longest
+// authentication tag of the profiles pion offers (16 bytes, AES-GCM).
+const srtpOverhead = 16
+
+// Write sends a marshalled RTP packet.
+func (w *directWriter) Write(b []byte) (int, error) {
+	var p rtp.Packet
+	if err := p.Unmarshal(b); err != nil {
+		return 0, err
+	}
+	return w.WriteRTP(&p.Header, p.Payload)
+}
