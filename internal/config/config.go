@@ -108,7 +108,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", 7881, "the one TCP port for WebRTC media over TCP (ICE-TCP) for clients without UDP; 0 picks a free port, -1 disables")
 	fs.StringVar(&c.RTCListenIP, "rtc-listen-ip", "", "address the media ports bind to (default: the host of --listen, so 127.0.0.1 unless --listen says otherwise; all interfaces when --rtc-public-ip is set or --public-url names another host)")
 	fs.IntVar(&c.RTCFanoutWorkers, "rtc-fanout-workers", 0, "goroutines that help send one packet to many subscribers (from 32 up) on several cores; 0 = one fewer than the CPUs Go uses, -1 = none (each publisher's track fans out on one core)")
-	fs.BoolVar(&c.RTCDirectSend, "rtc-direct-send", true, "send subscribers' media with the engine's own SRTP and socket writes where it can (single-encoding tracks, UDP); false sends everything through pion's layers, as before (for comparison)")
+	fs.BoolVar(&c.RTCDirectSend, "rtc-direct-send", true, "send subscribers' media with the engine's own SRTP and socket writes where it can (connections over UDP); false sends everything through pion's layers, as before (for comparison)")
 	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", "", "comma-separated IPs to advertise as media candidates, for hosts behind 1:1 NAT (default: the interface addresses)")
 	fs.DurationVar(&c.SessionGrace, "session-grace", 10*time.Second, "how long a stage session outlives its last participant, so that reconnects stay in one session")
 	fs.IntVar(&c.MaxPublishers, "max-publishers", 12, "publishers per stage (IVS: 12)")

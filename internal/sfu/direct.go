@@ -16,6 +16,7 @@ import (
 	"github.com/pion/dtls/v3/pkg/crypto/prf"
 	"github.com/pion/dtls/v3/pkg/protocol/extension"
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -28,27 +29,34 @@ import (
 // the DTLS transport's mux endpoint, the ICE connection and its selected
 // candidate pair (time stamps and counters per packet) before it reaches
 // the socket: about 28 % of the write path's CPU, the SRTP and the send
-// excluded (docs/performance.md). A subscriber that needs none of those
-// layers — one whose down-tracks carry a single encoding, so that no
-// congestion controller has to see its packets (roleFixedSubscriber), and
-// whose selected ICE pair is UDP on the engine's socket — gets a writer of
-// the engine's own instead: it encrypts with the connection's SRTP keys and
-// calls sendto(2) on the engine's socket (sendconn_linux.go) itself.
+// excluded (docs/performance.md). On the engine's own path a packet is
+// encrypted with the connection's SRTP keys and handed to sendto(2) on the
+// engine's socket (sendconn_linux.go) directly, when the connection's
+// selected ICE pair is UDP on that socket:
+//
+//   - a subscriber whose down-tracks carry one encoding each
+//     (roleFixedSubscriber) needs nothing else of the chain, and its
+//     down-tracks write to a directWriter, which skips all of pion's
+//     layers;
+//   - a subscriber with congestion control (roleSubscriber) keeps its
+//     interceptors (the transport-wide numbers and the controller must see
+//     every packet), and the innermost of them, directInterceptor, sends
+//     what reaches it, skipping pion's SRTP session, mux and ICE.
 //
 // pion does not expose a connection's SRTP keys, so they are derived as
 // pion derives them (RFC 5764 §4.2: the TLS exporter "EXTRACTOR-dtls_srtp"
 // over the handshake's master secret and randoms), from what two of pion's
-// public DTLS hooks see: the key log (RFC-less NSS format: the client
-// random and the master secret) and the ServerHello the server sends (the
-// server random, the cipher suite whose hash the exporter uses, the SRTP
-// profile chosen). The server's hello is only seen when the engine is the
-// DTLS server, so these subscribers answer with a=setup:passive (RFC 5763
+// public DTLS hooks see: the key log (NSS's format: the client random and
+// the master secret) and the ServerHello the server sends (the server
+// random, the cipher suite whose hash the exporter uses, the SRTP profile
+// chosen). The server's hello is only seen when the engine is the DTLS
+// server, so these subscribers answer with a=setup:passive (RFC 5763
 // allows either); a client that insists on being the server, or a
 // handshake whose pieces do not all show up, leaves the connection on
-// pion's path. Every packet of a connection takes one path from its first
-// on: the writers are installed when the handshake completes, before pion
-// starts its SRTP session, so pion never sends RTP on these streams and
-// the two SRTP contexts never disagree about a stream's rollover counter.
+// pion's path. The keys are in place when the handshake completes, before
+// pion starts its SRTP session, so from the first packet that can be
+// delivered on, every packet of a stream takes the same path and the two
+// SRTP contexts never disagree about a stream's rollover counter.
 
 // packetSender is the engine's UDP socket as the direct path uses it.
 type packetSender interface {
@@ -82,8 +90,6 @@ type directConn struct {
 	serverRandom []byte
 	suite        uint16
 	profile      dtls.SRTPProtectionProfile
-
-	downs []*downTrack // the subscriber's, set before the handshake can start
 
 	keys atomic.Pointer[srtpKeys] // set when the handshake completes
 	// addr is where the selected ICE pair sends: nil when that pair is not
@@ -170,6 +176,10 @@ func (c *directConn) deriveKeys() (*srtpKeys, error) {
 	seed = append(append(append(seed, exporterLabel...), c.clientRandom...), c.serverRandom...)
 	// The client's key, the server's, the client's salt, the server's.
 	material, err := prf.PHash(c.masterSecret, seed, 2*(keyLen+saltLen), prfHash(dtls.CipherSuiteID(c.suite)))
+	// The master secret is needed no longer: not kept for the
+	// connection's life.
+	clear(c.masterSecret)
+	c.masterSecret = nil
 	if err != nil {
 		return nil, err
 	}
@@ -194,30 +204,17 @@ func prfHash(id dtls.CipherSuiteID) func() hash.Hash {
 // handshakeDone runs when the connection's DTLS handshake has completed,
 // before pion starts its SRTP session (DTLSTransport's state handler, with
 // the transport's lock held: nothing here may call into the transport).
-// It derives the keys and points the down-tracks at the direct path.
 func (c *directConn) handshakeDone() {
 	keys, err := c.deriveKeys()
 	if err != nil {
 		c.e.log.Debug("sfu: subscriber stays on pion's send path", "reason", err)
 		return
 	}
-	c.keys.Store(keys)
 	if pair, err := c.ice.GetSelectedCandidatePair(); err == nil {
 		c.pairChanged(pair)
 	}
-	c.mu.Lock()
-	downs := c.downs
-	c.mu.Unlock()
-	for _, d := range downs {
-		d.useDirect(c)
-	}
-}
-
-// attach gives the connection the subscriber's down-tracks.
-func (c *directConn) attach(downs []*downTrack) {
-	c.mu.Lock()
-	c.downs = downs
-	c.mu.Unlock()
+	c.keys.Store(keys)
+	c.e.log.Debug("sfu: subscriber on the direct send path", "srtp", keys.profile, "to", c.addr.Load())
 }
 
 // pairChanged follows the ICE agent's selected pair: the direct path sends
@@ -239,86 +236,96 @@ func (c *directConn) pairChanged(pair *webrtc.ICECandidatePair) {
 	c.addr.Store(&ap)
 }
 
-// directWriter is a down-track's writer on the direct path. Its SRTP
-// context is the down-track's own (the media and the RTX stream's state),
-// used under the down-track's lock like every write.
-type directWriter struct {
-	c     *directConn
-	srtp  *srtp.Context
-	pion  webrtc.TrackLocalWriter // while the pair is not one to send on directly
-	stats *engineStats
+// directStream sends one down-track's packets (its media and its RTX
+// stream) on the direct path. Its SRTP context is made at its first packet
+// after the handshake and used under the down-track's lock, like every
+// write of the down-track.
+type directStream struct {
+	c    *directConn
+	srtp *srtp.Context
 }
 
-// useDirect moves the down-track to the direct path, if it is bound.
-func (d *downTrack) useDirect(c *directConn) {
-	keys := c.keys.Load()
-	if keys == nil {
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed || d.writer == nil {
-		return
-	}
-	if _, ok := d.writer.(*directWriter); ok {
-		return
-	}
-	ctx, err := srtp.CreateContext(keys.key, keys.salt, keys.profile)
-	if err != nil {
-		d.sub.log.Warn("sfu: direct send path", "err", err)
-		return
-	}
-	d.writer = &directWriter{c: c, srtp: ctx, pion: d.writer, stats: &c.e.stats}
-}
+var errPacketTooLarge = fmt.Errorf("sfu: RTP packet larger than %d bytes", maxPacket-srtpOverhead)
 
-var errPacketTooLarge = fmt.Errorf("sfu: RTP packet larger than %d bytes", maxPacket)
+// srtpOverhead bounds what SRTP adds to a packet: the longest
+// authentication tag of the profiles pion offers (16 bytes, AES-GCM).
+const srtpOverhead = 16
 
-// WriteRTP marshals, encrypts and sends one packet (HOT PATH: once per
-// packet per subscriber).
-func (w *directWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
-	to := w.c.addr.Load()
+// send marshals, encrypts and sends one packet (HOT PATH: once per packet
+// per subscriber). ok is false when the packet is pion's to send: the
+// handshake has not completed (pion then drops it, as it does every packet
+// before its SRTP session is up), the connection stays on pion's path, or
+// its selected pair is not one the engine sends on (TCP). A UDP pair that
+// turns into TCP mid-stream hands the stream to pion's SRTP context, which
+// starts its rollover counter at 0: after 65,536 packets on the direct
+// path the subscriber would no longer decrypt them. That switch is rare;
+// the subscriber then reconnects.
+func (s *directStream) send(h *rtp.Header, payload []byte) (n int, ok bool, err error) {
+	to := s.c.addr.Load()
 	if to == nil {
-		// A TCP pair, or one the path cannot send on: pion's way. (Its
-		// SRTP context starts the stream's rollover counter at 0; after
-		// 65,536 packets on the direct path the subscriber would not
-		// decrypt these. A UDP pair that turns into TCP mid-stream is
-		// rare; the subscriber then asks for a new connection.)
-		return w.pion.WriteRTP(h, payload)
+		return 0, false, nil
+	}
+	if s.srtp == nil {
+		keys := s.c.keys.Load()
+		if keys == nil {
+			return 0, false, nil
+		}
+		ctx, err := srtp.CreateContext(keys.key, keys.salt, keys.profile)
+		if err != nil {
+			return 0, true, err
+		}
+		s.srtp = ctx
 	}
 	buf := scratchPool.Get().(*[maxPacket]byte)
 	defer scratchPool.Put(buf)
-	n, err := h.MarshalTo(buf[:])
+	hl, err := h.MarshalTo(buf[:])
 	if err != nil {
-		return 0, err
+		return 0, true, err
 	}
-	size := n + len(payload) + int(h.PaddingSize)
+	size := hl + len(payload) + int(h.PaddingSize)
 	if size+srtpOverhead > maxPacket {
-		return 0, errPacketTooLarge
+		return 0, true, errPacketTooLarge
 	}
-	copy(buf[n:], payload)
+	copy(buf[hl:], payload)
 	if h.Padding && h.PaddingSize > 0 {
 		// RFC 3550 §5.1: padding octets, the last of which counts them.
-		pad := buf[n+len(payload) : size]
+		pad := buf[hl+len(payload) : size]
 		clear(pad)
 		pad[len(pad)-1] = h.PaddingSize
 	}
 	// Encrypted in place: the context writes the packet and its tag over
 	// the plaintext (pion's session does the same).
-	out, err := w.srtp.EncryptRTP(buf[:size], buf[:size], h)
+	out, err := s.srtp.EncryptRTP(buf[:size], buf[:size], h)
 	if err != nil {
-		return 0, err
+		return 0, true, err
 	}
-	if _, err := w.c.e.send.WriteToAddrPort(out, *to); err != nil {
-		return 0, err
+	if _, err := s.c.e.send.WriteToAddrPort(out, *to); err != nil {
+		return 0, true, err
 	}
-	w.stats.fwdPackets.Add(1)
-	w.stats.fwdBytes.Add(uint64(n + len(payload))) // as the stats interceptor counts
-	return size, nil
+	return size, true, nil
 }
 
-// srtpOverhead bounds what SRTP adds to a packet: the longest
-// authentication tag of the profiles pion offers (16 bytes, AES-GCM).
-const srtpOverhead = 16
+// directWriter is the writer of a roleFixedSubscriber's down-track: the
+// direct path, or pion's track writer for what the direct path does not
+// send.
+type directWriter struct {
+	st    directStream
+	pion  webrtc.TrackLocalWriter
+	stats *engineStats
+}
+
+func (w *directWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	n, ok, err := w.st.send(h, payload)
+	if !ok {
+		return w.pion.WriteRTP(h, payload)
+	}
+	if err == nil {
+		// As the stats interceptor, which this path skips, counts.
+		w.stats.fwdPackets.Add(1)
+		w.stats.fwdBytes.Add(uint64(h.MarshalSize() + len(payload)))
+	}
+	return n, err
+}
 
 // Write sends a marshalled RTP packet.
 func (w *directWriter) Write(b []byte) (int, error) {
@@ -327,4 +334,31 @@ func (w *directWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return w.WriteRTP(&p.Header, p.Payload)
+}
+
+// directInterceptor is the innermost interceptor of a roleSubscriber's
+// connection: the packets the interceptors above it (the transport-wide
+// numbers, the congestion controller, the stats) have seen go out on the
+// direct path.
+type directInterceptor struct {
+	interceptor.NoOp
+	c *directConn
+}
+
+type directFactory struct{ c *directConn }
+
+func (f directFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &directInterceptor{c: f.c}, nil
+}
+
+// BindLocalStream implements interceptor.Interceptor. One down-track
+// writes the stream, under its lock.
+func (i *directInterceptor) BindLocalStream(_ *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
+	st := &directStream{c: i.c}
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if n, ok, err := st.send(h, payload); ok {
+			return n, err
+		}
+		return writer.Write(h, payload, a)
+	})
 }

@@ -120,6 +120,13 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		return webrtc.RTPCodecParameters{}, errClosedTrack
 	}
 	d.writer = ctx.WriteStream()
+	if c := d.sub.direct; c != nil && d.sub.est == nil {
+		// Nothing between the down-track and the wire but SRTP: write
+		// there directly (direct.go). With a congestion controller the
+		// packets go through the interceptors, the innermost of which
+		// sends them the same way.
+		d.writer = &directWriter{st: directStream{c: c}, pion: d.writer, stats: &c.e.stats}
+	}
 	d.ssrc = uint32(ctx.SSRC())
 	d.pt = uint8(codec.PayloadType)
 	if rtx := uint32(ctx.SSRCRetransmission()); rtx != 0 {

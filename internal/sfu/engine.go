@@ -85,12 +85,8 @@ const (
 	// the only encoding whatever the estimate), so the connection is built
 	// without the congestion controller and its transport-wide sequence
 	// numbers, which cost about a quarter of the server's CPU per
-	// forwarded packet (docs/performance.md). Its packets take the
-	// engine's own send path (direct.go).
+	// forwarded packet (docs/performance.md).
 	roleFixedSubscriber
-	// roleFixedSubscriberViaPion is a fixed subscriber whose client will
-	// only be the DTLS server: its packets go through pion's SRTP.
-	roleFixedSubscriberViaPion
 )
 
 // NewEngine opens the engine's UDP (and TCP) ICE port and builds its API.
@@ -246,51 +242,54 @@ func (e *Engine) newAPI(se webrtc.SettingEngine, factories ...interceptor.Factor
 // connParts are what a peer connection is built with besides pion's own.
 type connParts struct {
 	est    *estimator  // subscribers with congestion control: their estimator
-	direct *directConn // subscribers without: the direct send path (direct.go)
+	direct *directConn // subscribers on the direct send path (direct.go)
 }
 
 // newPeerConnection creates a peer connection for role; subscribers with
 // congestion control also get their bandwidth estimator, started at
-// initial bits per second, and those without their direct send path. A
-// subscriber's connection gathers the engine's TCP candidate only if tcp
-// (wantsICETCP); publishers always do. Safe to call concurrently.
-func (e *Engine) newPeerConnection(role peerRole, initial int, tcp bool) (*webrtc.PeerConnection, connParts, error) {
+// initial bits per second, and subscribers with direct their direct send
+// path. A subscriber's connection gathers the engine's TCP candidate only
+// if tcp (wantsICETCP); publishers always do. Safe to call concurrently.
+func (e *Engine) newPeerConnection(role peerRole, initial int, direct, tcp bool) (*webrtc.PeerConnection, connParts, error) {
 	var api *webrtc.API
-	var est *estimator
-	var direct *directConn
-	subSE := e.subSettings
-	if !tcp {
-		subSE = e.subSettingsUDP
-	}
+	var parts connParts
 	switch role {
 	case rolePublisher:
 		api = e.publisherAPI()
-	case roleFixedSubscriber:
-		// An API of its own: its settings carry this connection's DTLS
-		// hooks.
-		se := subSE
-		d, err := e.newDirectConn(&se)
-		if err != nil {
-			return nil, connParts{}, err
+	case roleFixedSubscriber, roleSubscriber:
+		// Each subscriber connection gets an API of its own: its settings
+		// carry the connection's DTLS hooks (direct.go), its interceptors
+		// its estimator.
+		se := e.subSettings
+		if !tcp {
+			se = e.subSettingsUDP
 		}
-		direct = d
-		api = e.newAPI(se, statsFactory{e: e})
-	case roleFixedSubscriberViaPion:
-		api = e.newAPI(subSE, statsFactory{e: e})
-	case roleSubscriber:
-		// pion builds the connection's interceptors inside
-		// NewPeerConnection, on this goroutine: the controller's factory
-		// is this connection's own, and its estimator lands in est.
-		ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-			b, err := newEstimator(initial)
-			est = b
-			return b, err
-		})
-		if err != nil {
-			return nil, connParts{}, err
+		var factories []interceptor.Factory
+		if direct {
+			d, err := e.newDirectConn(&se)
+			if err != nil {
+				return nil, connParts{}, err
+			}
+			parts.direct = d
+			factories = append(factories, directFactory{d}) // innermost
 		}
-		factories := append(append([]interceptor.Factory(nil), e.subShared...), ccf, twccStamperFactory{})
-		api = e.newAPI(subSE, factories...)
+		factories = append(factories, e.subShared...)
+		if role == roleSubscriber {
+			// pion builds the connection's interceptors inside
+			// NewPeerConnection, on this goroutine: the controller's
+			// factory is this connection's own, and its estimator lands
+			// in parts.est.
+			ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+				b, err := newEstimator(initial)
+				parts.est = b
+				return b, err
+			})
+			if err != nil {
+				return nil, connParts{}, err
+			}
+			factories = append(factories, ccf, twccStamperFactory{})
+		}
+		api = e.newAPI(se, factories...)
 	default:
 		return nil, connParts{}, fmt.Errorf("sfu: unknown peer role %d", role)
 	}
@@ -307,13 +306,13 @@ func (e *Engine) newPeerConnection(role peerRole, initial int, tcp bool) (*webrt
 		return nil, connParts{}, err
 	}
 	var connected func()
-	if direct != nil {
-		direct.ice = pc.SCTP().Transport().ICETransport()
-		direct.ice.OnSelectedCandidatePairChange(direct.pairChanged)
-		connected = direct.handshakeDone
+	if d := parts.direct; d != nil {
+		d.ice = pc.SCTP().Transport().ICETransport()
+		d.ice.OnSelectedCandidatePairChange(d.pairChanged)
+		connected = d.handshakeDone
 	}
 	e.stats.watchJoin(pc, role, connected)
-	return pc, connParts{est: est, direct: direct}, nil
+	return pc, parts, nil
 }
 
 // NewRouter returns the router for one stage session. A router made after

@@ -35,6 +35,7 @@ type offerSection struct {
 	rids      []string // a=rid:<id> send, in order
 	twcc      bool     // the transport-wide-cc header extension is offered
 	setup     string   // a=setup (RFC 4145): the offerer's DTLS role, "" if none
+	cryptex   bool     // a=cryptex (RFC 9335): header extensions encrypted
 	// The offerer's ICE candidates in this section (session-level ones
 	// counted in every section), and how many of them are TCP.
 	candidates, tcpCandidates int
@@ -68,7 +69,7 @@ func parseOffer(offer string) ([]offerSection, error) {
 	if err := checkOfferShape(&sd); err != nil {
 		return nil, err
 	}
-	sessionDir, sessionSetup := "sendrecv", ""
+	sessionDir, sessionSetup, sessionCryptex := "sendrecv", "", false
 	var sessionCands, sessionTCP int
 	for _, a := range sd.Attributes {
 		switch {
@@ -79,14 +80,15 @@ func parseOffer(offer string) ([]offerSection, error) {
 			if candidateIsTCP(a.Value) {
 				sessionTCP++
 			}
-		}
-		if a.Key == "setup" {
+		case a.Key == "setup":
 			sessionSetup = a.Value
+		case a.Key == "cryptex":
+			sessionCryptex = true
 		}
 	}
 	sections := make([]offerSection, 0, len(sd.MediaDescriptions))
 	for _, md := range sd.MediaDescriptions {
-		sec := offerSection{direction: sessionDir, setup: sessionSetup, rejected: md.MediaName.Port.Value == 0,
+		sec := offerSection{direction: sessionDir, setup: sessionSetup, cryptex: sessionCryptex, rejected: md.MediaName.Port.Value == 0,
 			candidates: sessionCands, tcpCandidates: sessionTCP}
 		switch md.MediaName.Media {
 		case "audio":
@@ -114,6 +116,8 @@ func parseOffer(offer string) ([]offerSection, error) {
 				sec.direction = a.Key
 			case a.Key == "setup":
 				sec.setup = a.Value
+			case a.Key == "cryptex":
+				sec.cryptex = true
 			case a.Key == "rtpmap":
 				pt, rest, ok := ptAttribute(a.Value)
 				c := byPT[pt]

@@ -65,7 +65,7 @@ func (r *Router) Publish(ctx context.Context, publisherID, offer string, cb Publ
 	if r.isClosed() {
 		return nil, "", ErrClosed
 	}
-	pc, _, err := r.e.newPeerConnection(rolePublisher, 0, true)
+	pc, _, err := r.e.newPeerConnection(rolePublisher, 0, false, true)
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
 	}
@@ -120,22 +120,21 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 			role = roleSubscriber
 		}
 	}
+	// The direct send path needs the engine to be the DTLS server
+	// (direct.go): not for an offerer that will only be the server itself.
+	// Nor does it encrypt header extensions (RFC 9335's cryptex, which
+	// pion answers when offered).
+	direct := !r.e.cfg.PionSendPath
 	for _, ps := range plan {
-		if role == roleFixedSubscriber && (ps.sec.setup == "passive" || r.e.cfg.PionSendPath) {
-			// The offerer will only be the DTLS server, and the direct
-			// send path needs the engine to be it (direct.go); or the
-			// engine was told to use pion's.
-			role = roleFixedSubscriberViaPion
+		if ps.sec.setup == "passive" || ps.sec.cryptex {
+			direct = false
 		}
 	}
-	pc, parts, err := r.e.newPeerConnection(role, initial, wantsICETCP(sections))
+	pc, parts, err := r.e.newPeerConnection(role, initial, direct, wantsICETCP(sections))
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
 	}
-	s := newSubscriber(r, subscriberID, pub, pc, parts.est, plan, opts)
-	if parts.direct != nil {
-		parts.direct.attach(s.downs)
-	}
+	s := newSubscriber(r, subscriberID, pub, pc, parts, plan, opts)
 	answer, err := negotiate(ctx, pc, offer, s.prepareAnswer)
 	if err != nil {
 		s.abandon()

@@ -48,7 +48,11 @@ type subOpts struct {
 func subscribe(t testing.TB, ctx context.Context, r *Router, id, pubID string, o subOpts) (*testSubscriber, error) {
 	t.Helper()
 	ts := &testSubscriber{t: t, closed: make(chan error, 1), packets: map[webrtc.RTPCodecType][]received{}, tracks: map[webrtc.RTPCodecType]*webrtc.TrackRemote{}}
-	pc, err := clientAPI(t, o.client).NewPeerConnection(webrtc.Configuration{})
+	var cfg webrtc.Configuration
+	if o.client.cryptex {
+		cfg.RTPHeaderEncryptionPolicy = webrtc.RTPHeaderEncryptionPolicyNegotiate
+	}
+	pc, err := clientAPI(t, o.client).NewPeerConnection(cfg)
 	must(t, err)
 	ts.pc = pc
 	t.Cleanup(func() {

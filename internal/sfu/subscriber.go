@@ -60,13 +60,16 @@ func planSubscribe(sections []offerSection, tracks []*upTrack) ([]subscribeSecti
 // Subscriber is one participant's receiving peer connection for one
 // publisher.
 type Subscriber struct {
-	id   string
-	r    *Router
-	pub  *Publisher
-	pc   *webrtc.PeerConnection
-	est  *estimator // nil if none was built
-	opts SubscribeOptions
-	log  *slog.Logger
+	id  string
+	r   *Router
+	pub *Publisher
+	pc  *webrtc.PeerConnection
+	est *estimator // nil if none was built
+	// direct is the connection's direct send path, nil if it has none
+	// (direct.go).
+	direct *directConn
+	opts   SubscribeOptions
+	log    *slog.Logger
 
 	downs []*downTrack // in section order; fixed at Subscribe
 	// idle are the mids of sections with nothing to send (answered
@@ -87,8 +90,8 @@ type Subscriber struct {
 	silent    atomic.Bool // closed before Subscribe returned: no OnClosed
 }
 
-func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnection, est *estimator, plan []subscribeSection, opts SubscribeOptions) *Subscriber {
-	s := &Subscriber{id: id, r: r, pub: pub, pc: pc, est: est, opts: opts, log: r.log.With("subscriber", id, "publisher", pub.id)}
+func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnection, parts connParts, plan []subscribeSection, opts SubscribeOptions) *Subscriber {
+	s := &Subscriber{id: id, r: r, pub: pub, pc: pc, est: parts.est, direct: parts.direct, opts: opts, log: r.log.With("subscriber", id, "publisher", pub.id)}
 	for _, ps := range plan {
 		if ps.track == nil {
 			if s.idle == nil {
