@@ -26,7 +26,7 @@ func TestConcurrentPeerConnectionBuilds(t *testing.T) {
 		initial := 300_000 + 100_000*i
 		wg.Go(func() {
 			<-start
-			pc, parts, err := e.newPeerConnection(role, initial, true, i%2 == 0)
+			pc, parts, err := e.newPeerConnection(role, initial, true)
 			est := parts.est
 			if err == nil {
 				defer pc.Close()
@@ -58,7 +58,7 @@ func TestConcurrentPeerConnectionBuilds(t *testing.T) {
 			t.Errorf("build %d: estimator starts at %d, want %d", i, got, b.initial)
 		}
 	}
-	if _, _, err := e.newPeerConnection(0, 0, false, true); err == nil {
+	if _, _, err := e.newPeerConnection(0, 0, false); err == nil {
 		t.Error("an unknown role: want an error")
 	}
 }
@@ -75,7 +75,7 @@ func BenchmarkNewPeerConnection(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					pc, _, err := e.newPeerConnection(c.role, initialBitrate, c.role != rolePublisher, true)
+					pc, _, err := e.newPeerConnection(c.role, initialBitrate, c.role != rolePublisher)
 					if err != nil {
 						b.Error(fmt.Errorf("build: %w", err))
 						return

@@ -18,7 +18,7 @@ func TestEngineSharesItsDTLSCertificate(t *testing.T) {
 	e := newTestEngine(t)
 	var prints []string
 	for _, role := range []peerRole{rolePublisher, roleFixedSubscriber, roleSubscriber} {
-		pc, _, err := e.newPeerConnection(role, initialBitrate, role != rolePublisher, true)
+		pc, _, err := e.newPeerConnection(role, initialBitrate, role != rolePublisher)
 		must(t, err)
 		certs := pc.GetConfiguration().Certificates
 		if len(certs) != 1 {

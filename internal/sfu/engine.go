@@ -58,11 +58,7 @@ type Engine struct {
 	settings    webrtc.SettingEngine  // publishers' (each connection's own buffers: publisherAPI)
 	subSettings webrtc.SettingEngine  // subscribers': settings, and their queues (queue.go)
 	pubShared   []interceptor.Factory // rolePublisher's, before its own feedback (twcc.go)
-	// Subscribers whose offer cannot use ICE-TCP (wantsICETCP) are built
-	// with subSettingsUDP: subSettings without the engine's TCP
-	// candidate. The same as subSettings when TCP is off.
-	subSettingsUDP webrtc.SettingEngine
-	subShared      []interceptor.Factory
+	subShared   []interceptor.Factory
 
 	cert certificate
 
@@ -189,10 +185,6 @@ func (e *Engine) newAPIs(logs pionLogs) error {
 	// bursts (a keyframe) that must not be dropped.
 	e.subSettings = se
 	e.subSettings.BufferFactory = subscriberBuffers
-	// A TCP candidate costs its connection ≈ 14 KiB and two goroutines,
-	// used or not; subscribers that cannot use it go without.
-	e.subSettingsUDP = e.subSettings
-	e.subSettingsUDP.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 
 	// Publisher connections only receive and subscriber connections only
 	// send, so each role's registry has only the interceptors it needs:
@@ -248,9 +240,8 @@ type connParts struct {
 // newPeerConnection creates a peer connection for role; subscribers with
 // congestion control also get their bandwidth estimator, started at
 // initial bits per second, and subscribers with direct their direct send
-// path. A subscriber's connection gathers the engine's TCP candidate only
-// if tcp (wantsICETCP); publishers always do. Safe to call concurrently.
-func (e *Engine) newPeerConnection(role peerRole, initial int, direct, tcp bool) (*webrtc.PeerConnection, connParts, error) {
+// path. Safe to call concurrently.
+func (e *Engine) newPeerConnection(role peerRole, initial int, direct bool) (*webrtc.PeerConnection, connParts, error) {
 	var api *webrtc.API
 	var parts connParts
 	switch role {
@@ -261,9 +252,6 @@ func (e *Engine) newPeerConnection(role peerRole, initial int, direct, tcp bool)
 		// carry the connection's DTLS hooks (direct.go), its interceptors
 		// its estimator.
 		se := e.subSettings
-		if !tcp {
-			se = e.subSettingsUDP
-		}
 		var factories []interceptor.Factory
 		if direct {
 			d, err := e.newDirectConn(&se)

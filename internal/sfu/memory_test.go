@@ -28,10 +28,6 @@ import (
 const (
 	memClientEnv = "ROSTRUM_MEM_CLIENTS" // number of subscribers the child makes
 	memLinePfx   = "MEMCLIENT "          // the child's protocol lines on stdout
-	// memTCPOfferEnv, if set, makes the subscribers' offers carry a TCP
-	// candidate, as browsers' do, so that their answers have ICE-TCP
-	// (wantsICETCP); without it they offer UDP candidates only.
-	memTCPOfferEnv = "ROSTRUM_MEM_TCP_OFFER"
 	// memPackets is how many packets every subscriber must have received
 	// (video and audio alike) before the server is measured: pion's queues
 	// grow with traffic, so an idle connection would measure low.
@@ -243,11 +239,7 @@ func TestMemoryClientProcess(t *testing.T) {
 				}
 			}()
 		})
-		offer := offerFrom(t, ctx, pc)
-		if os.Getenv(memTCPOfferEnv) != "" {
-			offer = withTCPCandidate(offer) // as browsers offer: the answer has ICE-TCP
-		}
-		send(memMsg{SDP: offer})
+		send(memMsg{SDP: offerFrom(t, ctx, pc)})
 		var answer memMsg
 		if err := in.Decode(&answer); err != nil {
 			fail(fmt.Errorf("reading answer %d: %w", i, err))

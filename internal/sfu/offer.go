@@ -36,9 +36,6 @@ type offerSection struct {
 	twcc      bool     // the transport-wide-cc header extension is offered
 	setup     string   // a=setup (RFC 4145): the offerer's DTLS role, "" if none
 	cryptex   bool     // a=cryptex (RFC 9335): header extensions encrypted
-	// The offerer's ICE candidates in this section (session-level ones
-	// counted in every section), and how many of them are TCP.
-	candidates, tcpCandidates int
 }
 
 // sends/receives tell what the offerer does with the section.
@@ -70,16 +67,10 @@ func parseOffer(offer string) ([]offerSection, error) {
 		return nil, err
 	}
 	sessionDir, sessionSetup, sessionCryptex := "sendrecv", "", false
-	var sessionCands, sessionTCP int
 	for _, a := range sd.Attributes {
 		switch {
 		case isDirection(a.Key):
 			sessionDir = a.Key
-		case a.Key == "candidate":
-			sessionCands++
-			if candidateIsTCP(a.Value) {
-				sessionTCP++
-			}
 		case a.Key == "setup":
 			sessionSetup = a.Value
 		case a.Key == "cryptex":
@@ -88,8 +79,7 @@ func parseOffer(offer string) ([]offerSection, error) {
 	}
 	sections := make([]offerSection, 0, len(sd.MediaDescriptions))
 	for _, md := range sd.MediaDescriptions {
-		sec := offerSection{direction: sessionDir, setup: sessionSetup, cryptex: sessionCryptex, rejected: md.MediaName.Port.Value == 0,
-			candidates: sessionCands, tcpCandidates: sessionTCP}
+		sec := offerSection{direction: sessionDir, setup: sessionSetup, cryptex: sessionCryptex, rejected: md.MediaName.Port.Value == 0}
 		switch md.MediaName.Media {
 		case "audio":
 			sec.kind = Audio
@@ -155,11 +145,6 @@ func parseOffer(offer string) ([]offerSection, error) {
 				if strings.Contains(a.Value, twccURI) {
 					sec.twcc = true
 				}
-			case a.Key == "candidate":
-				sec.candidates++
-				if candidateIsTCP(a.Value) {
-					sec.tcpCandidates++
-				}
 			}
 		}
 		if sec.kind != "" && !sec.rejected {
@@ -178,39 +163,6 @@ func parseOffer(offer string) ([]offerSection, error) {
 		sections = append(sections, sec)
 	}
 	return sections, nil
-}
-
-// candidateIsTCP tells whether an a=candidate value ("<foundation>
-// <component> <transport> ...", RFC 8839) is an ICE-TCP candidate (RFC 6544).
-func candidateIsTCP(value string) bool {
-	f := strings.Fields(value)
-	return len(f) > 2 && strings.EqualFold(f[2], "tcp")
-}
-
-// wantsICETCP tells whether the answer to an offer with these sections
-// needs the server's ICE-TCP candidate, which costs every connection that
-// has one about 14 KiB of memory and two goroutines whether TCP is used or
-// not (docs/performance.md). Answers are not trickled and neither are
-// offers (the signalling takes no candidates later), so an offer's
-// candidates are all the client will try: a client that can use ICE-TCP
-// offers a TCP candidate (browsers offer "tcptype active" host candidates
-// alongside UDP ones, and a client behind a firewall that blocks UDP still
-// offers its UDP ones, so the offer cannot tell that UDP will fail: any TCP
-// candidate is enough). An offer with no candidate at all (a client that
-// meant to trickle them) keeps the TCP candidate too: what it can do is
-// unknown. Only an offer whose candidates are all UDP goes without: that
-// client cannot connect over TCP anyway.
-func wantsICETCP(sections []offerSection) bool {
-	// Counted over the whole offer: with BUNDLE a client may list its
-	// candidates in the first section only.
-	candidates := 0
-	for _, s := range sections {
-		if s.tcpCandidates > 0 {
-			return true
-		}
-		candidates += s.candidates
-	}
-	return candidates == 0
 }
 
 // checkOfferShape refuses offers that no client of IVS sends and that

@@ -65,7 +65,7 @@ func (r *Router) Publish(ctx context.Context, publisherID, offer string, cb Publ
 	if r.isClosed() {
 		return nil, "", ErrClosed
 	}
-	pc, _, err := r.e.newPeerConnection(rolePublisher, 0, false, true)
+	pc, _, err := r.e.newPeerConnection(rolePublisher, 0, false)
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
 	}
@@ -130,7 +130,7 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 			direct = false
 		}
 	}
-	pc, parts, err := r.e.newPeerConnection(role, initial, direct, wantsICETCP(sections))
+	pc, parts, err := r.e.newPeerConnection(role, initial, direct)
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
 	}
