@@ -74,7 +74,7 @@ type clientOpts struct {
 	// srtpProfiles and cipherSuites, if set, are all the client accepts.
 	srtpProfiles []dtls.SRTPProtectionProfile
 	cipherSuites []dtls.CipherSuiteID
-	cryptex      bool // offer RFC 9335 header extension encryption
+	cryptex      bool // require RFC 9335 header extension encryption (pion offers it by default)
 	// blockUDP makes a client behind a firewall that blocks UDP: it
 	// gathers its UDP candidates (on a socket whose sends are all
 	// dropped) and can use ICE-TCP.

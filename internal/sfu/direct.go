@@ -91,7 +91,17 @@ type directConn struct {
 	suite        uint16
 	profile      dtls.SRTPProtectionProfile
 
-	keys atomic.Pointer[srtpKeys] // set when the handshake completes
+	// cryptex: the subscriber's offer asked for its header extensions to
+	// be encrypted too (RFC 9335), and pion's answer agreed. Set before
+	// the handshake starts.
+	cryptex bool
+	// srtp encrypts every packet of the connection on the direct path,
+	// under srtpMu (a subscriber's audio and video are written from two
+	// goroutines); nil until the handshake completes. One context for the
+	// connection rather than one per stream: its state per SSRC is small,
+	// each context's ciphers are not (≈ 2 KiB).
+	srtp   atomic.Pointer[srtp.Context]
+	srtpMu sync.Mutex
 	// addr is where the selected ICE pair sends: nil when that pair is not
 	// UDP on the engine's socket (the writers then fall back to pion's).
 	addr atomic.Pointer[netip.AddrPort]
@@ -206,6 +216,16 @@ func prfHash(id dtls.CipherSuiteID) func() hash.Hash {
 // the transport's lock held: nothing here may call into the transport).
 func (c *directConn) handshakeDone() {
 	keys, err := c.deriveKeys()
+	var ctx *srtp.Context
+	if err == nil {
+		var opts []srtp.ContextOption
+		if c.cryptex {
+			// As pion's own context for what it sends (its
+			// DTLSTransport.startSRTP).
+			opts = append(opts, srtp.Cryptex(srtp.CryptexModeEnabled))
+		}
+		ctx, err = srtp.CreateContext(keys.key, keys.salt, keys.profile, opts...)
+	}
 	if err != nil {
 		c.e.log.Debug("sfu: subscriber stays on pion's send path", "reason", err)
 		return
@@ -213,7 +233,7 @@ func (c *directConn) handshakeDone() {
 	if pair, err := c.ice.GetSelectedCandidatePair(); err == nil {
 		c.pairChanged(pair)
 	}
-	c.keys.Store(keys)
+	c.srtp.Store(ctx)
 	c.e.log.Debug("sfu: subscriber on the direct send path", "srtp", keys.profile, "to", c.addr.Load())
 }
 
@@ -236,15 +256,6 @@ func (c *directConn) pairChanged(pair *webrtc.ICECandidatePair) {
 	c.addr.Store(&ap)
 }
 
-// directStream sends one down-track's packets (its media and its RTX
-// stream) on the direct path. Its SRTP context is made at its first packet
-// after the handshake and used under the down-track's lock, like every
-// write of the down-track.
-type directStream struct {
-	c    *directConn
-	srtp *srtp.Context
-}
-
 var errPacketTooLarge = fmt.Errorf("sfu: RTP packet larger than %d bytes", maxPacket-srtpOverhead)
 
 // srtpOverhead bounds what SRTP adds to a packet: the longest
@@ -260,21 +271,14 @@ const srtpOverhead = 16
 // starts its rollover counter at 0: after 65,536 packets on the direct
 // path the subscriber would no longer decrypt them. That switch is rare;
 // the subscriber then reconnects.
-func (s *directStream) send(h *rtp.Header, payload []byte) (n int, ok bool, err error) {
-	to := s.c.addr.Load()
+func (c *directConn) send(h *rtp.Header, payload []byte) (n int, ok bool, err error) {
+	to := c.addr.Load()
 	if to == nil {
 		return 0, false, nil
 	}
-	if s.srtp == nil {
-		keys := s.c.keys.Load()
-		if keys == nil {
-			return 0, false, nil
-		}
-		ctx, err := srtp.CreateContext(keys.key, keys.salt, keys.profile)
-		if err != nil {
-			return 0, true, err
-		}
-		s.srtp = ctx
+	ctx := c.srtp.Load()
+	if ctx == nil {
+		return 0, false, nil
 	}
 	buf := scratchPool.Get().(*[maxPacket]byte)
 	defer scratchPool.Put(buf)
@@ -295,11 +299,13 @@ func (s *directStream) send(h *rtp.Header, payload []byte) (n int, ok bool, err 
 	}
 	// Encrypted in place: the context writes the packet and its tag over
 	// the plaintext (pion's session does the same).
-	out, err := s.srtp.EncryptRTP(buf[:size], buf[:size], h)
+	c.srtpMu.Lock()
+	out, err := ctx.EncryptRTP(buf[:size], buf[:size], h)
+	c.srtpMu.Unlock()
 	if err != nil {
 		return 0, true, err
 	}
-	if _, err := s.c.e.send.WriteToAddrPort(out, *to); err != nil {
+	if _, err := c.e.send.WriteToAddrPort(out, *to); err != nil {
 		return 0, true, err
 	}
 	return size, true, nil
@@ -309,13 +315,13 @@ func (s *directStream) send(h *rtp.Header, payload []byte) (n int, ok bool, err 
 // direct path, or pion's track writer for what the direct path does not
 // send.
 type directWriter struct {
-	st    directStream
+	c     *directConn
 	pion  webrtc.TrackLocalWriter
 	stats *engineStats
 }
 
 func (w *directWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
-	n, ok, err := w.st.send(h, payload)
+	n, ok, err := w.c.send(h, payload)
 	if !ok {
 		return w.pion.WriteRTP(h, payload)
 	}
@@ -351,12 +357,11 @@ func (f directFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
 	return &directInterceptor{c: f.c}, nil
 }
 
-// BindLocalStream implements interceptor.Interceptor. One down-track
-// writes the stream, under its lock.
+// BindLocalStream implements interceptor.Interceptor.
 func (i *directInterceptor) BindLocalStream(_ *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
-	st := &directStream{c: i.c}
+	c := i.c
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if n, ok, err := st.send(h, payload); ok {
+		if n, ok, err := c.send(h, payload); ok {
 			return n, err
 		}
 		return writer.Write(h, payload, a)

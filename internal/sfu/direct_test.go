@@ -2,9 +2,12 @@ package sfu
 
 import (
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/dtls/v3"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -22,7 +25,7 @@ func sentDirectly(t *testing.T, e *Engine, s *Subscriber) bool {
 		t.Fatal("nothing forwarded")
 	}
 	direct := st.BytesSent < fwd/4
-	if direct != (s.direct != nil && s.direct.keys.Load() != nil && s.direct.addr.Load() != nil) {
+	if direct != (s.direct != nil && s.direct.srtp.Load() != nil && s.direct.addr.Load() != nil) {
 		t.Fatalf("pion sent %d bytes of %d forwarded, but the connection is on the direct path: %v", st.BytesSent, fwd, !direct)
 	}
 	return direct
@@ -33,20 +36,23 @@ func sentDirectly(t *testing.T, e *Engine, s *Subscriber) bool {
 // client accepts: a key derived wrongly would leave the client unable to
 // decrypt anything, and checkStream checks every byte of what it got. So
 // does a subscriber of simulcast tracks, whose packets pass its congestion
-// controller first.
+// controller first, and one that requires its header extensions (the
+// transport-wide numbers) encrypted (RFC 9335).
 func TestDirectSendPathUnderEveryProfile(t *testing.T) {
 	cases := []struct {
 		name     string
 		profiles []dtls.SRTPProtectionProfile
 		suites   []dtls.CipherSuiteID
 		rids     []string
+		cryptex  bool
 	}{
-		{"AES_128_CM_HMAC_SHA1_80", []dtls.SRTPProtectionProfile{dtls.SRTP_AES128_CM_HMAC_SHA1_80}, nil, nil},
-		{"AEAD_AES_128_GCM", []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM}, nil, nil},
-		{"AEAD_AES_256_GCM", []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_256_GCM}, nil, nil},
-		{"SHA384 suite", nil, []dtls.CipherSuiteID{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, nil},
-		{"CBC suite", nil, []dtls.CipherSuiteID{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}, nil},
-		{"simulcast", nil, nil, []string{"low", "mid", "hi"}},
+		{"AES_128_CM_HMAC_SHA1_80", []dtls.SRTPProtectionProfile{dtls.SRTP_AES128_CM_HMAC_SHA1_80}, nil, nil, false},
+		{"AEAD_AES_128_GCM", []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM}, nil, nil, false},
+		{"AEAD_AES_256_GCM", []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_256_GCM}, nil, nil, false},
+		{"SHA384 suite", nil, []dtls.CipherSuiteID{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, nil, false},
+		{"CBC suite", nil, []dtls.CipherSuiteID{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}, nil, false},
+		{"simulcast", nil, nil, []string{"low", "mid", "hi"}, false},
+		{"simulcast, cryptex required", nil, nil, []string{"low", "mid", "hi"}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,7 +61,7 @@ func TestDirectSendPathUnderEveryProfile(t *testing.T) {
 			e := newTestEngine(t)
 			r := e.NewRouter("stage")
 			startPublisher(t, ctx, r, "alice", pubOpts{rids: c.rids})
-			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{srtpProfiles: c.profiles, cipherSuites: c.suites}})
+			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{srtpProfiles: c.profiles, cipherSuites: c.suites, cryptex: c.cryptex}})
 			must(t, err)
 			waitFor(t, ctx, "media", func() bool {
 				return ts.count(webrtc.RTPCodecTypeVideo) >= 100 && ts.count(webrtc.RTPCodecTypeAudio) >= 30
@@ -81,7 +87,7 @@ func TestDirectSendPathUnderEveryProfile(t *testing.T) {
 // media through pion as before; and so does every subscriber of an engine
 // told to (--rtc-direct-send=false).
 func TestDirectSendPathFallsBackToPion(t *testing.T) {
-	for _, c := range []string{"client is DTLS server", "cryptex", "TCP", "engine told to"} {
+	for _, c := range []string{"client is DTLS server", "TCP", "engine told to"} {
 		t.Run(c, func(t *testing.T) {
 			checkLeaks(t)
 			ctx := testContext(t)
@@ -95,8 +101,6 @@ func TestDirectSendPathFallsBackToPion(t *testing.T) {
 			switch c {
 			case "TCP":
 				o.client.tcpOnly = true
-			case "cryptex":
-				o.client.cryptex = true
 			case "client is DTLS server":
 				o.mungeOffer = func(sdp string) string { return strings.ReplaceAll(sdp, "a=setup:actpass", "a=setup:passive") }
 			}
@@ -113,5 +117,95 @@ func TestDirectSendPathFallsBackToPion(t *testing.T) {
 			}
 			checkStream(t, ts.snapshot(webrtc.RTPCodecTypeVideo), true, 0)
 		})
+	}
+}
+
+// A stream on the direct path crosses the 16-bit sequence number's wrap:
+// the engine's SRTP context must move the stream's rollover counter to 1
+// where the subscriber's does, or every packet after the wrap fails to
+// authenticate and is dropped. Packets lost just before the wrap come back
+// as plain retransmissions (no RTX) after it, with their old numbers: the
+// context must encrypt those with the old counter. The fan-out is fed
+// directly, at full speed (paced only enough not to overflow the
+// subscriber's socket), and every byte received is checked.
+func TestDirectSendPathAcrossTheSequenceWrap(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	e := newTestEngine(t)
+	r := e.NewRouter("stage")
+	tp := startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true, silent: true})
+	const start = 65536 - 3000 // the first source sequence number
+	var mu sync.Mutex
+	dropped := map[uint16]bool{}
+	drop := func(h *rtp.Header) bool {
+		// Once each: the three packets before the wrap and two after.
+		s := h.SequenceNumber
+		if s < 65533 && s > 1 {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if dropped[s] {
+			return false
+		}
+		dropped[s] = true
+		return true
+	}
+	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{noAudio: true, noRTX: true, drop: drop}})
+	must(t, err)
+	l := tp.pub.tracks[0].layers[0]
+	seq, frame := uint16(start), uint32(0)
+	var p rtpPacket
+	sendFrame := func(key bool) {
+		payloads := (vp8Frames{}).frame(0, frame, key, 320, 180)
+		for k, pl := range payloads {
+			putSrcSeq(pl, seq)
+			must(t, p.parse(rawPacket(seq, frame*3000, k == len(payloads)-1, pl, 0)))
+			l.forward(&p, nanotime())
+			seq++
+		}
+		frame++
+	}
+	// Keyframes until the subscriber's stream has started on one.
+	waitFor(t, ctx, "the stream to start", func() bool {
+		sendFrame(true)
+		time.Sleep(5 * time.Millisecond)
+		return ts.count(webrtc.RTPCodecTypeVideo) > 0
+	})
+	// 7,000 packets more: 3,000 to the wrap and 4,000 after it.
+	for frame < 3500 {
+		sendFrame(false)
+		if frame%10 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	last := seq - 1
+	waitFor(t, ctx, "every packet, repairs included", func() bool {
+		got := map[uint16]bool{}
+		for _, p := range ts.snapshot(webrtc.RTPCodecTypeVideo) {
+			got[p.seq] = true
+		}
+		for s := uint16(start + 100); s != last; s++ {
+			if !got[s] {
+				return false
+			}
+		}
+		return true
+	})
+	if err := ts.errors(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	n := len(dropped)
+	mu.Unlock()
+	if n != 5 {
+		t.Fatalf("%d packets dropped around the wrap, want 5", n)
+	}
+	checkStream(t, ts.snapshot(webrtc.RTPCodecTypeVideo), true, 0)
+	if ext := extSeqs(ts.snapshot(webrtc.RTPCodecTypeVideo)); ext[len(ext)-1] < 65536 {
+		t.Fatalf("the stream ended at %d, before the wrap", ext[len(ext)-1])
+	}
+	if !sentDirectly(t, e, ts.sub) {
+		t.Fatal("the subscriber's media went through pion")
 	}
 }

@@ -125,7 +125,7 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		// there directly (direct.go). With a congestion controller the
 		// packets go through the interceptors, the innermost of which
 		// sends them the same way.
-		d.writer = &directWriter{st: directStream{c: c}, pion: d.writer, stats: &c.e.stats}
+		d.writer = &directWriter{c: c, pion: d.writer, stats: &c.e.stats}
 	}
 	d.ssrc = uint32(ctx.SSRC())
 	d.pt = uint8(codec.PayloadType)

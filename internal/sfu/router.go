@@ -122,17 +122,21 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 	}
 	// The direct send path needs the engine to be the DTLS server
 	// (direct.go): not for an offerer that will only be the server itself.
-	// Nor does it encrypt header extensions (RFC 9335's cryptex, which
-	// pion answers when offered).
-	direct := !r.e.cfg.PionSendPath
+	direct, cryptex := !r.e.cfg.PionSendPath, false
 	for _, ps := range plan {
-		if ps.sec.setup == "passive" || ps.sec.cryptex {
+		if ps.sec.setup == "passive" {
 			direct = false
 		}
+		// pion answers a=cryptex when offered (RFC 9335): the direct path
+		// then encrypts header extensions too.
+		cryptex = cryptex || ps.sec.cryptex
 	}
 	pc, parts, err := r.e.newPeerConnection(role, initial, direct)
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
+	}
+	if parts.direct != nil {
+		parts.direct.cryptex = cryptex // before the handshake can start
 	}
 	s := newSubscriber(r, subscriberID, pub, pc, parts, plan, opts)
 	answer, err := negotiate(ctx, pc, offer, s.prepareAnswer)

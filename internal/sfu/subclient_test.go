@@ -50,7 +50,7 @@ func subscribe(t testing.TB, ctx context.Context, r *Router, id, pubID string, o
 	ts := &testSubscriber{t: t, closed: make(chan error, 1), packets: map[webrtc.RTPCodecType][]received{}, tracks: map[webrtc.RTPCodecType]*webrtc.TrackRemote{}}
 	var cfg webrtc.Configuration
 	if o.client.cryptex {
-		cfg.RTPHeaderEncryptionPolicy = webrtc.RTPHeaderEncryptionPolicyNegotiate
+		cfg.RTPHeaderEncryptionPolicy = webrtc.RTPHeaderEncryptionPolicyRequire
 	}
 	pc, err := clientAPI(t, o.client).NewPeerConnection(cfg)
 	must(t, err)
