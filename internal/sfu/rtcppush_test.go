@@ -101,11 +101,11 @@ func TestSubscriberRTCPHandledWithoutReaders(t *testing.T) {
 }
 
 // A subscriber behind a firewall that blocks UDP connects over the
-// engine's TCP port, though its offer has only UDP candidates: Chromium's
-// offers have no TCP candidate (it makes an active one only on seeing the
-// answer's passive candidate, as pion does), so every answer must carry
-// the TCP candidate whatever the offer says (docs/performance.md, section
-// 7).
+// engine's TCP port, though its offer has only UDP candidates: an ICE-TCP
+// client is the active side and may list no TCP candidate (pion makes its
+// active one only on seeing the answer's passive candidate; Chromium's
+// offers here listed none), so every answer must carry the TCP candidate
+// whatever the offer says (docs/performance.md, section 8).
 func TestSubscriberBehindUDPBlockingFirewall(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t)
