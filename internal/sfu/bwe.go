@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
@@ -44,6 +45,21 @@ const (
 type estimator struct {
 	*gcc.SendSideBWE
 	pacer *directPacer
+	// twccReports counts the transport-wide feedback packets the
+	// controller was given: it sees RTCP only through the sender's read
+	// chain (feedback.go), and tests check that it still does.
+	twccReports atomic.Uint64
+}
+
+// WriteRTCP is how pion's congestion-control interceptor hands the
+// estimator the RTCP it read.
+func (e *estimator) WriteRTCP(pkts []rtcp.Packet, a interceptor.Attributes) error {
+	for _, p := range pkts {
+		if _, ok := p.(*rtcp.TransportLayerCC); ok {
+			e.twccReports.Add(1)
+		}
+	}
+	return e.SendSideBWE.WriteRTCP(pkts, a)
 }
 
 func newEstimator(initial int) (*estimator, error) {

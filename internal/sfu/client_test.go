@@ -75,6 +75,10 @@ type clientOpts struct {
 	srtpProfiles []dtls.SRTPProtectionProfile
 	cipherSuites []dtls.CipherSuiteID
 	cryptex      bool // require RFC 9335 header extension encryption (pion offers it by default)
+	// blockUDP makes a client behind a firewall that blocks UDP: it
+	// gathers its UDP candidates (on a socket whose sends are all
+	// dropped) and can use ICE-TCP.
+	blockUDP bool
 	// drop, if set, discards received RTP packets before pion's NACK
 	// generator sees them.
 	drop func(h *rtp.Header) bool
@@ -183,13 +187,26 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 	if o.cipherSuites != nil {
 		se.SetDTLSCipherSuites(o.cipherSuites...)
 	}
-	if o.tcpOnly {
+	switch {
+	case o.tcpOnly:
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
-	} else {
+	case o.blockUDP:
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		must(t, err)
+		mux := webrtc.NewICEUDPMux(nil, blockedUDP{c})
+		t.Cleanup(func() { _ = mux.Close() })
+		se.SetICEUDPMux(mux)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+	default:
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 }
+
+// blockedUDP is a UDP socket behind a firewall that lets nothing out.
+type blockedUDP struct{ *net.UDPConn }
+
+func (b blockedUDP) WriteTo(p []byte, _ net.Addr) (int, error) { return len(p), nil }
 
 func must(t testing.TB, err error) {
 	t.Helper()

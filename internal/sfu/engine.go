@@ -32,6 +32,16 @@ const (
 	iceFailedTimeout       = 3 * time.Second
 )
 
+// tcpMuxQueue is how many packets read from an ICE-TCP connection may wait
+// for the connection's ICE candidate to take them. pion's TCP mux makes
+// this queue for every connection's TCP candidate, used or not (every
+// answer has one: browsers' offers do not say whether they can use it), at
+// 56 bytes a slot: 3.5 KiB a connection at 64. A full queue stops the
+// mux reading that TCP connection until the candidate takes a packet (it
+// drops nothing), and the candidate's read loop is always waiting, so a
+// few slots keep up.
+const tcpMuxQueue = 8
+
 // Engine owns what all routers share: the codecs, settings and
 // interceptors peer connections are built with and the one UDP and one TCP
 // socket every peer connection's ICE runs over.
@@ -125,7 +135,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("sfu: ICE TCP port: %w", err)
 		}
 		e.tcp = tcp
-		e.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), tcp, 64)
+		e.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), tcp, tcpMuxQueue)
 	}
 
 	if err = e.newAPIs(logs); err != nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -22,20 +23,25 @@ const maxResends = 4
 // readRTCP reads what the subscriber sends about one down-track: NACKs are
 // answered from the publisher's cache, PLI/FIR go to the publisher, REMB
 // feeds the allocator. (Transport-wide feedback reaches the estimator in
-// pion's interceptor chain, which runs only while this reads.)
+// pion's interceptor chain, which runs only while someone reads.)
+//
+// It runs until the sender's RTCP queue is bound to the down-track
+// (queue.go), which happens on its first read once the connection is up:
+// from then on the queue hands each packet over as it comes
+// (rtcpQueued), on pion's SRTCP goroutine, and this goroutine ends. It
+// reads on only if the queue never binds (a connection whose RTCP buffers
+// are not the engine's queues).
 func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
-	// One buffer to read into, reused (pion's ReadRTCP allocates one per
-	// read, and holds it while it waits). The packets read are used up
-	// before the next read reuses in. Scratch space for retransmissions
-	// is borrowed only while a NACK is answered: a down-track waits for
-	// RTCP nearly all the time, and would hold it for nothing.
+	// One buffer to read into, reused: its address is what binds the queue.
 	in := make([]byte, maxPacket)
+	forget := bindRTCPReader(in, d)
+	defer forget()
+	defer d.sub.rtcpReaders.Add(-1)
 	failures := 0
 	for {
-		n, _, err := sender.Read(in)
-		var pkts []rtcp.Packet
-		if err == nil {
-			pkts, err = rtcp.Unmarshal(in[:n])
+		n, a, err := sender.Read(in)
+		if errors.Is(err, errRTCPPushed) {
+			return
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || d.sub.closed.Load() || failures > 1000 {
@@ -45,33 +51,62 @@ func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 			continue
 		}
 		failures = 0
-		ssrc := d.boundSSRC()
-		now := nanotime()
-		for _, pkt := range pkts {
-			switch pkt := pkt.(type) {
-			case *rtcp.TransportLayerNack:
-				if pkt.MediaSSRC != ssrc || d.hist == nil {
-					continue
-				}
-				buf := scratchPool.Get().(*[maxPacket]byte)
-				for i := range pkt.Nacks {
-					pkt.Nacks[i].Range(func(seq uint16) bool {
-						d.retransmit(seq, buf[:], now)
-						return true
-					})
-				}
-				scratchPool.Put(buf)
-			case *rtcp.PictureLossIndication:
-				if pkt.MediaSSRC == ssrc {
-					d.keyframeRequested()
-				}
-			case *rtcp.FullIntraRequest:
-				if pkt.MediaSSRC == ssrc {
-					d.keyframeRequested()
-				}
-			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				d.sub.remb.Store(int64(pkt.Bitrate))
+		d.handleRTCP(in[:n], a)
+	}
+}
+
+// rtcpQueued takes the packet just queued on the down-track's bound RTCP
+// queue through the sender's chain (a read that does not wait) and handles
+// it. It runs on pion's SRTCP goroutine, one packet at a time.
+func (d *downTrack) rtcpQueued() {
+	buf := scratchPool.Get().(*[maxPacket]byte)
+	defer scratchPool.Put(buf)
+	n, a, err := d.sender.Read(buf[:])
+	if err != nil {
+		return
+	}
+	d.handleRTCP(buf[:n], a)
+}
+
+// handleRTCP acts on one read of the sender's RTCP: raw is the packet, a
+// the attributes the interceptors left (the stats interceptor parses it).
+func (d *downTrack) handleRTCP(raw []byte, a interceptor.Attributes) {
+	var pkts []rtcp.Packet
+	var err error
+	if a != nil {
+		pkts, err = a.GetRTCPPackets(raw)
+	} else {
+		pkts, err = rtcp.Unmarshal(raw)
+	}
+	if err != nil {
+		return
+	}
+	ssrc := d.boundSSRC()
+	now := nanotime()
+	for _, pkt := range pkts {
+		switch pkt := pkt.(type) {
+		case *rtcp.TransportLayerNack:
+			if pkt.MediaSSRC != ssrc || d.hist == nil {
+				continue
 			}
+			buf := scratchPool.Get().(*[maxPacket]byte)
+			for i := range pkt.Nacks {
+				pkt.Nacks[i].Range(func(seq uint16) bool {
+					d.retransmit(seq, buf[:], now)
+					return true
+				})
+			}
+			scratchPool.Put(buf)
+		case *rtcp.PictureLossIndication:
+			if pkt.MediaSSRC == ssrc {
+				d.keyframeRequested()
+			}
+		case *rtcp.FullIntraRequest:
+			if pkt.MediaSSRC == ssrc {
+				d.keyframeRequested()
+			}
+		case *rtcp.ReceiverEstimatedMaximumBitrate:
+			d.sub.remb.Store(int64(pkt.Bitrate))
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"errors"
 	"io"
 	"sync"
 	"time"
@@ -40,6 +41,49 @@ const (
 	queueKeepCap = 8
 )
 
+// A subscriber's RTCP needs no goroutine of its own waiting for it. The
+// queue of a sender's SRTCP stream is written by pion's SRTCP session, on
+// its read loop; once the queue knows the down-track that reads it (its
+// sink), every write calls the sink, which pulls the packet at once through
+// the sender's RTCP chain (RTPSender.Read): pion's interceptors on the read
+// side, such as the congestion controller reading transport-wide feedback,
+// see every packet as they would with a reader waiting, and the down-track
+// handles NACKs and keyframe requests on the session's goroutine.
+//
+// pion gives neither the BufferFactory nor the queue any way to tell which
+// sender a stream is for (a factory shared by all subscriber connections
+// gets only an SSRC, which two connections may share). The reader's buffer
+// tells: the down-track's first read goes through pion's chain down to the
+// queue's Read with the very slice it passed to RTPSender.Read, and the
+// down-track registers that slice's address beforehand (bindRTCPReader).
+// The first read that finds its buffer registered binds the queue; once
+// bound and drained, a read returns errRTCPPushed instead of waiting, and
+// the reader's goroutine ends. Should an interceptor ever read into a
+// buffer of its own, no queue binds and the reader simply goes on reading.
+type rtcpSink interface {
+	// rtcpQueued is called after a packet was queued, without the queue's
+	// lock, on the writer's (pion's SRTCP session's) goroutine. It must
+	// read the packet without waiting: a bound queue's reads never wait.
+	rtcpQueued()
+}
+
+// errRTCPPushed ends a bound queue's read that found nothing queued: the
+// sink is called for every packet from now on.
+var errRTCPPushed = errors.New("sfu: RTCP is handed to its down-track as it comes")
+
+// rtcpReaders maps the address of a reader's buffer to the sink its queue
+// is to hand packets to (bindRTCPReader).
+var rtcpReaders sync.Map // *byte → rtcpSink
+
+// bindRTCPReader registers buf (a reader's buffer, not empty) so that the
+// queue a read into it reaches is bound to sink; the returned function
+// forgets buf (call it when the reader ends).
+func bindRTCPReader(buf []byte, sink rtcpSink) (forget func()) {
+	key := &buf[0]
+	rtcpReaders.Store(key, sink)
+	return func() { rtcpReaders.Delete(key) }
+}
+
 // subscriberBuffers is the BufferFactory of subscriber connections.
 func subscriberBuffers(packetio.BufferPacketType, uint32) io.ReadWriteCloser {
 	return newPacketQueue(rtcpQueueBytes, rtcpQueueAge)
@@ -69,6 +113,7 @@ type packetQueue struct {
 	closed bool
 	notify chan struct{} // one token: a packet was queued, or closed
 	dl     *deadline.Deadline
+	sink   rtcpSink // set by the reader's first read (bindRTCPReader)
 }
 
 func newPacketQueue(limit int, maxAge time.Duration) *packetQueue {
@@ -81,13 +126,14 @@ func (q *packetQueue) Write(b []byte) (int, error) { return q.WriteWithAttribute
 func (q *packetQueue) WriteWithAttributes(b []byte, attrs packetio.Attributes) (int, error) {
 	now := nanotime()
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.closed {
+		q.mu.Unlock()
 		return 0, io.ErrClosedPipe
 	}
 	q.expire(now)
 	cost := len(b) + queuedOverhead
 	if q.bytes+cost > q.limit {
+		q.mu.Unlock()
 		return 0, packetio.ErrFull
 	}
 	p := queuedPacket{data: append([]byte(nil), b...), at: now}
@@ -101,7 +147,14 @@ func (q *packetQueue) WriteWithAttributes(b []byte, attrs packetio.Attributes) (
 	}
 	q.pkts = append(q.pkts, p)
 	q.bytes += cost
-	q.wake()
+	sink := q.sink
+	if sink == nil {
+		q.wake()
+	}
+	q.mu.Unlock()
+	if sink != nil {
+		sink.rtcpQueued()
+	}
 	return len(b), nil
 }
 
@@ -149,6 +202,11 @@ func (q *packetQueue) ReadWithAttributes(b []byte, attrs packetio.Attributes) (i
 	attrs = attrs[:0]
 	for {
 		q.mu.Lock()
+		if q.sink == nil && len(b) > 0 {
+			if sink, ok := rtcpReaders.LoadAndDelete(&b[0]); ok {
+				q.sink = sink.(rtcpSink)
+			}
+		}
 		if q.head < len(q.pkts) {
 			p := q.pop()
 			if q.head < len(q.pkts) && !q.closed {
@@ -166,6 +224,10 @@ func (q *packetQueue) ReadWithAttributes(b []byte, attrs packetio.Attributes) (i
 		if q.closed {
 			q.mu.Unlock()
 			return 0, attrs, io.EOF
+		}
+		if q.sink != nil {
+			q.mu.Unlock()
+			return 0, attrs, errRTCPPushed
 		}
 		var expired <-chan struct{}
 		if q.dl != nil {

@@ -79,6 +79,11 @@ type Subscriber struct {
 	twcc bool         // transport-wide-cc negotiated: trust est
 	remb atomic.Int64 // the subscriber's last REMB, bits per second
 
+	// rtcpReaders counts the down-tracks whose RTCP is still read by a
+	// goroutine (feedback.go): 0 once every one is handed its RTCP as it
+	// comes.
+	rtcpReaders atomic.Int32
+
 	allocMu   sync.Mutex  // serialises allocate
 	connected atomic.Bool // ICE and DTLS are up: media can flow
 	closed    atomic.Bool
@@ -184,6 +189,7 @@ func (s *Subscriber) prepareAnswer() error {
 	}
 	for _, d := range s.downs {
 		if d.sender != nil {
+			s.rtcpReaders.Add(1)
 			s.r.goTracked(func() { d.readRTCP(d.sender) })
 		}
 	}
