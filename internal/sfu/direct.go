@@ -107,6 +107,9 @@ type directConn struct {
 	suite        uint16
 	profile      dtls.SRTPProtectionProfile
 
+	// streams are the innermost writers of a roleSubscriber's
+	// down-tracks, by media SSRC (directInterceptor), under mu.
+	streams map[uint32]*directStream
 	// cryptex: the subscriber's offer asked for its header extensions to
 	// be encrypted too (RFC 9335), and pion's answer agreed. Set before
 	// the handshake starts.
@@ -466,12 +469,39 @@ func (f directFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
 }
 
 // BindLocalStream implements interceptor.Interceptor.
-func (i *directInterceptor) BindLocalStream(_ *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
-	c := i.c
-	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if n, ok, err := c.send(h, payload, nil); ok {
-			return n, err
-		}
-		return writer.Write(h, payload, a)
-	})
+func (i *directInterceptor) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
+	s := &directStream{c: i.c, next: writer}
+	i.c.mu.Lock()
+	if i.c.streams == nil {
+		i.c.streams = map[uint32]*directStream{}
+	}
+	i.c.streams[info.SSRC] = s
+	i.c.mu.Unlock()
+	return s
+}
+
+// directStream is the innermost writer of one of a roleSubscriber's
+// down-tracks (by its media SSRC; its RTX packets pass it too).
+type directStream struct {
+	c    *directConn
+	next interceptor.RTPWriter // pion's SRTP, for what the direct path does not send
+	// batch gathers the packets while the down-track writes a batch
+	// (downTrack.writeBatch, under the down-track's lock, as every write
+	// of the stream).
+	batch *sendBatch
+}
+
+func (s *directStream) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	if n, ok, err := s.c.send(h, payload, s.batch); ok {
+		return n, err
+	}
+	return s.next.Write(h, payload, a)
+}
+
+// stream is the innermost writer of the down-track sending on ssrc, nil
+// if the connection has none.
+func (c *directConn) stream(ssrc uint32) *directStream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.streams[ssrc]
 }

@@ -191,15 +191,25 @@ func (d *downTrack) writeBatch(li int32, ps []*rtpPacket, b *sendBatch) {
 		return
 	}
 	d.mu.Lock()
-	w, direct := d.writer.(*directWriter)
-	if direct {
-		w.batch = b
+	// Where the batch goes: the down-track's own direct writer, or, past a
+	// congestion controller, the direct path's innermost writer of its
+	// stream.
+	var batch **sendBatch
+	if w, ok := d.writer.(*directWriter); ok {
+		batch = &w.batch
+	} else if c := d.sub.direct; c != nil {
+		if s := c.stream(d.ssrc); s != nil {
+			batch = &s.batch
+		}
+	}
+	if batch != nil {
+		*batch = b
 	}
 	for _, p := range ps {
 		d.writeLocked(li, p)
 	}
-	if direct {
-		w.batch = nil
+	if batch != nil {
+		*batch = nil
 		_ = b.flush()
 	}
 	d.mu.Unlock()
