@@ -85,6 +85,7 @@ func TestMediaSmoke(t *testing.T) {
 	rep, err := RunMedia(testContext(t), tgt, MediaOptions{
 		Subscribers: 2, Simulcast: true, VideoBitrate: 600_000, Width: 640, Height: 360,
 		Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, JoinRate: 50, LoopbackOnly: true,
+		Pace: 2.5, PaceBurst: 40 * time.Millisecond,
 	}, func(s string) { lines = append(lines, s) })
 	if err != nil {
 		t.Fatal(err)
@@ -126,11 +127,14 @@ func TestMediaSmoke(t *testing.T) {
 		t.Error("no progress reported")
 	}
 
+	if p := rep.Load.Pacing; p.Rate != int(2.5*(600_000+200_000+60_000)) || p.BurstMs != 40 {
+		t.Fatalf("pacing %+v, want 2.5 × the three layers' bitrate, 40 ms bursts", p)
+	}
 	var table bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"streams forwarded", "join → first frame", "latency, send → receive", "server memory", "errors",
+	for _, want := range []string{"paced at 2.5 ×", "streams forwarded", "join → first frame", "latency, send → receive", "server memory", "errors",
 		"received of sent", "stalls (silent > 1 s)", "over time (every 1 s)"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())

@@ -75,22 +75,41 @@ type MediaReport struct {
 
 // Load is what was asked for.
 type Load struct {
-	Stages              int     `json:"stages"`
-	PublishersPerStage  int     `json:"publishersPerStage"`
-	SubscribersPerStage int     `json:"subscribersPerStage"`
-	Subscriptions       int     `json:"subscriptions"`
-	VideoFile           string  `json:"videoFile,omitempty"`
-	Codec               string  `json:"codec,omitempty"`
-	VideoBitrate        int     `json:"videoBitrate,omitempty"`
-	Width               int     `json:"width,omitempty"`
-	Height              int     `json:"height,omitempty"`
-	FPS                 int     `json:"fps,omitempty"`
-	Simulcast           bool    `json:"simulcast"`
-	Audio               bool    `json:"audio"`
-	Events              bool    `json:"events"`
-	DurationSec         float64 `json:"durationSeconds"`
-	WarmupSec           float64 `json:"warmupSeconds"`
-	JoinRate            float64 `json:"joinRate"`
+	Stages              int    `json:"stages"`
+	PublishersPerStage  int    `json:"publishersPerStage"`
+	SubscribersPerStage int    `json:"subscribersPerStage"`
+	Subscriptions       int    `json:"subscriptions"`
+	VideoFile           string `json:"videoFile,omitempty"`
+	Codec               string `json:"codec,omitempty"`
+	VideoBitrate        int    `json:"videoBitrate,omitempty"`
+	Width               int    `json:"width,omitempty"`
+	Height              int    `json:"height,omitempty"`
+	FPS                 int    `json:"fps,omitempty"`
+	Simulcast           bool   `json:"simulcast"`
+	// Pacing is how the publishers' video packets leave: zero when each
+	// frame's are written back to back (unpaced).
+	Pacing      Pacing  `json:"pacing"`
+	Audio       bool    `json:"audio"`
+	Events      bool    `json:"events"`
+	DurationSec float64 `json:"durationSeconds"`
+	WarmupSec   float64 `json:"warmupSeconds"`
+	JoinRate    float64 `json:"joinRate"`
+}
+
+// Pacing is the publishers' pacer (MediaOptions.Pace): Multiple times the
+// video bitrate, Rate bits per second, bursts of up to BurstMs at that rate.
+type Pacing struct {
+	Multiple float64 `json:"multiple"`
+	Rate     int     `json:"rate"`
+	BurstMs  float64 `json:"burstMs"`
+}
+
+// String describes the pacing for the report's table.
+func (p Pacing) String() string {
+	if p.Rate <= 0 {
+		return "unpaced: each frame's packets back to back"
+	}
+	return fmt.Sprintf("paced at %g × the video bitrate = %s, bursts up to %g ms of it", p.Multiple, bitrate(float64(p.Rate)), p.BurstMs)
 }
 
 // JoinStats are the subscriptions' joins: from calling Subscribe (offer,
@@ -373,6 +392,9 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 		media += "; events websocket per participant"
 	}
 	row("media", "%s", media)
+	if l.Codec != "" {
+		row("video pacing", "%s", l.Pacing)
+	}
 	row("window", "%.1f s measured after %.0f s warm-up (joins at %g/s)", r.WindowSec, l.WarmupSec, l.JoinRate)
 	fmt.Fprintln(tw)
 	row("streams forwarded", "%d (%d video, %d audio)", r.StreamsForwarded, r.VideoStreams, r.AudioStreams)
