@@ -102,7 +102,7 @@ func TestMediaSmoke(t *testing.T) {
 	if rep.Latency.Count == 0 || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.Latency.P99 > rep.Latency.Max {
 		t.Fatalf("latency: %+v", rep.Latency)
 	}
-	if rep.Joins.ToFirstFrame.Count != 2 || rep.Joins.Connect.Count != 2 {
+	if rep.Joins.ToFirstFrame.Count != 2 || rep.Joins.Connect.Count != 2 || rep.Joins.ConnectedToFirstFrame.Count != 2 {
 		t.Fatalf("join times: %+v", rep.Joins)
 	}
 	if rep.Loss.Expected == 0 {
@@ -134,7 +134,7 @@ func TestMediaSmoke(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"paced at 2.5 ×", "streams forwarded", "join → first frame", "latency, send → receive", "server memory", "errors",
+	for _, want := range []string{"paced at 2.5 ×", "connected → first frame", "streams forwarded", "join → first frame", "latency, send → receive", "server memory", "errors",
 		"received of sent", "stalls (silent > 1 s)", "over time (every 1 s)"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())

@@ -122,6 +122,11 @@ type JoinStats struct {
 	Failed       int         `json:"failed"`
 	Connect      Percentiles `json:"connect"`
 	ToFirstFrame Percentiles `json:"toFirstFrame"`
+	// ConnectedToFirstFrame is the wait between the two, per subscription:
+	// for the keyframe to start on, which the server replays from its cache
+	// or asks the publisher for (0 when the first packet came before the
+	// client saw its connection up).
+	ConnectedToFirstFrame Percentiles `json:"connectedToFirstFrame"`
 	// NoMedia counts joined subscriptions that received nothing in the window.
 	NoMedia int `json:"noMedia"`
 }
@@ -247,7 +252,7 @@ func newMediaReport(t Target, o MediaOptions) *MediaReport {
 func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 	sec := window.Seconds()
 	r.WindowSec = sec
-	var connect, first histogram
+	var connect, first, wait histogram
 	var vPkts, vBytes, aPkts, aBytes float64
 	var vLost, vExp, aLost, aExp int64
 	minVideo := -1.0
@@ -266,6 +271,7 @@ func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 		}
 		if fp := s.after[firstKind].FirstPacket; !fp.IsZero() {
 			first.record(fp.Sub(s.started))
+			wait.record(max(0, fp.Sub(s.connected)))
 		}
 		got := false
 		for k := range 2 {
@@ -316,7 +322,7 @@ func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 		}
 	}
 	r.StreamsForwarded = r.VideoStreams + r.AudioStreams
-	r.Joins.Connect, r.Joins.ToFirstFrame = connect.percentiles(), first.percentiles()
+	r.Joins.Connect, r.Joins.ToFirstFrame, r.Joins.ConnectedToFirstFrame = connect.percentiles(), first.percentiles(), wait.percentiles()
 	if r.VideoStreams > 0 {
 		r.Video = TrackRates{PacketsPerSecond: vPkts / sec / float64(r.VideoStreams), BitsPerSecond: vBytes * 8 / sec / float64(r.VideoStreams), MinBitsPerSecond: minVideo}
 	}
@@ -402,6 +408,7 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 	row("joins", "%d ok, %d failed, %d without media", j.OK, j.Failed, j.NoMedia)
 	row("join → connected", "%s", pct(j.Connect))
 	row("join → first frame", "%s", pct(j.ToFirstFrame))
+	row("connected → first frame", "%s", pct(j.ConnectedToFirstFrame))
 	if r.VideoStreams > 0 {
 		row("per subscriber, video", "%s packets/s, %s (least: %s)", thousands(r.Video.PacketsPerSecond), bitrate(r.Video.BitsPerSecond), bitrate(r.Video.MinBitsPerSecond))
 	}
