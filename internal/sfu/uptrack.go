@@ -398,9 +398,10 @@ func (l *layer) requestKeyframe() {
 // went stale waited up to pliInterval for the deferred request and then for
 // its answer. For a start it is measured from the keyframe's arrival
 // instead: once a keyframe has come after the last request (its answer, or
-// one the publisher sent on its own) and gone stale, a new one is asked for
-// at once. Such requests are still at least replayWindow apart, since
-// everyone joining within replayWindow of a keyframe starts on it. A
+// one the publisher sent on its own) and gone stale (older than
+// replayWindow), a new one is asked for at once. Such a request comes at
+// least replayWindow after any other, since that keyframe came after the
+// last. A
 // request not answered yet is awaited, not repeated (requestKeyframe
 // defers it; the forwarder asks again after pliInterval if no keyframe
 // comes: a publisher that does not answer).
@@ -409,8 +410,10 @@ func (l *layer) requestStartKeyframe(now int64) {
 		return
 	}
 	ssrc := l.ssrc.Load()
-	last := l.pli.last.Load()
-	if ssrc != 0 && l.keyAt.Load() > last && l.pli.last.CompareAndSwap(last, now) {
+	last, key := l.pli.last.Load(), l.keyAt.Load()
+	// The keyframe must be stale too: a down-track that could not replay a
+	// recent one (no NACK history, SRTP not up yet) waits like any other.
+	if ssrc != 0 && key > last && now-key > int64(replayWindow) && l.pli.last.CompareAndSwap(last, now) {
 		l.pliDeferred.Store(false)
 		l.track.pub.pli(ssrc)
 		return
