@@ -58,7 +58,9 @@ for n in $SUBSCRIBERS; do
     # One after the other at each point, so that a change in the machine's
     # load falls on both.
     echo "== N=$n run $run: Rostrum"
-    "$OUT/bin/rostrum" loadtest "${common[@]}" --no-audio --subscribers "$n" ${rostrum_args[@]+"${rostrum_args[@]}"} \
+    # --pace 0: livekit-bench's publisher writes each frame's packets back to
+    # back, so Rostrum's must too for the two servers to get the same load.
+    "$OUT/bin/rostrum" loadtest "${common[@]}" --no-audio --pace 0 --subscribers "$n" ${rostrum_args[@]+"${rostrum_args[@]}"} \
       --json "$OUT/rostrum-$n-$run.json" >"$OUT/rostrum-$n-$run.txt" || echo "   (exit $?: see $OUT/rostrum-$n-$run.txt)"
     echo "== N=$n run $run: LiveKit"
     "$OUT/bin/livekit-bench" --server "$LIVEKIT_SERVER" "${common[@]}" --subscribers "$n" \

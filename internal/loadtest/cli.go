@@ -104,6 +104,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fs.DurationVar(&mo.KeyframeInterval, "keyframe-interval", 2*time.Second, "time between keyframes")
 		fs.BoolVar(&mo.Simulcast, "simulcast", false, "send three layers (hi as given, mid at 1/3 the bitrate and half the size, low at 1/10 and a quarter); subscribers ask for the highest")
 		fs.StringVar(&mo.VideoFile, "video-file", "", `loop this file of real video (VP8 in IVF, or H.264 Annex-B) from every publisher instead of synthetic frames; "auto" encodes one with ffmpeg (libvpx) from --resolution, --fps, --video-bitrate and --keyframe-interval`)
+		fs.Float64Var(&mo.Pace, "pace", 2.5, "pace the publishers' video as browsers do (libwebrtc's pacer): packets leave at this multiple of the video bitrate; 0 sends each frame's packets back to back")
+		fs.DurationVar(&mo.PaceBurst, "pace-burst", 40*time.Millisecond, "with --pace, how much may leave at once, as time at the pacing rate (libwebrtc: 40ms; 0: one packet at a time)")
 		fs.BoolVar(&mo.NoAudio, "no-audio", false, "send no audio (default: Opus, 64 kbit/s)")
 		fs.BoolVar(&mo.NoVideo, "no-video", false, "send no video")
 		fs.DurationVar(&mo.Duration, "duration", 30*time.Second, "measured time, after the warm-up")
@@ -146,6 +148,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		if mo.Width, mo.Height, err = parseResolution(resolution); err != nil {
 			return fail(err)
+		}
+		if mo.Pace < 0 || mo.PaceBurst < 0 {
+			return fail(fmt.Errorf("--pace %g, --pace-burst %s: want a multiple of the video bitrate ≥ 0 (0: unpaced) and a burst ≥ 0", mo.Pace, mo.PaceBurst))
 		}
 	} else {
 		for op := range strings.SplitSeq(ops, ",") {

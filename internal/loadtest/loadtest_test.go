@@ -85,6 +85,7 @@ func TestMediaSmoke(t *testing.T) {
 	rep, err := RunMedia(testContext(t), tgt, MediaOptions{
 		Subscribers: 2, Simulcast: true, VideoBitrate: 600_000, Width: 640, Height: 360,
 		Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, JoinRate: 50, LoopbackOnly: true,
+		Pace: 2.5, PaceBurst: 40 * time.Millisecond,
 	}, func(s string) { lines = append(lines, s) })
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestMediaSmoke(t *testing.T) {
 	if rep.Latency.Count == 0 || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.Latency.P99 > rep.Latency.Max {
 		t.Fatalf("latency: %+v", rep.Latency)
 	}
-	if rep.Joins.ToFirstFrame.Count != 2 || rep.Joins.Connect.Count != 2 {
+	if rep.Joins.ToFirstFrame.Count != 2 || rep.Joins.Connect.Count != 2 || rep.Joins.ConnectedToFirstFrame.Count != 2 {
 		t.Fatalf("join times: %+v", rep.Joins)
 	}
 	if rep.Loss.Expected == 0 {
@@ -126,11 +127,14 @@ func TestMediaSmoke(t *testing.T) {
 		t.Error("no progress reported")
 	}
 
+	if p := rep.Load.Pacing; p.Rate != int(2.5*(600_000+200_000+60_000)) || p.BurstMs != 40 {
+		t.Fatalf("pacing %+v, want 2.5 × the three layers' bitrate, 40 ms bursts", p)
+	}
 	var table bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"streams forwarded", "join → first frame", "latency, send → receive", "server memory", "errors",
+	for _, want := range []string{"paced at 2.5 ×", "connected → first frame", "streams forwarded", "join → first frame", "latency, send → receive", "server memory", "errors",
 		"received of sent", "stalls (silent > 1 s)", "over time (every 1 s)"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())

@@ -61,6 +61,13 @@ type MediaOptions struct {
 	// KeyframeInterval). The send → receive latency of its packets is
 	// measured by payload (sentTimes). Not with Simulcast.
 	VideoFile string
+	// Pace, if above 0, paces every publisher's video as a browser does
+	// (rtclient.Pacing): its packets leave at Pace times the video bitrate
+	// (all layers' with Simulcast; the file's with VideoFile), up to
+	// PaceBurst of that rate at once. libwebrtc's are 2.5 and 40 ms. 0
+	// writes each frame's packets back to back.
+	Pace      float64
+	PaceBurst time.Duration
 
 	// Duration is the measured time (default 30 s), after Warmup (default
 	// 5 s) with every subscriber joined.
@@ -135,10 +142,34 @@ func (o *MediaOptions) defaults() error {
 	if o.VideoFile != "" && (o.Simulcast || o.NoVideo) {
 		return errors.New("loadtest: a video file is sent as one layer: not with simulcast or without video")
 	}
+	if o.Pace < 0 || o.PaceBurst < 0 {
+		return errors.New("loadtest: pacing: want a multiple of the video bitrate ≥ 0 and a burst ≥ 0")
+	}
 	if o.Publishers > 12 {
 		return errors.New("loadtest: IVS allows at most 12 publishers per stage")
 	}
 	return nil
+}
+
+// videoBitrate is what one publisher's video sends, all layers together.
+func (o *MediaOptions) videoBitrate() int {
+	if o.Simulcast {
+		return o.VideoBitrate + o.VideoBitrate/3 + o.VideoBitrate/10
+	}
+	return o.VideoBitrate
+}
+
+// pacing is every publisher's rtclient.Pacing (the zero value: unpaced).
+func (m *mediaRun) pacing() rtclient.Pacing {
+	o := m.o
+	if o.Pace <= 0 || o.NoVideo {
+		return rtclient.Pacing{}
+	}
+	b := o.videoBitrate()
+	if m.video != nil {
+		b = m.video.bitrate
+	}
+	return rtclient.Pacing{Rate: int(o.Pace * float64(b)), Burst: o.PaceBurst}
 }
 
 // videoSources makes one publisher's video: a source, or three simulcast
@@ -333,6 +364,10 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 		}
 	}
 
+	if p := m.pacing(); p.Rate > 0 {
+		rep.Load.Pacing = Pacing{Multiple: o.Pace, Rate: p.Rate, BurstMs: float64(o.PaceBurst) / 1e6}
+	}
+
 	// Stages and publishers.
 	m.log(fmt.Sprintf("creating %d stage(s) with %d publisher(s) each", o.Stages, o.Publishers))
 	for i := range o.Stages {
@@ -352,7 +387,7 @@ func (m *mediaRun) run(ctx context.Context) (*MediaReport, error) {
 			if o.Events {
 				m.connectEvents(ctx, tok)
 			}
-			popts := rtclient.PublishOptions{DisableFrameHashes: true, LoopbackOnly: o.LoopbackOnly, Certificates: m.certs, SettingEngine: m.shared}
+			popts := rtclient.PublishOptions{DisableFrameHashes: true, LoopbackOnly: o.LoopbackOnly, Certificates: m.certs, SettingEngine: m.shared, Pacing: m.pacing()}
 			if !o.NoAudio {
 				popts.Audio = audioSource()
 			}

@@ -75,22 +75,41 @@ type MediaReport struct {
 
 // Load is what was asked for.
 type Load struct {
-	Stages              int     `json:"stages"`
-	PublishersPerStage  int     `json:"publishersPerStage"`
-	SubscribersPerStage int     `json:"subscribersPerStage"`
-	Subscriptions       int     `json:"subscriptions"`
-	VideoFile           string  `json:"videoFile,omitempty"`
-	Codec               string  `json:"codec,omitempty"`
-	VideoBitrate        int     `json:"videoBitrate,omitempty"`
-	Width               int     `json:"width,omitempty"`
-	Height              int     `json:"height,omitempty"`
-	FPS                 int     `json:"fps,omitempty"`
-	Simulcast           bool    `json:"simulcast"`
-	Audio               bool    `json:"audio"`
-	Events              bool    `json:"events"`
-	DurationSec         float64 `json:"durationSeconds"`
-	WarmupSec           float64 `json:"warmupSeconds"`
-	JoinRate            float64 `json:"joinRate"`
+	Stages              int    `json:"stages"`
+	PublishersPerStage  int    `json:"publishersPerStage"`
+	SubscribersPerStage int    `json:"subscribersPerStage"`
+	Subscriptions       int    `json:"subscriptions"`
+	VideoFile           string `json:"videoFile,omitempty"`
+	Codec               string `json:"codec,omitempty"`
+	VideoBitrate        int    `json:"videoBitrate,omitempty"`
+	Width               int    `json:"width,omitempty"`
+	Height              int    `json:"height,omitempty"`
+	FPS                 int    `json:"fps,omitempty"`
+	Simulcast           bool   `json:"simulcast"`
+	// Pacing is how the publishers' video packets leave: zero when each
+	// frame's are written back to back (unpaced).
+	Pacing      Pacing  `json:"pacing"`
+	Audio       bool    `json:"audio"`
+	Events      bool    `json:"events"`
+	DurationSec float64 `json:"durationSeconds"`
+	WarmupSec   float64 `json:"warmupSeconds"`
+	JoinRate    float64 `json:"joinRate"`
+}
+
+// Pacing is the publishers' pacer (MediaOptions.Pace): Multiple times the
+// video bitrate, Rate bits per second, bursts of up to BurstMs at that rate.
+type Pacing struct {
+	Multiple float64 `json:"multiple"`
+	Rate     int     `json:"rate"`
+	BurstMs  float64 `json:"burstMs"`
+}
+
+// String describes the pacing for the report's table.
+func (p Pacing) String() string {
+	if p.Rate <= 0 {
+		return "unpaced: each frame's packets back to back"
+	}
+	return fmt.Sprintf("paced at %g × the video bitrate = %s, bursts up to %g ms of it", p.Multiple, bitrate(float64(p.Rate)), p.BurstMs)
 }
 
 // JoinStats are the subscriptions' joins: from calling Subscribe (offer,
@@ -103,6 +122,11 @@ type JoinStats struct {
 	Failed       int         `json:"failed"`
 	Connect      Percentiles `json:"connect"`
 	ToFirstFrame Percentiles `json:"toFirstFrame"`
+	// ConnectedToFirstFrame is the wait between the two, per subscription:
+	// for the keyframe to start on, which the server replays from its cache
+	// or asks the publisher for (0 when the first packet came before the
+	// client saw its connection up).
+	ConnectedToFirstFrame Percentiles `json:"connectedToFirstFrame"`
 	// NoMedia counts joined subscriptions that received nothing in the window.
 	NoMedia int `json:"noMedia"`
 }
@@ -228,7 +252,7 @@ func newMediaReport(t Target, o MediaOptions) *MediaReport {
 func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 	sec := window.Seconds()
 	r.WindowSec = sec
-	var connect, first histogram
+	var connect, first, wait histogram
 	var vPkts, vBytes, aPkts, aBytes float64
 	var vLost, vExp, aLost, aExp int64
 	minVideo := -1.0
@@ -247,6 +271,7 @@ func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 		}
 		if fp := s.after[firstKind].FirstPacket; !fp.IsZero() {
 			first.record(fp.Sub(s.started))
+			wait.record(max(0, fp.Sub(s.connected)))
 		}
 		got := false
 		for k := range 2 {
@@ -297,7 +322,7 @@ func (m *mediaRun) fill(r *MediaReport, window time.Duration) {
 		}
 	}
 	r.StreamsForwarded = r.VideoStreams + r.AudioStreams
-	r.Joins.Connect, r.Joins.ToFirstFrame = connect.percentiles(), first.percentiles()
+	r.Joins.Connect, r.Joins.ToFirstFrame, r.Joins.ConnectedToFirstFrame = connect.percentiles(), first.percentiles(), wait.percentiles()
 	if r.VideoStreams > 0 {
 		r.Video = TrackRates{PacketsPerSecond: vPkts / sec / float64(r.VideoStreams), BitsPerSecond: vBytes * 8 / sec / float64(r.VideoStreams), MinBitsPerSecond: minVideo}
 	}
@@ -373,6 +398,9 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 		media += "; events websocket per participant"
 	}
 	row("media", "%s", media)
+	if l.Codec != "" {
+		row("video pacing", "%s", l.Pacing)
+	}
 	row("window", "%.1f s measured after %.0f s warm-up (joins at %g/s)", r.WindowSec, l.WarmupSec, l.JoinRate)
 	fmt.Fprintln(tw)
 	row("streams forwarded", "%d (%d video, %d audio)", r.StreamsForwarded, r.VideoStreams, r.AudioStreams)
@@ -380,6 +408,7 @@ func (r *MediaReport) WriteTable(w io.Writer) error {
 	row("joins", "%d ok, %d failed, %d without media", j.OK, j.Failed, j.NoMedia)
 	row("join → connected", "%s", pct(j.Connect))
 	row("join → first frame", "%s", pct(j.ToFirstFrame))
+	row("connected → first frame", "%s", pct(j.ConnectedToFirstFrame))
 	if r.VideoStreams > 0 {
 		row("per subscriber, video", "%s packets/s, %s (least: %s)", thousands(r.Video.PacketsPerSecond), bitrate(r.Video.BitsPerSecond), bitrate(r.Video.MinBitsPerSecond))
 	}

@@ -117,6 +117,12 @@ func TestMainRefusesBadInput(t *testing.T) {
 	if code := Main([]string{"api", "--endpoint", "http://127.0.0.1:1", "--server-cpus", "0"}, &out, &errs); code != 1 {
 		t.Errorf("--server-cpus with --endpoint: exit %d", code)
 	}
+	if code := Main([]string{"--pace", "-1"}, &out, &errs); code != 1 {
+		t.Errorf("negative --pace: exit %d", code)
+	}
+	if code := Main([]string{"--pace-burst", "-1ms"}, &out, &errs); code != 1 {
+		t.Errorf("negative --pace-burst: exit %d", code)
+	}
 	if code := Main([]string{"--help"}, &out, &errs); code != 0 {
 		t.Errorf("--help: exit %d", code)
 	}
@@ -180,5 +186,43 @@ func TestSumSocketDrops(t *testing.T) {
 		if d, err := readSocketDrops(os.Getpid()); err != nil || d != 0 {
 			t.Fatalf("own sockets: %d, %v", d, err)
 		}
+	}
+}
+
+// The publishers' pacing rate is the multiple of what their video sends,
+// all simulcast layers together; 0 or no video leaves them unpaced.
+func TestPacing(t *testing.T) {
+	o := MediaOptions{VideoBitrate: 1_500_000, Pace: 2.5, PaceBurst: 40 * time.Millisecond}
+	if err := o.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	m := &mediaRun{o: o}
+	if p := m.pacing(); p.Rate != 3_750_000 || p.Burst != 40*time.Millisecond {
+		t.Errorf("pacing %+v, want 3.75 Mbit/s with 40 ms bursts", p)
+	}
+	m.o.Simulcast = true
+	if p := m.pacing(); p.Rate != int(2.5*(1_500_000+500_000+150_000)) {
+		t.Errorf("simulcast pacing %+v, want 2.5 × all layers", p)
+	}
+	m.o.Simulcast = false
+	m.video = &videoFile{bitrate: 1_400_000}
+	if p := m.pacing(); p.Rate != 3_500_000 {
+		t.Errorf("video file pacing %+v, want 2.5 × the file's bitrate", p)
+	}
+	m.video = nil
+	for _, off := range []MediaOptions{{VideoBitrate: 1_500_000}, {VideoBitrate: 1_500_000, Pace: 2.5, NoVideo: true}} {
+		if p := (&mediaRun{o: off}).pacing(); p.Rate != 0 {
+			t.Errorf("%+v: paced %+v, want unpaced", off, p)
+		}
+	}
+	bad := MediaOptions{Pace: -1}
+	if err := bad.defaults(); err == nil {
+		t.Error("negative pace accepted")
+	}
+	if s := (Pacing{}).String(); !strings.Contains(s, "unpaced") {
+		t.Errorf("unpaced described as %q", s)
+	}
+	if s := (Pacing{Multiple: 2.5, Rate: 3_750_000, BurstMs: 40}).String(); !strings.Contains(s, "2.5 ×") || !strings.Contains(s, "40 ms") {
+		t.Errorf("paced described as %q", s)
 	}
 }

@@ -77,6 +77,10 @@ type PublishOptions struct {
 	// (real encoded video). It runs on the sending goroutine, once per
 	// packet: it must be quick, and must not keep or change payload.
 	OnPacketSent func(kind string, seq uint16, payload []byte, at time.Time)
+	// Pacing, if its Rate is set, spreads the video packets over time as a
+	// browser's pacer does (see Pacing); retransmissions are paced too.
+	// The zero value writes each frame's packets back to back.
+	Pacing Pacing
 }
 
 // Publisher is one WHIP publish session. Its methods are safe for concurrent use.
@@ -163,6 +167,9 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 	if len(opts.Simulcast) > len(SimulcastRIDs) {
 		return nil, fmt.Errorf("rtclient: at most %d simulcast layers", len(SimulcastRIDs))
 	}
+	if opts.Pacing.Rate < 0 || opts.Pacing.Burst < 0 {
+		return nil, fmt.Errorf("rtclient: pacing %+v: want a rate and a burst ≥ 0", opts.Pacing)
+	}
 	if opts.Audio == nil && opts.Video == nil && len(opts.Simulcast) == 0 {
 		return nil, ErrNoMedia
 	}
@@ -185,6 +192,10 @@ func Publish(ctx context.Context, token string, opts PublishOptions) (*Publisher
 		// After the tap: the tap counts the packets the tagger has tagged.
 		tagger = newRIDTagger()
 		cfg.first = append(cfg.first, tagger)
+	}
+	if opts.Pacing.Rate > 0 {
+		// After the tap, which then sees packets leave the pacer.
+		cfg.first = append(cfg.first, newPacer(opts.Pacing))
 	}
 	var trackOpts []func(*webrtc.TrackLocalStaticRTP)
 	if opts.FirstSequenceNumber != nil {

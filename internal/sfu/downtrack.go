@@ -322,29 +322,33 @@ func (d *downTrack) play() {
 // keyframeRequested passes a subscriber's PLI or FIR to the publisher, for
 // the encoding being forwarded (or about to be).
 func (d *downTrack) keyframeRequested() {
-	li := d.current.Load()
-	if li < 0 {
-		li = d.target.Load()
-		// A down-track that has not started asks the publisher when it
-		// may; when the rate limit holds its request back (another
-		// subscriber asked less than pliInterval ago: subscribers joining
-		// together), it starts on a recent keyframe from the cache
-		// instead of waiting for the next request to be allowed.
-		if now := nanotime(); li >= 0 && !d.up.layers[li].pli.wouldAllow(now) && d.replay(li, now) {
-			return
-		}
-	}
-	if li >= 0 {
+	if li := d.current.Load(); li >= 0 {
 		d.up.layers[li].requestKeyframe()
+		return
+	}
+	// A down-track that has not started yet (it just connected, or its
+	// target changed) needs a keyframe. When the rate limit holds requests
+	// back (another subscriber asked less than pliInterval ago:
+	// subscribers joining together), it starts at once on one that came
+	// less than replayWindow ago, from the cache; otherwise it asks
+	// (layer.requestStartKeyframe).
+	li := d.target.Load()
+	if li < 0 {
+		return
+	}
+	l := d.up.layers[li]
+	if now := nanotime(); l.pli.wouldAllow(now) || !d.replay(li, now) {
+		l.requestStartKeyframe(now)
 	}
 }
 
 // replayWindow is how old the encoding's newest keyframe may be for a
-// down-track to start on it from the cache instead of waiting to ask the
-// publisher for a new one. Subscribers joining together (a burst)
-// otherwise wait up to pliInterval for the next keyframe they may ask for:
-// the first of them gets one, the rest start on it. It bounds how far behind live a stream
-// starts (the receiver catches up on the replayed frames at once).
+// down-track to start on it from the cache instead of asking the publisher
+// for a new one. It bounds how far behind live a stream starts (the
+// receiver gets the replayed frames at once), and it spaces the keyframes
+// asked for subscribers joining together: the first of them that finds no
+// keyframe this recent asks for one, the ones that come while it is on its
+// way wait for it, and the ones that come after it start on it.
 const replayWindow = 300 * time.Millisecond
 
 // replay starts a down-track that has not started yet on encoding li's

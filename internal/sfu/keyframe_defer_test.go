@@ -44,3 +44,38 @@ func TestHeldBackKeyframeRequestIsSentAfterTheInterval(t *testing.T) {
 		t.Fatal("a keyframe did not clear the held-back request")
 	}
 }
+
+// A down-track that has not started asks for a keyframe past the rate limit
+// only when the last request was answered and that keyframe has gone stale;
+// otherwise its request waits like any other.
+func TestStartKeyframeRequestPastTheLimit(t *testing.T) {
+	up := newTestTrack(familyVP8)
+	l := up.layers[0]
+	l.ssrc.Store(1234)
+	up.pub.closed.Store(true) // pli() returns early: no peer connection here
+	now := nanotime()
+	asked := now - int64(200e6)
+	l.pli.last.Store(asked)
+
+	// Not answered yet: awaited.
+	l.keyAt.Store(asked - 1)
+	l.requestStartKeyframe(now)
+	if l.pli.last.Load() != asked || !l.pliDeferred.Load() {
+		t.Fatal("a request not answered yet was repeated")
+	}
+	// Answered, and the answer recent (a down-track that could not replay
+	// it): held to the limit.
+	l.pliDeferred.Store(false)
+	l.keyAt.Store(asked + int64(50e6))
+	l.requestStartKeyframe(now)
+	if l.pli.last.Load() != asked || !l.pliDeferred.Load() {
+		t.Fatal("asked again while the answer was fresh")
+	}
+	// Answered, and the answer older than replayWindow: asked at once.
+	l.pliDeferred.Store(false)
+	later := l.keyAt.Load() + int64(replayWindow) + 1
+	l.requestStartKeyframe(later)
+	if l.pli.last.Load() != later || l.pliDeferred.Load() {
+		t.Fatal("not asked at once once the answer was stale")
+	}
+}

@@ -28,10 +28,11 @@ type testPublisher struct {
 	ridExt uint8
 	mid    string
 
-	wantKey [3]atomic.Bool
-	plis    [3]atomic.Int64 // keyframe requests received, per layer
-	closed  chan error
-	media   chan struct{}
+	keyOnRequest bool
+	wantKey      [3]atomic.Bool
+	plis         [3]atomic.Int64 // keyframe requests received, per layer
+	closed       chan error
+	media        chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -42,7 +43,10 @@ type pubOpts struct {
 	rids    []string // simulcast rids, in the order sent
 	noAudio bool
 	silent  bool // send nothing (benchmarks feed the engine directly)
-	client  clientOpts
+	// keyOnRequest sends keyframes only first and when asked (PLI or
+	// FIR), none every 90 frames.
+	keyOnRequest bool
+	client       clientOpts
 }
 
 func startPublisher(t testing.TB, ctx context.Context, r *Router, id string, o pubOpts) *testPublisher {
@@ -53,7 +57,7 @@ func startPublisher(t testing.TB, ctx context.Context, r *Router, id string, o p
 	if o.client.video == nil {
 		o.client.video = []string{o.codec}
 	}
-	tp := &testPublisher{t: t, codec: o.codec, rids: o.rids, closed: make(chan error, 1), media: make(chan struct{}), stop: make(chan struct{})}
+	tp := &testPublisher{t: t, codec: o.codec, rids: o.rids, keyOnRequest: o.keyOnRequest, closed: make(chan error, 1), media: make(chan struct{}), stop: make(chan struct{})}
 	tp.frames = vp8Frames{}
 	mime := webrtc.MimeTypeVP8
 	if o.codec == "H264" {
@@ -185,7 +189,7 @@ func (tp *testPublisher) send() {
 		frame := step / 3
 		for i, v := range tp.video {
 			layer := tp.layerIndex(i)
-			key := frame%90 == 0 || tp.wantKey[i].Swap(false)
+			key := frame == 0 || (frame%90 == 0 && !tp.keyOnRequest) || tp.wantKey[i].Swap(false)
 			size := layerSizes[min(int(layer), 2)]
 			payloads := tp.frames.frame(layer, frame, key, size[0], size[1])
 			for k, pl := range payloads {

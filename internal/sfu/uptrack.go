@@ -13,8 +13,9 @@ import (
 )
 
 // pliInterval is the least time between two keyframe requests the engine
-// sends a publisher for one encoding, however many subscribers ask.
-const pliInterval = 500 * time.Millisecond
+// sends a publisher for one encoding, however many subscribers ask (but
+// see layer.requestStartKeyframe). A variable only for tests.
+var pliInterval = 500 * time.Millisecond
 
 var monoStart = time.Now()
 
@@ -447,6 +448,37 @@ func (l *layer) requestKeyframe() {
 	} else {
 		l.pliDeferred.Store(true)
 	}
+}
+
+// requestStartKeyframe asks the publisher for the keyframe a down-track
+// that has not started waits for, when the cache has none recent enough to
+// replay (now, nanotime). pliInterval is meant for the requests of
+// subscribers that are receiving, and measured from the last request; held
+// to it, a subscriber that joined just after the last keyframe to replay
+// went stale waited up to pliInterval for the deferred request and then for
+// its answer. For a start it is measured from the keyframe's arrival
+// instead: once a keyframe has come after the last request (its answer, or
+// one the publisher sent on its own) and gone stale (older than
+// replayWindow), a new one is asked for at once. Such a request comes at
+// least replayWindow after any other, since that keyframe came after the
+// last. A
+// request not answered yet is awaited, not repeated (requestKeyframe
+// defers it; the forwarder asks again after pliInterval if no keyframe
+// comes: a publisher that does not answer).
+func (l *layer) requestStartKeyframe(now int64) {
+	if l.track.family == familyOpus {
+		return
+	}
+	ssrc := l.ssrc.Load()
+	last, key := l.pli.last.Load(), l.keyAt.Load()
+	// The keyframe must be stale too: a down-track that could not replay a
+	// recent one (no NACK history, SRTP not up yet) waits like any other.
+	if ssrc != 0 && key > last && now-key > int64(replayWindow) && l.pli.last.CompareAndSwap(last, now) {
+		l.pliDeferred.Store(false)
+		l.track.pub.pli(ssrc)
+		return
+	}
+	l.requestKeyframe()
 }
 
 // setSSRC records the encoding's SSRC and sends a keyframe request that
