@@ -321,3 +321,42 @@ func TestBatchedPacketsKeepTheirArrival(t *testing.T) {
 		t.Fatalf("mean forward delay %.3f s, longer than the test", mean)
 	}
 }
+
+// The fan-out allocates nothing per packet, one packet at a time
+// (forward, as local publishers feed it) or in batches (forwardBatch, as
+// the forwarder takes what queued up).
+func TestFanOutDoesNotAllocate(t *testing.T) {
+	up := newTestTrack(familyVP8)
+	w := &discardWriter{}
+	newTestDown(up, w, true)
+	var p rtpPacket
+	key := (vp8Frames{}).frame(0, 0, true, 1280, 720)[0]
+	must(t, p.parse(rawPacket(0, 0, false, key, 0)))
+	up.layers[0].forward(&p, 1)
+	raw := benchPacket(1)
+	seq := uint16(1)
+	if n := testing.AllocsPerRun(1000, func() {
+		raw[2], raw[3] = byte(seq>>8), byte(seq)
+		seq++
+		_ = p.parse(raw)
+		up.layers[0].forward(&p, nanotime())
+	}); n != 0 {
+		t.Errorf("forward: %.1f allocations per packet", n)
+	}
+	var batch [4]rtpPacket
+	ps := []*rtpPacket{&batch[0], &batch[1], &batch[2], &batch[3]}
+	if n := testing.AllocsPerRun(1000, func() {
+		for _, q := range ps {
+			raw[2], raw[3] = byte(seq>>8), byte(seq)
+			seq++
+			_ = q.parse(raw)
+			q.arrival = nanotime()
+		}
+		up.layers[0].forwardBatch(ps)
+	}); n != 0 {
+		t.Errorf("forwardBatch: %.1f allocations per batch", n)
+	}
+	if w.n == 0 {
+		t.Fatal("nothing forwarded")
+	}
+}

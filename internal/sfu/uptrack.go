@@ -184,6 +184,7 @@ type layer struct {
 	sr   srInfo
 
 	fanWG sync.WaitGroup // the forwarder's, for a spread fan-out (spread.go)
+	one   [1]*rtpPacket  // forward's batch of one (one forwarder at a time)
 }
 
 type layerSample struct {
@@ -313,7 +314,9 @@ func (l *layer) forward(p *rtpPacket, now int64) {
 	if !l.take(p) {
 		return
 	}
-	l.fanOut([]*rtpPacket{p}[:1:1])
+	l.one[0] = p
+	l.fanOut(l.one[:])
+	l.one[0] = nil
 }
 
 // forwardBatch is forward for packets read in order, each with its
