@@ -189,3 +189,19 @@ func TestSeriesPointsAndMerge(t *testing.T) {
 		t.Fatalf("empty point %+v", e)
 	}
 }
+
+// Before the first series point the progress line says the figures are to
+// come, not "0 packets/s", which reads as nothing arriving; from the first
+// point on it gives that point's figures.
+func TestProgressBeforeTheFirstSeriesPoint(t *testing.T) {
+	origin := time.Unix(1000, 0)
+	r := &recorder{m: &mediaRun{}, origin: origin}
+	if line := r.progress(origin.Add(5 * time.Second)); strings.Contains(line, "packets/s") || !strings.Contains(line, "first series point") {
+		t.Errorf("before any point: %q", line)
+	}
+	r.buckets = append(r.buckets, bucket{})
+	r.lastPoint = SeriesPoint{VideoPacketsPerSecond: 187, AudioPacketsPerSecond: 50, MinPacketsPerSecond: 237, ReceivedShare: 1}
+	if line := r.progress(origin.Add(65 * time.Second)); !strings.Contains(line, "237 packets/s per subscription (least 237), 100.00 % of sent") {
+		t.Errorf("after the first point: %q", line)
+	}
+}

@@ -162,13 +162,20 @@ func (r *recorder) closeBucket(now time.Time) {
 	r.lastPoint = b.point(r.origin)
 }
 
-// progress is a line about the latest series point.
+// progress is a line about the latest series point. Before the first
+// (one --series-interval into the window) it says so rather than print
+// zeros that look like nothing arriving.
 func (r *recorder) progress(now time.Time) string {
 	p := r.lastPoint
-	line := fmt.Sprintf("%4.0fs: %s packets/s per subscription (least %s)", now.Sub(r.origin).Seconds(),
-		thousands(p.VideoPacketsPerSecond+p.AudioPacketsPerSecond), thousands(p.MinPacketsPerSecond))
-	if p.ReceivedShare >= 0 {
-		line += fmt.Sprintf(", %.2f %% of sent", 100*p.ReceivedShare)
+	var line string
+	if len(r.buckets) == 0 {
+		line = fmt.Sprintf("%4.0fs: figures from the first series point on", now.Sub(r.origin).Seconds())
+	} else {
+		line = fmt.Sprintf("%4.0fs: %s packets/s per subscription (least %s)", now.Sub(r.origin).Seconds(),
+			thousands(p.VideoPacketsPerSecond+p.AudioPacketsPerSecond), thousands(p.MinPacketsPerSecond))
+		if p.ReceivedShare >= 0 {
+			line += fmt.Sprintf(", %.2f %% of sent", 100*p.ReceivedShare)
+		}
 	}
 	silent := 0
 	for _, s := range r.m.subs {
