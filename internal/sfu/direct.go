@@ -81,9 +81,17 @@ func (u udpSender) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
 }
 
 func (u udpSender) WriteSegments(b []byte, seg int, to netip.AddrPort) error {
+	return writeEach(u, b, seg, to)
+}
+
+// writeEach sends b as datagrams of seg bytes, one system call each: where
+// the kernel does not segment.
+func writeEach(w interface {
+	WriteToAddrPort([]byte, netip.AddrPort) (int, error)
+}, b []byte, seg int, to netip.AddrPort) error {
 	for len(b) > 0 {
 		n := min(seg, len(b))
-		if _, err := u.c.WriteToUDPAddrPort(b[:n], to); err != nil {
+		if _, err := w.WriteToAddrPort(b[:n], to); err != nil {
 			return err
 		}
 		b = b[n:]
@@ -423,9 +431,8 @@ func (b *sendBatch) flush() error {
 // direct path, or pion's track writer for what the direct path does not
 // send.
 type directWriter struct {
-	c     *directConn
-	pion  webrtc.TrackLocalWriter
-	stats *engineStats
+	c    *directConn
+	pion webrtc.TrackLocalWriter
 	// batch, while the down-track writes a batch of packets (under its
 	// lock), gathers them for one send (downTrack.writeBatch).
 	batch *sendBatch
@@ -437,9 +444,7 @@ func (w *directWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 		return w.pion.WriteRTP(h, payload)
 	}
 	if err == nil {
-		// As the stats interceptor, which this path skips, counts.
-		w.stats.fwdPackets.Add(1)
-		w.stats.fwdBytes.Add(uint64(h.MarshalSize() + len(payload)))
+		w.c.e.stats.forwarded(h, payload) // the stats interceptor is skipped here
 	}
 	return n, err
 }

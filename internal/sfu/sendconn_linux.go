@@ -150,7 +150,7 @@ const udpSegment = 103
 // by one, from then on.
 func (s *sendConn) WriteSegments(b []byte, seg int, to netip.AddrPort) error {
 	if len(b) <= seg || s.noGSO.Load() {
-		return s.writeEach(b, seg, to)
+		return writeEach(s, b, seg, to)
 	}
 	s.mu.RLock()
 	if s.closed {
@@ -165,22 +165,11 @@ func (s *sendConn) WriteSegments(b []byte, seg int, to netip.AddrPort) error {
 	case errors.Is(err, syscall.EIO), errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.ENOPROTOOPT),
 		errors.Is(err, syscall.EOPNOTSUPP):
 		s.noGSO.Store(true)
-		return s.writeEach(b, seg, to)
+		return writeEach(s, b, seg, to)
 	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR), errors.Is(err, errNoRawAddr):
-		return s.writeEach(b, seg, to)
+		return writeEach(s, b, seg, to)
 	}
 	return &net.OpError{Op: "write", Net: "udp", Source: s.conn.LocalAddr(), Addr: net.UDPAddrFromAddrPort(to), Err: err}
-}
-
-func (s *sendConn) writeEach(b []byte, seg int, to netip.AddrPort) error {
-	for len(b) > 0 {
-		n := min(seg, len(b))
-		if _, err := s.WriteToAddrPort(b[:n], to); err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
 }
 
 // sendmsgGSO is sendto with a UDP_SEGMENT control message, everything on

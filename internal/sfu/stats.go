@@ -168,6 +168,12 @@ func (s *engineStats) watchJoin(pc *webrtc.PeerConnection, role peerRole, connec
 	})
 }
 
+// forwarded counts one RTP packet sent to a subscriber (HOT PATH).
+func (s *engineStats) forwarded(h *rtp.Header, payload []byte) {
+	s.fwdPackets.Add(1)
+	s.fwdBytes.Add(uint64(h.MarshalSize() + len(payload)))
+}
+
 // statsFactory builds the stats interceptor. It is registered first, so
 // that it is the innermost: it sees what goes to and comes from the wire,
 // the RTCP the other interceptors write (NACKs and receiver reports to
@@ -215,8 +221,7 @@ func (i *statsInterceptor) BindLocalStream(_ *interceptor.StreamInfo, writer int
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		n, err := writer.Write(h, payload, a)
 		if err == nil {
-			s.fwdPackets.Add(1)
-			s.fwdBytes.Add(uint64(h.MarshalSize() + len(payload)))
+			s.forwarded(h, payload)
 		}
 		return n, err
 	})
