@@ -47,7 +47,8 @@ type downTrack struct {
 	hdr     rtp.Header // reused for every forwarded packet
 	rtxHdr  rtp.Header // reused for every retransmission
 	rtxSeq  uint16
-	hist    *seqHistory // nil when the subscriber did not negotiate NACK
+	hist    *seqHistory   // nil when the subscriber did not negotiate NACK
+	stream  *directStream // past a congestion controller, the direct path's writer (direct.go)
 
 	// Sequence numbers here are extended (64-bit, never wrapping: see
 	// seqUnwrapper), the source's per encoding and the down-track's own;
@@ -125,7 +126,7 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		// there directly (direct.go). With a congestion controller the
 		// packets go through the interceptors, the innermost of which
 		// sends them the same way.
-		d.writer = &directWriter{c: c, pion: d.writer, stats: &c.e.stats}
+		d.writer = &directWriter{c: c, pion: d.writer}
 	}
 	d.ssrc = uint32(ctx.SSRC())
 	d.pt = uint8(codec.PayloadType)
@@ -198,8 +199,13 @@ func (d *downTrack) writeBatch(li int32, ps []*rtpPacket, b *sendBatch) {
 	if w, ok := d.writer.(*directWriter); ok {
 		batch = &w.batch
 	} else if c := d.sub.direct; c != nil {
-		if s := c.stream(d.ssrc); s != nil {
-			batch = &s.batch
+		if d.stream == nil {
+			// Found once: pion binds the stream's interceptors after the
+			// track (Bind), so it is not known there.
+			d.stream = c.stream(d.ssrc)
+		}
+		if d.stream != nil {
+			batch = &d.stream.batch
 		}
 	}
 	if batch != nil {

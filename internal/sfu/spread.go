@@ -22,10 +22,9 @@ import (
 // get a layer's packets in order.
 //
 // Per down-track nothing changes: one shard writes it per packet, under its
-// own lock, as before. What the workers share is pion's socket: Go
-// serialises writes to one UDP socket (poll.FD's write lock), so the
-// sends themselves do not run in parallel, the work around them does
-// (docs/performance.md has the measurement).
+// own lock, as before. What the workers share is the engine's socket, whose
+// sends run in parallel (sendConn: Go's own would serialise them;
+// docs/performance.md has the measurement).
 
 const (
 	// spreadMin is the fewest down-tracks a packet is spread for; below
