@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,28 +76,46 @@ func publishFor(t *testing.T, c *ivsrealtime.Client, stage, user string, d time.
 // participant reads a participant of the stage's only session.
 func participant(t *testing.T, c *ivsrealtime.Client, stage, pid string) *types.Participant {
 	t.Helper()
-	ss, err := c.ListStageSessions(bg, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage)})
-	if err != nil || len(ss.StageSessions) == 0 {
-		t.Fatalf("sessions of %s: %v", stage, err)
-	}
-	out, err := c.GetParticipant(bg, &ivsrealtime.GetParticipantInput{StageArn: aws.String(stage), SessionId: ss.StageSessions[0].SessionId, ParticipantId: aws.String(pid)})
+	p, err := lookUpParticipant(c, stage, pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out.Participant
+	return p
+}
+
+// lookUpParticipant is the participant in the stage's first session.
+func lookUpParticipant(c *ivsrealtime.Client, stage, pid string) (*types.Participant, error) {
+	ss, err := c.ListStageSessions(bg, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage)})
+	if err != nil {
+		return nil, fmt.Errorf("sessions of %s: %v", stage, err)
+	}
+	if len(ss.StageSessions) == 0 {
+		return nil, fmt.Errorf("%s has no session", stage)
+	}
+	out, err := c.GetParticipant(bg, &ivsrealtime.GetParticipantInput{StageArn: aws.String(stage), SessionId: ss.StageSessions[0].SessionId, ParticipantId: aws.String(pid)})
+	if err != nil {
+		return nil, err
+	}
+	return out.Participant, nil
 }
 
 // awaitRecordingState waits until the participant's recordingState is want.
+// The stage writes its session and participants to the store a moment
+// after the media moves, so a participant not found yet is waited for too.
 func awaitRecordingState(t *testing.T, c *ivsrealtime.Client, stage, pid string, want types.ParticipantRecordingState) *types.Participant {
 	t.Helper()
 	var p *types.Participant
+	var err error
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		p = participant(t, c, stage, pid)
-		if p.RecordingState == want {
+		p, err = lookUpParticipant(c, stage, pid)
+		if err == nil && p.RecordingState == want {
 			return p
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("participant %s (waiting for recordingState %q): %v", pid, want, err)
 	}
 	t.Fatalf("participant %s: recordingState %q, want %q", pid, p.RecordingState, want)
 	return nil

@@ -578,9 +578,17 @@ func TestReplicaDisconnectedAndParticipantIDTaken(t *testing.T) {
 	if err := replicate(c, s.a, d, s.alice, 0, nil); apiErrorCode(t, err) != "ConflictException" {
 		t.Errorf("replicating into a stage where the participant id is taken: %v", err)
 	}
+	// The stage's writes reach the store in order but after the
+	// websocket's state (the session's start is written before the
+	// participant), so the record is waited for.
 	sidD := activeSession(t, c, d)
-	if p := getParticipant(c, d, sidD, s.alice); p == nil || p.ReplicationType != types.ReplicationTypeNone || aws.ToString(p.UserId) != "someone-else" {
-		t.Errorf("D's own participant after the refused replication: %+v", p)
+	var own *types.Participant
+	testutil.Eventually(t, "D's own participant in the store", func() bool {
+		own = getParticipant(c, d, sidD, s.alice)
+		return own != nil
+	})
+	if own.ReplicationType != types.ReplicationTypeNone || aws.ToString(own.UserId) != "someone-else" {
+		t.Errorf("D's own participant after the refused replication: %+v", own)
 	}
 
 	// DisconnectParticipant of the source ends its replications at once:
