@@ -47,6 +47,7 @@ type Config struct {
 	RTCFanoutWorkers int
 	RTCDirectSend    bool
 	RTCBatchSends    bool
+	RTCLean          bool
 	RTCListenIP      string
 	RTCPublicIPs     string // comma-separated
 	SessionGrace     time.Duration
@@ -110,6 +111,7 @@ func (c *Config) flagDefs(fs *flag.FlagSet) {
 	fs.StringVar(&c.RTCListenIP, "rtc-listen-ip", "", "address the media ports bind to (default: the host of --listen, so 127.0.0.1 unless --listen says otherwise; all interfaces when --rtc-public-ip is set or --public-url names another host)")
 	fs.IntVar(&c.RTCFanoutWorkers, "rtc-fanout-workers", 0, "goroutines that help send one packet to many subscribers (from 32 up) on several cores; 0 = one fewer than the CPUs Go uses, -1 = none (each publisher's track fans out on one core)")
 	fs.BoolVar(&c.RTCDirectSend, "rtc-direct-send", true, "send subscribers' media with the engine's own SRTP and socket writes where it can (connections over UDP); false sends everything through pion's layers, as before (for comparison)")
+	fs.BoolVar(&c.RTCLean, "rtc-lean-subscribers", true, "run subscribers that need no congestion control (their publisher sends one encoding a track) on the engine's own ICE-lite, DTLS and SRTP instead of a full pion peer connection: a fraction of the memory and no goroutine per subscriber; false uses pion's for every subscriber")
 	fs.BoolVar(&c.RTCBatchSends, "rtc-batch-sends", true, "on the direct send path, send each subscriber the packets a publisher's burst queued up with one system call (UDP segmentation offload); false sends them one by one (for comparison)")
 	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", "", "comma-separated IPs to advertise as media candidates, for hosts behind 1:1 NAT (default: the interface addresses)")
 	fs.DurationVar(&c.SessionGrace, "session-grace", 10*time.Second, "how long a stage session outlives its last participant, so that reconnects stay in one session")

@@ -161,14 +161,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, err
 	}
 	engine, err := sfu.NewEngine(sfu.Config{
-		UDPPort:       cfg.RTCUDPPort,
-		TCPPort:       cfg.RTCTCPPort,
-		ListenIP:      cfg.MediaListenIP(),
-		PublicIPs:     cfg.PublicIPs(),
-		FanoutWorkers: cfg.RTCFanoutWorkers,
-		PionSendPath:  !cfg.RTCDirectSend,
-		OneByOne:      !cfg.RTCBatchSends,
-		Logger:        log,
+		UDPPort:         cfg.RTCUDPPort,
+		TCPPort:         cfg.RTCTCPPort,
+		ListenIP:        cfg.MediaListenIP(),
+		PublicIPs:       cfg.PublicIPs(),
+		FanoutWorkers:   cfg.RTCFanoutWorkers,
+		PionSendPath:    !cfg.RTCDirectSend,
+		OneByOne:        !cfg.RTCBatchSends,
+		LeanSubscribers: cfg.RTCLean,
+		Logger:          log,
 	})
 	if err != nil {
 		bus.Close()

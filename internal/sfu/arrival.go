@@ -99,6 +99,9 @@ type stampedConn struct {
 	kernel         bool // the socket gives receive times (SO_TIMESTAMPNS)
 	oobSize        int
 	send           addrPortWriter // c's allocation-free send, or the socket's
+	// divert takes the datagrams of lean connections (lean.go) before
+	// pion's mux sees them.
+	divert func([]byte, netip.AddrPort) bool
 }
 
 type addrPortWriter interface {
@@ -113,8 +116,8 @@ func (u udpAddrPortWriter) WriteToAddrPort(b []byte, a netip.AddrPort) (int, err
 }
 
 // stampArrivals wraps c, whose socket is udp, to note arrivals in t.
-func stampArrivals(c net.PacketConn, udp *net.UDPConn, t *arrivalTable) net.PacketConn {
-	s := &stampedConn{PacketConn: c, udp: udp, t: t}
+func stampArrivals(c net.PacketConn, udp *net.UDPConn, t *arrivalTable, divert func([]byte, netip.AddrPort) bool) net.PacketConn {
+	s := &stampedConn{PacketConn: c, udp: udp, t: t, divert: divert}
 	// Looked up once: the send is the hot path (per packet per subscriber).
 	if w, ok := c.(addrPortWriter); ok {
 		s.send = w
@@ -133,6 +136,9 @@ func stampArrivals(c net.PacketConn, udp *net.UDPConn, t *arrivalTable) net.Pack
 func (s *stampedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	var oob [recvTimestampOOBSize]byte
 	n, oobn, _, addr, err := s.udp.ReadMsgUDPAddrPort(b, oob[:s.oobSize])
+	for err == nil && s.divert != nil && s.divert(b[:n], addr) {
+		n, oobn, _, addr, err = s.udp.ReadMsgUDPAddrPort(b, oob[:s.oobSize])
+	}
 	if err != nil {
 		return n, addr, err
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -24,7 +25,9 @@ import (
 // and refuses an expired one).
 type certificate struct {
 	cur atomic.Pointer[webrtc.Certificate]
-	mu  sync.Mutex // serialises making a new one
+	// asTLS is cur in pion/dtls's form, for lean connections (lean.go).
+	asTLS atomic.Pointer[tlsCertPair]
+	mu    sync.Mutex // serialises making a new one
 }
 
 // certRenewBefore is how long before its expiry the certificate is
@@ -50,4 +53,28 @@ func (c *certificate) get() (webrtc.Certificate, error) {
 		c.cur.Store(cert)
 	}
 	return *c.cur.Load(), nil
+}
+
+type tlsCertPair struct {
+	of   *webrtc.Certificate
+	cert tls.Certificate
+}
+
+// getTLS is the current certificate as pion's DTLS takes it, converted
+// once per certificate.
+func (c *certificate) getTLS() (tls.Certificate, webrtc.Certificate, error) {
+	cert, err := c.get()
+	if err != nil {
+		return tls.Certificate{}, cert, err
+	}
+	cur := c.cur.Load()
+	if p := c.asTLS.Load(); p != nil && p.of == cur {
+		return p.cert, *cur, nil
+	}
+	t, err := tlsCertificate(*cur)
+	if err != nil {
+		return tls.Certificate{}, cert, err
+	}
+	c.asTLS.Store(&tlsCertPair{of: cur, cert: t})
+	return t, *cur, nil
 }

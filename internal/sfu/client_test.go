@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -50,10 +51,26 @@ func checkLeaks(t *testing.T) {
 	})
 }
 
+// testLean runs the tests' subscribers on lean connections (lean.go)
+// where they can be.
+var testLean = os.Getenv("ROSTRUM_TEST_LEAN") != "0"
+
 // newTestEngine starts an engine on loopback, closed at cleanup.
 func newTestEngine(t testing.TB) *Engine {
 	t.Helper()
-	e, err := NewEngine(Config{ListenIP: "127.0.0.1"})
+	return newTestEngineWith(t, Config{ListenIP: "127.0.0.1", LeanSubscribers: testLean})
+}
+
+// newPionEngine starts an engine whose subscribers all have pion's peer
+// connections (the tests of what pion's connections do).
+func newPionEngine(t testing.TB) *Engine {
+	t.Helper()
+	return newTestEngineWith(t, Config{ListenIP: "127.0.0.1"})
+}
+
+func newTestEngineWith(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	e, err := NewEngine(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

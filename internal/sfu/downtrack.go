@@ -147,6 +147,24 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	return codec, nil
 }
 
+// leanBind is Bind for a lean connection's down-track (lean.go): the
+// engine picks the SSRCs, the payload types are the offer's, with RTX
+// where the offer has it for the codec and the subscriber asks for NACKs.
+func (d *downTrack) leanBind() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.writer = &directWriter{c: d.sub.direct}
+	d.ssrc = randUint32()
+	d.pt = d.codec.pt
+	if d.codec.rtxPT != 0 && d.hist != nil {
+		d.rtxSSRC, d.rtxPT = randUint32(), d.codec.rtxPT
+	}
+	d.up.attach(d)
+}
+
 func rtxPayloadType(codecs []webrtc.RTPCodecParameters, apt webrtc.PayloadType) uint8 {
 	want := "apt=" + strconv.Itoa(int(apt))
 	for _, c := range codecs {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -74,6 +75,11 @@ type Engine struct {
 
 	fanout *spreader // spread.go; nil with one core
 
+	// lean are the engine's own subscriber connections (lean.go), and
+	// leanCandidates the addresses their answers give.
+	lean           leanTable
+	leanCandidates []netip.Addr
+
 	mu      sync.Mutex
 	routers map[*Router]struct{}
 	closed  bool
@@ -127,7 +133,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 	} else {
 		e.send = udpSender{udpConn}
 	}
-	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), stampArrivals(sc, udpConn, e.arrivals))
+	if e.leanCandidates, err = hostCandidateAddrs(cfg); err != nil {
+		_ = udp.Close()
+		return nil, err
+	}
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), stampArrivals(sc, udpConn, e.arrivals, e.lean.divert))
 	if cfg.TCPPort >= 0 {
 		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.TCPPort)))
 		if err != nil {

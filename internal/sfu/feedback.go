@@ -81,6 +81,12 @@ func (d *downTrack) handleRTCP(raw []byte, a interceptor.Attributes) {
 	if err != nil {
 		return
 	}
+	d.handleRTCPPackets(pkts)
+}
+
+// handleRTCPPackets acts on what one RTCP packet from the subscriber says
+// about the down-track.
+func (d *downTrack) handleRTCPPackets(pkts []rtcp.Packet) {
 	ssrc := d.boundSSRC()
 	now := nanotime()
 	for _, pkt := range pkts {

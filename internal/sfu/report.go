@@ -73,7 +73,13 @@ func (s *Subscriber) sendReports(now time.Time) {
 	if len(pkts) == 0 || s.closed.Load() {
 		return
 	}
-	if err := s.pc.WriteRTCP(pkts); err != nil {
+	var err error
+	if s.lean != nil {
+		err = s.lean.writeRTCP(pkts)
+	} else {
+		err = s.pc.WriteRTCP(pkts)
+	}
+	if err != nil {
 		s.log.Debug("sending sender reports", "err", err)
 	}
 }

@@ -131,6 +131,13 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 		// then encrypts header extensions too.
 		cryptex = cryptex || ps.sec.cryptex
 	}
+	// ICE-TCP is pion's alone for now: with a TCP port, answers need its
+	// candidate.
+	if role == roleFixedSubscriber && direct && r.e.cfg.LeanSubscribers && r.e.tcpMux == nil {
+		if lo, ok := readLeanOffer(offer); ok {
+			return r.subscribeLean(subscriberID, pub, plan, lo, cryptex, opts)
+		}
+	}
 	pc, parts, err := r.e.newPeerConnection(role, initial, direct)
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: new peer connection: %w", err)
@@ -147,6 +154,30 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 	if err := s.register(); err != nil {
 		return nil, "", err
 	}
+	return s, answer, nil
+}
+
+// subscribeLean answers a subscriber on a lean connection (lean.go).
+func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subscribeSection, lo *leanOffer, cryptex bool, opts SubscribeOptions) (*Subscriber, string, error) {
+	tlsCert, cert, err := r.e.cert.getTLS()
+	if err != nil {
+		return nil, "", err
+	}
+	fps, err := cert.GetFingerprints()
+	if err != nil {
+		return nil, "", fmt.Errorf("sfu: certificate fingerprint: %w", err)
+	}
+	c := r.e.newLeanConn(lo.fingerprint, cryptex, tlsCert)
+	s := newSubscriber(r, subscriberID, pub, nil, connParts{direct: c.direct}, plan, opts)
+	s.lean = c
+	for _, d := range s.downs {
+		d.leanBind()
+	}
+	answer := c.answer(lo, s, fps)
+	if err := s.register(); err != nil {
+		return nil, "", err
+	}
+	c.start(s)
 	return s, answer, nil
 }
 

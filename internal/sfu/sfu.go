@@ -52,7 +52,11 @@ type Config struct {
 	// publisher's packets come in bursts (direct.go's batched sends): for
 	// comparing the two.
 	OneByOne bool
-	Logger   *slog.Logger
+	// LeanSubscribers runs the connections of subscribers that need no
+	// congestion controller on the engine's own ICE-lite, DTLS and SRTP
+	// (lean.go) instead of pion's peer connection, where the offer allows.
+	LeanSubscribers bool
+	Logger          *slog.Logger
 }
 
 // Kind is a media kind.

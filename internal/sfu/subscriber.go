@@ -68,8 +68,12 @@ type Subscriber struct {
 	// direct is the connection's direct send path, nil if it has none
 	// (direct.go).
 	direct *directConn
-	opts   SubscribeOptions
-	log    *slog.Logger
+	// lean is the connection when the engine runs it itself (lean.go);
+	// pc is nil then.
+	lean    *leanConn
+	created int64 // nanotime
+	opts    SubscribeOptions
+	log     *slog.Logger
 
 	downs []*downTrack // in section order; fixed at Subscribe
 	// idle are the mids of sections with nothing to send (answered
@@ -91,7 +95,7 @@ type Subscriber struct {
 }
 
 func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnection, parts connParts, plan []subscribeSection, opts SubscribeOptions) *Subscriber {
-	s := &Subscriber{id: id, r: r, pub: pub, pc: pc, est: parts.est, direct: parts.direct, opts: opts, log: r.log.With("subscriber", id, "publisher", pub.id)}
+	s := &Subscriber{id: id, r: r, pub: pub, pc: pc, est: parts.est, direct: parts.direct, opts: opts, log: r.log.With("subscriber", id, "publisher", pub.id), created: nanotime()}
 	for _, ps := range plan {
 		if ps.track == nil {
 			if s.idle == nil {
@@ -109,16 +113,13 @@ func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnecti
 			s.twcc = true
 		}
 	}
+	if pc == nil {
+		return s // a lean connection (lean.go) reports for itself
+	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
-			// Ask for the keyframes to start on only now: one that came
-			// earlier could not have been sent.
-			if !s.connected.Swap(true) {
-				for _, d := range s.downs {
-					d.keyframeRequested()
-				}
-			}
+			s.onConnected()
 		case webrtc.PeerConnectionStateFailed:
 			s.close(ErrConnectionFailed, false)
 		case webrtc.PeerConnectionStateClosed:
@@ -126,6 +127,16 @@ func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnecti
 		}
 	})
 	return s
+}
+
+// onConnected runs once ICE and DTLS are up. The keyframes to start on
+// are asked for only now: one that came earlier could not have been sent.
+func (s *Subscriber) onConnected() {
+	if !s.connected.Swap(true) {
+		for _, d := range s.downs {
+			d.keyframeRequested()
+		}
+	}
 }
 
 func (s *Subscriber) down(mid string) *downTrack {
@@ -342,9 +353,12 @@ func (s *Subscriber) close(reason error, graceful bool) {
 	s.pub.removeSubscriber(s)
 	s.r.removeSubscriber(s)
 	var err error
-	if graceful {
+	switch {
+	case s.lean != nil:
+		s.lean.close(graceful)
+	case graceful:
 		err = s.pc.GracefulClose()
-	} else {
+	default:
 		err = s.pc.Close()
 	}
 	if err != nil {

@@ -108,7 +108,7 @@ func TestStampedConnNotesArrivals(t *testing.T) {
 	must(t, err)
 	defer pc.Close()
 	var tab arrivalTable
-	c := stampArrivals(newSendConn(pc.(*net.UDPConn)), pc.(*net.UDPConn), &tab).(*stampedConn)
+	c := stampArrivals(newSendConn(pc.(*net.UDPConn)), pc.(*net.UDPConn), &tab, nil).(*stampedConn)
 	if want := recvTimestampOOBSize > 0; c.kernel != want {
 		t.Errorf("kernel receive times: %v, want %v", c.kernel, want)
 	}

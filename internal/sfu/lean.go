@@ -1,0 +1,627 @@
+package sfu
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/fingerprint"
+	"github.com/pion/rtcp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5/deadline"
+	"github.com/pion/webrtc/v4"
+)
+
+// Lean subscriber connections: the engine's own, without pion's peer
+// connection.
+//
+// A subscriber's connection only sends media and receives a few RTCP
+// packets a second, yet pion builds for it what a general peer connection
+// needs: an ICE agent with its candidates' read loops, a connection mux,
+// DTLS, SRTP and SRTCP sessions, each with a read loop of its own and an
+// 8 KiB buffer — 15 goroutines and about 130 KiB a subscriber
+// (docs/performance.md). A lean connection is the same thing on the wire
+// with state only:
+//
+//   - ICE-lite (RFC 8445 §2.5): the answer says a=ice-lite, the client
+//     checks and nominates, and the engine's UDP read loop answers its
+//     binding requests (authenticated with the connection's password) from
+//     the engine's socket. The client's requests double as consent
+//     (RFC 7675): a connection that goes silent for leanSilenceTimeout
+//     fails.
+//   - DTLS (pion/dtls, the engine as server: a=setup:passive) over an
+//     adapter fed by the same read loop, only until the client has shown
+//     its side of the handshake is complete (its first SRTCP packet, which
+//     it can only send with the keys the handshake gave it): then the DTLS
+//     connection is dropped without a word on the wire, and with it its
+//     goroutines and buffers. The client's later DTLS records can only be
+//     an alert — its close_notify when it hangs up — and are taken as such.
+//   - SRTP out on the direct send path (direct.go); SRTCP in decrypted and
+//     handled on the read loop (feedback.go).
+//
+// Only subscribers whose publisher sends one encoding a track
+// (roleFixedSubscriber: no congestion controller, which needs pion's
+// interceptors) and whose offer bundles its media over UDP with a
+// certificate fingerprint take this path; the rest keep pion's.
+
+// leanSilenceTimeout is how long a lean connection may go without an
+// authenticated binding request before it fails: browsers check the
+// selected pair every 2.5 s or so and pion every 2 s, so this is several
+// missed checks in a row, about the six seconds pion's connections take.
+var leanSilenceTimeout = 8 * time.Second
+
+// leanHandshakeTimeout bounds how long a lean connection may take to
+// complete ICE and DTLS after its answer.
+var leanHandshakeTimeout = 20 * time.Second
+
+// leanDTLSLinger bounds how long the DTLS connection is kept after the
+// handshake when the client sends no RTCP to prove it finished too: long
+// enough for the retransmissions of a lossy handshake (pion and browsers
+// give up after about a minute).
+var leanDTLSLinger = 60 * time.Second
+
+// leanTable finds the lean connection a datagram on the engine's UDP socket
+// belongs to: binding requests by the ufrag they name, everything else by
+// the address an authenticated request came from.
+type leanTable struct {
+	n       atomic.Int32 // connections in the table: none, nothing to look up
+	mu      sync.RWMutex
+	byUfrag map[string]*leanConn
+	byAddr  map[netip.AddrPort]*leanConn
+}
+
+func (t *leanTable) add(c *leanConn) {
+	t.mu.Lock()
+	if t.byUfrag == nil {
+		t.byUfrag = map[string]*leanConn{}
+		t.byAddr = map[netip.AddrPort]*leanConn{}
+	}
+	t.byUfrag[c.ufrag] = c
+	t.mu.Unlock()
+	t.n.Add(1)
+}
+
+func (t *leanTable) remove(c *leanConn) {
+	t.mu.Lock()
+	if t.byUfrag[c.ufrag] == c {
+		delete(t.byUfrag, c.ufrag)
+		t.n.Add(-1)
+	}
+	for a, o := range t.byAddr {
+		if o == c {
+			delete(t.byAddr, a)
+		}
+	}
+	t.mu.Unlock()
+}
+
+// maxLeanAddrs bounds the addresses one connection's checks may come from
+// (a client's host, reflexive and relayed candidates).
+const maxLeanAddrs = 8
+
+// learn maps an address an authenticated request came from to c.
+func (t *leanTable) learn(c *leanConn, from netip.AddrPort) {
+	t.mu.RLock()
+	o := t.byAddr[from]
+	t.mu.RUnlock()
+	if o == c {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byUfrag[c.ufrag] != c || c.addrs >= maxLeanAddrs {
+		return
+	}
+	// An address moves to the connection that last authenticated from it
+	// (a client's port reused by its next connection).
+	t.byAddr[from] = c
+	c.addrs++
+}
+
+// divert takes the datagram b from the socket if it is a lean
+// connection's, and handles it (on the socket's read goroutine: nothing
+// here waits). Everything else is pion's.
+func (t *leanTable) divert(b []byte, from netip.AddrPort) bool {
+	if t.n.Load() == 0 || len(b) == 0 {
+		return false
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	switch {
+	case b[0] < 4: // STUN (RFC 7983)
+		if !stun.IsMessage(b) {
+			return false
+		}
+		return t.stun(b, from)
+	case b[0] >= 20 && b[0] < 64: // DTLS
+		if c := t.byAddress(from); c != nil {
+			c.dtlsIn(b, from)
+			return true
+		}
+	case b[0] >= 128 && b[0] < 192: // RTP and RTCP
+		if c := t.byAddress(from); c != nil {
+			if len(b) > 1 && b[1] >= 192 && b[1] <= 223 {
+				c.rtcpIn(b)
+			}
+			return true // a subscriber sends no RTP
+		}
+	}
+	return false
+}
+
+func (t *leanTable) byAddress(a netip.AddrPort) *leanConn {
+	t.mu.RLock()
+	c := t.byAddr[a]
+	t.mu.RUnlock()
+	return c
+}
+
+// stun answers a binding request for a lean connection.
+func (t *leanTable) stun(b []byte, from netip.AddrPort) bool {
+	m := &stun.Message{Raw: append([]byte(nil), b...)}
+	if err := m.Decode(); err != nil || m.Type != stun.BindingRequest {
+		return false
+	}
+	var u stun.Username
+	if err := u.GetFrom(m); err != nil {
+		return false
+	}
+	local, _, _ := strings.Cut(string(u), ":")
+	t.mu.RLock()
+	c := t.byUfrag[local]
+	t.mu.RUnlock()
+	if c == nil {
+		return false
+	}
+	c.binding(m, from)
+	return true
+}
+
+// leanConn is one lean subscriber connection.
+type leanConn struct {
+	e      *Engine
+	sub    *Subscriber
+	direct *directConn // the send path: SRTP keys and address
+
+	ufrag, pwd  string          // the engine's side of ICE
+	cert        tls.Certificate // the one whose fingerprint the answer gave
+	fingerprint remoteFingerprint
+	addrs       int // addresses learnt (leanTable.learn, under its lock)
+
+	lastCheck atomic.Int64 // nanotime of the last authenticated binding request
+	nominated atomic.Bool
+
+	// The DTLS handshake, until retired.
+	dtlsMu   sync.Mutex
+	dtls     *dtls.Conn
+	adapter  *leanPacketConn
+	retired  atomic.Bool // the DTLS connection is gone (after the handshake)
+	finished atomic.Bool // handshake complete: keys set
+
+	// remote decrypts the client's SRTCP, under rtcpMu (the read loop and,
+	// for ICE-TCP, a connection's goroutine).
+	rtcpMu sync.Mutex
+	remote *srtp.Context
+	rtcpIn func([]byte)
+
+	timer  *time.Timer
+	closed atomic.Bool
+}
+
+// remoteFingerprint is the client's certificate fingerprint from its offer
+// (RFC 8122).
+type remoteFingerprint struct{ algorithm, value string }
+
+func newICECredential(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+func (e *Engine) newLeanConn(fp remoteFingerprint, cryptex bool, cert tls.Certificate) *leanConn {
+	c := &leanConn{
+		e:           e,
+		cert:        cert,
+		direct:      &directConn{e: e, cryptex: cryptex},
+		ufrag:       newICECredential(16),
+		pwd:         newICECredential(32),
+		fingerprint: fp,
+	}
+	c.rtcpIn = c.handleRTCP
+	c.lastCheck.Store(nanotime())
+	return c
+}
+
+// start makes the connection reachable and waits for its client.
+func (c *leanConn) start(s *Subscriber) {
+	c.sub = s
+	c.adapter = newLeanPacketConn(c)
+	c.e.lean.add(c)
+	c.timer = time.AfterFunc(leanSilenceTimeout/2, c.watch)
+	if c.closed.Load() { // closed before it started: nothing may remain
+		c.e.lean.remove(c)
+		c.timer.Stop()
+	}
+}
+
+// watch fails the connection when its client has gone silent, or has not
+// completed the handshake in time.
+func (c *leanConn) watch() {
+	if c.closed.Load() {
+		return
+	}
+	silent := time.Duration(nanotime() - c.lastCheck.Load())
+	if silent > leanSilenceTimeout || (!c.finished.Load() && time.Duration(nanotime()-c.sub.created) > leanHandshakeTimeout) {
+		c.sub.close(ErrConnectionFailed, false)
+		return
+	}
+	c.timer.Reset(leanSilenceTimeout / 2)
+}
+
+// binding answers an authenticated binding request and follows the
+// client's nomination.
+func (c *leanConn) binding(m *stun.Message, from netip.AddrPort) {
+	if c.closed.Load() {
+		return
+	}
+	if err := stun.NewShortTermIntegrity(c.pwd).Check(m); err != nil {
+		return
+	}
+	c.lastCheck.Store(nanotime())
+	c.e.lean.learn(c, from)
+	resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.BindingSuccess,
+		&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())},
+		stun.NewShortTermIntegrity(c.pwd), stun.Fingerprint)
+	if err != nil {
+		return
+	}
+	_, _ = c.e.send.WriteToAddrPort(resp.Raw, from)
+	if m.Contains(stun.AttrUseCandidate) {
+		// The client's choice (it is the controlling agent: the engine is
+		// lite). Media goes where its latest nomination came from.
+		c.nominated.Store(true)
+		if cur := c.direct.addr.Load(); cur == nil || *cur != from {
+			c.direct.addr.Store(&from)
+		}
+	}
+}
+
+// dtlsIn passes a DTLS record to the handshake, or, once the DTLS
+// connection has been retired, takes it as the client's alert.
+func (c *leanConn) dtlsIn(b []byte, from netip.AddrPort) {
+	if c.retired.Load() {
+		if b[0] == 21 { // alert: after the handshake, the client closing
+			c.sub.close(ErrConnectionClosed, false)
+		}
+		return
+	}
+	c.adapter.push(b, from)
+}
+
+// handshake runs the DTLS server's handshake, sets the SRTP keys, and
+// tells the subscriber it is connected. It runs on its own goroutine,
+// started when the client's first DTLS record arrives.
+func (c *leanConn) handshake(first netip.AddrPort) {
+	conn, err := dtls.ServerWithOptions(c.adapter, net.UDPAddrFromAddrPort(first),
+		dtls.WithCertificates(c.cert),
+		dtls.WithSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
+		dtls.WithClientAuth(dtls.RequireAnyClientCert),
+		dtls.WithInsecureSkipVerify(true), // self-signed: the fingerprint is checked instead
+		dtls.WithVerifyPeerCertificate(func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errNoClientCertificate
+			}
+			return c.fingerprint.check(raw[0])
+		}),
+		dtls.WithLoggerFactory(pionLogs{log: c.e.log}),
+	)
+	if err != nil {
+		c.sub.close(ErrConnectionFailed, false)
+		return
+	}
+	c.dtlsMu.Lock()
+	c.dtls = conn
+	c.dtlsMu.Unlock()
+	if c.closed.Load() {
+		_ = conn.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), leanHandshakeTimeout)
+	err = conn.HandshakeContext(ctx)
+	cancel()
+	if err == nil {
+		err = c.setKeys(conn)
+	}
+	if err != nil {
+		c.e.log.Debug("sfu: lean subscriber's handshake failed", "subscriber", c.sub.id, "err", err)
+		c.sub.close(ErrConnectionFailed, false)
+		return
+	}
+	if c.direct.addr.Load() == nil {
+		// No nomination seen (yet): the handshake's own address.
+		c.direct.addr.Store(&first)
+	}
+	c.finished.Store(true)
+	c.e.stats.subJoin.observe(joinBounds, time.Duration(nanotime()-c.sub.created).Seconds())
+	c.sub.onConnected()
+	time.AfterFunc(leanDTLSLinger, c.retire)
+}
+
+var errNoClientCertificate = errors.New("sfu: the client sent no DTLS certificate")
+
+// setKeys derives both directions' SRTP keys (RFC 5764 §4.2).
+func (c *leanConn) setKeys(conn *dtls.Conn) error {
+	p, ok := conn.SelectedSRTPProtectionProfile()
+	if !ok {
+		return errors.New("sfu: no SRTP profile negotiated")
+	}
+	profile := srtp.ProtectionProfile(p)
+	keyLen, err := profile.KeyLen()
+	if err != nil {
+		return err
+	}
+	saltLen, err := profile.SaltLen()
+	if err != nil {
+		return err
+	}
+	st, ok := conn.ConnectionState()
+	if !ok {
+		return errors.New("sfu: no DTLS state")
+	}
+	m, err := st.ExportKeyingMaterial(exporterLabel, nil, 2*(keyLen+saltLen))
+	if err != nil {
+		return err
+	}
+	clientKey, serverKey := m[:keyLen], m[keyLen:2*keyLen]
+	clientSalt, serverSalt := m[2*keyLen:2*keyLen+saltLen], m[2*keyLen+saltLen:]
+	var opts []srtp.ContextOption
+	if c.direct.cryptex {
+		opts = append(opts, srtp.Cryptex(srtp.CryptexModeEnabled))
+	}
+	local, err := srtp.CreateContext(serverKey, serverSalt, profile, opts...)
+	if err != nil {
+		return err
+	}
+	remote, err := srtp.CreateContext(clientKey, clientSalt, profile, opts...)
+	if err != nil {
+		return err
+	}
+	c.rtcpMu.Lock()
+	c.remote = remote
+	c.rtcpMu.Unlock()
+	c.direct.srtp.Store(local)
+	return nil
+}
+
+// retire drops the DTLS connection once the handshake is over on both
+// sides. Nothing is sent: the adapter is closed first, so the
+// close_notify pion's Close writes goes nowhere.
+func (c *leanConn) retire() {
+	if !c.finished.Load() || c.retired.Swap(true) {
+		return
+	}
+	c.adapter.close()
+	c.dtlsMu.Lock()
+	conn := c.dtls
+	c.dtls = nil
+	c.dtlsMu.Unlock()
+	if conn != nil {
+		go func() { _ = conn.Close() }() // waits for pion's loops to end
+	}
+}
+
+// handleRTCP decrypts and acts on one SRTCP packet from the client.
+func (c *leanConn) handleRTCP(b []byte) {
+	buf := scratchPool.Get().(*[maxPacket]byte)
+	defer scratchPool.Put(buf)
+	if len(b) > len(buf) {
+		return
+	}
+	c.rtcpMu.Lock()
+	if c.remote == nil {
+		c.rtcpMu.Unlock()
+		return
+	}
+	plain, err := c.remote.DecryptRTCP(buf[:0], b, nil)
+	c.rtcpMu.Unlock()
+	if err != nil {
+		return
+	}
+	if !c.retired.Load() && c.finished.Load() {
+		// The client had the keys: its handshake is complete.
+		go c.retire()
+	}
+	pkts, err := rtcp.Unmarshal(plain)
+	if err != nil {
+		return
+	}
+	c.e.stats.countRTCP(pkts, &c.e.stats.nacksRecv, &c.e.stats.keyframesRecv, &c.e.stats.downLoss)
+	for _, d := range c.sub.downs {
+		d.handleRTCPPackets(pkts)
+	}
+}
+
+// writeRTCP encrypts and sends RTCP to the client (sender reports).
+func (c *leanConn) writeRTCP(pkts []rtcp.Packet) error {
+	to := c.direct.addr.Load()
+	ctx := c.direct.srtp.Load()
+	if to == nil || ctx == nil {
+		return nil
+	}
+	raw, err := rtcp.Marshal(pkts)
+	if err != nil {
+		return err
+	}
+	buf := scratchPool.Get().(*[maxPacket]byte)
+	defer scratchPool.Put(buf)
+	c.direct.srtpMu.Lock()
+	out, err := ctx.EncryptRTCP(buf[:0], raw, nil)
+	c.direct.srtpMu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = c.e.send.WriteToAddrPort(out, *to)
+	return err
+}
+
+// close ends the connection: out of the table, the handshake (if any)
+// stopped. graceful sends the client a close_notify while the DTLS
+// connection is still there; after it has been retired the client learns
+// from the signalling and from its checks going unanswered.
+func (c *leanConn) close(graceful bool) {
+	if c.closed.Swap(true) {
+		return
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.e.lean.remove(c)
+	c.dtlsMu.Lock()
+	conn := c.dtls
+	c.dtls = nil
+	c.dtlsMu.Unlock()
+	if !graceful && c.adapter != nil {
+		c.adapter.close()
+	}
+	if conn != nil {
+		_ = conn.Close()
+	}
+	if c.adapter != nil {
+		c.adapter.close()
+	}
+}
+
+// leanPacketConn is what pion's DTLS reads and writes: records the read
+// loop diverts, sends on the engine's socket.
+type leanPacketConn struct {
+	c       *leanConn
+	in      chan leanDatagram
+	done    chan struct{}
+	once    sync.Once
+	started atomic.Bool
+	dl      *deadline.Deadline
+	peer    atomic.Pointer[netip.AddrPort] // where DTLS records go
+	local   net.Addr
+}
+
+type leanDatagram struct {
+	b    []byte
+	from netip.AddrPort
+}
+
+// leanDTLSQueue is how many records may wait for the handshake's reader: a
+// flight is a handful.
+const leanDTLSQueue = 16
+
+func newLeanPacketConn(c *leanConn) *leanPacketConn {
+	return &leanPacketConn{c: c, in: make(chan leanDatagram, leanDTLSQueue), done: make(chan struct{}), dl: deadline.New(), local: c.e.UDPAddr()}
+}
+
+// push queues a record (copied: b is the read loop's); the first starts
+// the handshake.
+func (p *leanPacketConn) push(b []byte, from netip.AddrPort) {
+	p.peer.Store(&from)
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	select {
+	case p.in <- leanDatagram{b: append([]byte(nil), b...), from: from}:
+	default: // the handshake is behind: DTLS retransmits
+	}
+	if !p.started.Swap(true) {
+		go p.c.handshake(from)
+	}
+}
+
+func (p *leanPacketConn) close() {
+	p.once.Do(func() { close(p.done) })
+}
+
+func (p *leanPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	select {
+	case d := <-p.in:
+		return copy(b, d.b), net.UDPAddrFromAddrPort(d.from), nil
+	case <-p.done:
+		return 0, nil, net.ErrClosed
+	case <-p.dl.Done():
+		return 0, nil, errLeanTimeout
+	}
+}
+
+func (p *leanPacketConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	select {
+	case <-p.done:
+		return len(b), nil // retired or closing: nothing more is sent
+	default:
+	}
+	to := p.peer.Load()
+	if to == nil {
+		return 0, net.ErrClosed
+	}
+	return p.c.e.send.WriteToAddrPort(b, *to)
+}
+
+func (p *leanPacketConn) Close() error                  { p.close(); return nil }
+func (p *leanPacketConn) LocalAddr() net.Addr           { return p.local }
+func (p *leanPacketConn) SetDeadline(t time.Time) error { p.dl.Set(t); return nil }
+func (p *leanPacketConn) SetReadDeadline(t time.Time) error {
+	p.dl.Set(t)
+	return nil
+}
+func (p *leanPacketConn) SetWriteDeadline(time.Time) error { return nil }
+
+// errLeanTimeout is the adapter's read deadline passing (a net.Error, as
+// pion's DTLS expects).
+var errLeanTimeout net.Error = leanTimeout{}
+
+type leanTimeout struct{}
+
+func (leanTimeout) Error() string   { return "sfu: lean DTLS read deadline" }
+func (leanTimeout) Timeout() bool   { return true }
+func (leanTimeout) Temporary() bool { return true }
+
+// tlsCertificate is the engine's DTLS certificate as pion's DTLS takes it.
+func tlsCertificate(c webrtc.Certificate) (tls.Certificate, error) {
+	pem, err := c.PEM()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair([]byte(pem), []byte(pem))
+}
+
+// check compares a certificate with the offer's fingerprint.
+func (f remoteFingerprint) check(raw []byte) error {
+	h, err := fingerprint.HashFromString(f.algorithm)
+	if err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(raw)
+	if err != nil {
+		return err
+	}
+	got, err := fingerprint.Fingerprint(cert, h)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(got, f.value) {
+		return fmt.Errorf("sfu: the client's DTLS certificate does not match its offer's fingerprint")
+	}
+	return nil
+}
