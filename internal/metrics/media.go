@@ -23,6 +23,7 @@ var (
 	participantsDesc = desc("participants", "Participants connected to a stage on this server.")
 	publishersDesc   = desc("media_publishers", "Publishing peer connections.")
 	subscribersDesc  = desc("media_subscribers", "Subscribing peer connections (one per subscriber and publisher).")
+	leanDesc         = desc("media_lean_subscribers", "Of media_subscribers, those on the engine's own lean connections (ICE-lite, no pion peer connection: --rtc-lean-subscribers).")
 	recvPacketsDesc  = desc("media_received_packets_total", "RTP packets received from publishers.")
 	recvBytesDesc    = desc("media_received_bytes_total", "RTP bytes (header and payload) received from publishers.")
 	fwdPacketsDesc   = desc("media_forwarded_packets_total", "RTP packets sent to subscribers, retransmissions included.")
@@ -40,7 +41,7 @@ type mediaCollector struct {
 }
 
 func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{stagesDesc, sessionsDesc, participantsDesc, publishersDesc, subscribersDesc,
+	for _, d := range []*prometheus.Desc{stagesDesc, sessionsDesc, participantsDesc, publishersDesc, subscribersDesc, leanDesc,
 		recvPacketsDesc, recvBytesDesc, fwdPacketsDesc, fwdBytesDesc, nacksDesc, keyframesDesc, lossDesc, joinDesc, fwdDelayDesc} {
 		ch <- d
 	}
@@ -60,6 +61,7 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(participantsDesc, st.Participants)
 	gauge(publishersDesc, e.Publishers)
 	gauge(subscribersDesc, e.Subscribers)
+	gauge(leanDesc, e.LeanSubscribers)
 	counter(recvPacketsDesc, e.ReceivedPackets)
 	counter(recvBytesDesc, e.ReceivedBytes)
 	counter(fwdPacketsDesc, e.ForwardedPackets)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,6 +97,9 @@ type clientOpts struct {
 	// gathers its UDP candidates (on a socket whose sends are all
 	// dropped) and can use ICE-TCP.
 	blockUDP bool
+	// mute, if set, makes the client vanish without a word when it is
+	// set: everything it sends over UDP from then on is dropped.
+	mute *atomic.Bool
 	// drop, if set, discards received RTP packets before pion's NACK
 	// generator sees them.
 	drop func(h *rtp.Header) bool
@@ -207,6 +211,13 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 	switch {
 	case o.tcpOnly:
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	case o.mute != nil:
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		must(t, err)
+		mux := webrtc.NewICEUDPMux(nil, mutableUDP{c, o.mute})
+		t.Cleanup(func() { _ = mux.Close() })
+		se.SetICEUDPMux(mux)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	case o.blockUDP:
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		must(t, err)
@@ -224,6 +235,19 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 type blockedUDP struct{ *net.UDPConn }
 
 func (b blockedUDP) WriteTo(p []byte, _ net.Addr) (int, error) { return len(p), nil }
+
+// mutableUDP drops what is sent once mute is set.
+type mutableUDP struct {
+	*net.UDPConn
+	mute *atomic.Bool
+}
+
+func (m mutableUDP) WriteTo(p []byte, a net.Addr) (int, error) {
+	if m.mute.Load() {
+		return len(p), nil
+	}
+	return m.UDPConn.WriteTo(p, a)
+}
 
 func must(t testing.TB, err error) {
 	t.Helper()

@@ -300,16 +300,18 @@ func (c *leanConn) binding(m *stun.Message, from netip.AddrPort) {
 	}
 }
 
-// dtlsIn passes a DTLS record to the handshake, or, once the DTLS
-// connection has been retired, takes it as the client's alert.
+// dtlsIn passes a DTLS record to the handshake. Once the handshake is
+// complete, an alert record can only be the client closing (its
+// close_notify, or a fatal alert): nobody reads the DTLS connection for
+// it, so it is taken here.
 func (c *leanConn) dtlsIn(b []byte, from netip.AddrPort) {
-	if c.retired.Load() {
-		if b[0] == 21 { // alert: after the handshake, the client closing
-			c.sub.close(ErrConnectionClosed, false)
-		}
+	if c.finished.Load() && b[0] == 21 {
+		c.sub.close(ErrConnectionClosed, false)
 		return
 	}
-	c.adapter.push(b, from)
+	if !c.retired.Load() {
+		c.adapter.push(b, from)
+	}
 }
 
 // handshake runs the DTLS server's handshake, sets the SRTP keys, and

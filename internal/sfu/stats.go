@@ -20,6 +20,9 @@ type Stats struct {
 	// Routers, Publishers and Subscribers are the stage sessions with
 	// media, and their publishing and subscribing peer connections, now.
 	Routers, Publishers, Subscribers int
+	// LeanSubscribers are the subscribers on the engine's own lean
+	// connections (lean.go), now.
+	LeanSubscribers int
 
 	// RTP received from publishers, and sent to subscribers (NACKed
 	// packets resent included), header and payload, after SRTP.
@@ -74,6 +77,7 @@ func (e *Engine) Stats() Stats {
 		PublishJoin:              s.pubJoin.snapshot(joinBounds),
 		SubscribeJoin:            s.subJoin.snapshot(joinBounds),
 		ForwardDelay:             s.fwdDelay.snapshot(delayBounds),
+		LeanSubscribers:          int(e.lean.n.Load()),
 	}
 	e.mu.Lock()
 	routers := make([]*Router, 0, len(e.routers))

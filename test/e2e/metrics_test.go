@@ -156,6 +156,9 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	for name, want := range map[string]float64{
 		"rostrum_stages": 1, "rostrum_stage_sessions": 1, "rostrum_participants": 2,
 		"rostrum_media_publishers": 1, "rostrum_media_subscribers": 1,
+		// The subscriber (one publisher, one encoding a track) is on a
+		// lean connection (--rtc-lean-subscribers, on by default).
+		"rostrum_media_lean_subscribers": 1,
 	} {
 		if v, ok := m.value(name); !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)

@@ -1,0 +1,203 @@
+package sfu
+
+import (
+	"crypto/tls"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/stun/v4"
+	"github.com/pion/webrtc/v4"
+)
+
+// newLeanEngine starts an engine whose fixed subscribers are on lean
+// connections.
+func newLeanEngine(t testing.TB) *Engine {
+	t.Helper()
+	return newTestEngineWith(t, Config{ListenIP: "127.0.0.1", LeanSubscribers: true})
+}
+
+// A pion subscriber on a lean connection gets every packet, in order,
+// under every SRTP profile (NACKs: TestNACKRecoversDroppedPackets, which
+// runs on lean connections too); its sender reports come, and once the client has shown the handshake complete (its first
+// SRTCP) the DTLS connection is gone and with it every goroutine of the
+// connection.
+func TestLeanSubscriberUnderEveryProfile(t *testing.T) {
+	for name, p := range map[string]dtls.SRTPProtectionProfile{
+		"AES_128_CM_HMAC_SHA1_80": dtls.SRTP_AES128_CM_HMAC_SHA1_80,
+		"AEAD_AES_128_GCM":        dtls.SRTP_AEAD_AES_128_GCM,
+		"AEAD_AES_256_GCM":        dtls.SRTP_AEAD_AES_256_GCM,
+	} {
+		t.Run(name, func(t *testing.T) {
+			checkLeaks(t)
+			ctx := testContext(t)
+			e := newLeanEngine(t)
+			r := e.NewRouter("stage")
+			tp := startPublisher(t, ctx, r, "alice", pubOpts{})
+			<-tp.media
+			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{srtpProfiles: []dtls.SRTPProtectionProfile{p}}})
+			must(t, err)
+			if ts.sub.lean == nil {
+				t.Fatal("the subscriber is not on a lean connection")
+			}
+			answer := ts.pc.RemoteDescription().SDP
+			for _, want := range []string{"a=ice-lite", "a=setup:passive", "a=sendonly", "a=end-of-candidates"} {
+				if !strings.Contains(answer, want) {
+					t.Errorf("the answer has no %q:\n%s", want, answer)
+				}
+			}
+			waitFor(t, ctx, "media at the subscriber", func() bool {
+				return ts.count(webrtc.RTPCodecTypeAudio) >= 100 && ts.count(webrtc.RTPCodecTypeVideo) >= 150
+			})
+			must(t, ts.errors())
+			checkStream(t, ts.snapshot(webrtc.RTPCodecTypeAudio), false, 0)
+			checkStream(t, ts.snapshot(webrtc.RTPCodecTypeVideo), true, 0)
+			waitFor(t, ctx, "sender reports at the subscriber", func() bool {
+				ts.mu.Lock()
+				defer ts.mu.Unlock()
+				return len(ts.srs) > 0
+			})
+			waitFor(t, ctx, "the DTLS connection retired", func() bool {
+				return ts.sub.lean.retired.Load()
+			})
+			if e.Stats().LeanSubscribers != 1 {
+				t.Errorf("Stats().LeanSubscribers = %d, want 1", e.Stats().LeanSubscribers)
+			}
+			// Media keeps flowing after the retirement.
+			n := ts.count(webrtc.RTPCodecTypeVideo)
+			waitFor(t, ctx, "media after the DTLS connection is gone", func() bool {
+				return ts.count(webrtc.RTPCodecTypeVideo) >= n+60
+			})
+		})
+	}
+}
+
+// A client that hangs up (its DTLS close_notify) closes its lean
+// subscriber at once, before and after the DTLS connection is retired; one
+// that vanishes without a word fails after its checks stop.
+func TestLeanSubscriberEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		retire bool // wait for the retirement first
+		vanish bool
+		want   error
+	}{
+		{"hangs up", false, false, ErrConnectionClosed},
+		{"hangs up after retirement", true, false, ErrConnectionClosed},
+		{"vanishes", true, true, ErrConnectionFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			if tc.vanish {
+				old := leanSilenceTimeout
+				leanSilenceTimeout = 4 * time.Second
+				t.Cleanup(func() { leanSilenceTimeout = old })
+			}
+			ctx := testContext(t)
+			e := newLeanEngine(t)
+			r := e.NewRouter("stage")
+			tp := startPublisher(t, ctx, r, "alice", pubOpts{})
+			<-tp.media
+			var mute atomic.Bool
+			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{mute: &mute}})
+			must(t, err)
+			if ts.sub.lean == nil {
+				t.Fatal("the subscriber is not on a lean connection")
+			}
+			waitFor(t, ctx, "media at the subscriber", func() bool { return ts.count(webrtc.RTPCodecTypeVideo) >= 30 })
+			if tc.retire {
+				waitFor(t, ctx, "the DTLS connection retired", func() bool { return ts.sub.lean.retired.Load() })
+			}
+			if tc.vanish {
+				mute.Store(true)
+			} else {
+				must(t, ts.pc.Close())
+			}
+			select {
+			case err := <-ts.closed:
+				if !errors.Is(err, tc.want) {
+					t.Errorf("closed with %v, want %v", err, tc.want)
+				}
+			case <-ctx.Done():
+				t.Fatal("the subscriber was not closed")
+			}
+			if n := e.Stats().LeanSubscribers; n != 0 {
+				t.Errorf("Stats().LeanSubscribers = %d after the close", n)
+			}
+		})
+	}
+}
+
+// Offers a lean connection cannot answer stay with pion: an offerer that
+// will be the DTLS server, and media not bundled.
+func TestLeanFallsBackToPion(t *testing.T) {
+	for name, munge := range map[string]func(string) string{
+		"client is DTLS server": func(o string) string { return strings.ReplaceAll(o, "a=setup:actpass", "a=setup:passive") },
+		"no BUNDLE":             func(o string) string { return strings.ReplaceAll(o, "a=group:BUNDLE", "a=x-group:BUNDLE") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := testContext(t)
+			e := newLeanEngine(t)
+			r := e.NewRouter("stage")
+			tp := startPublisher(t, ctx, r, "alice", pubOpts{})
+			<-tp.media
+			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{mungeOffer: munge})
+			if err != nil {
+				// pion itself may refuse an offer without BUNDLE's group
+				// in max-bundle; what matters is that it was not lean.
+				return
+			}
+			if ts.sub.lean != nil {
+				t.Fatal("answered on a lean connection")
+			}
+		})
+	}
+}
+
+// Binding requests that do not carry a lean connection's password are not
+// answered and teach the engine no address; those that do are answered.
+func TestLeanBindingRequestsAuthenticate(t *testing.T) {
+	e := newLeanEngine(t)
+	c := e.newLeanConn(remoteFingerprint{}, false, tls.Certificate{})
+	c.sub = &Subscriber{created: nanotime()}
+	e.lean.add(c)
+	defer e.lean.remove(c)
+	from := netip.MustParseAddrPort("127.0.0.1:40000")
+	req := func(pwd string) []byte {
+		m, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(c.ufrag+":client"),
+			stun.NewShortTermIntegrity(pwd), stun.Fingerprint)
+		must(t, err)
+		return m.Raw
+	}
+	if !e.lean.divert(req("wrong password"), from) {
+		t.Fatal("a request naming the connection's ufrag was left to pion")
+	}
+	if e.lean.byAddress(from) != nil {
+		t.Fatal("an unauthenticated request taught the engine its address")
+	}
+	if !e.lean.divert(req(c.pwd), from) || e.lean.byAddress(from) != c {
+		t.Fatal("an authenticated request did not reach its connection")
+	}
+	if e.lean.divert(append([]byte{0x80, 200}, make([]byte, 30)...), netip.MustParseAddrPort("127.0.0.1:40001")) {
+		t.Fatal("RTCP from an unknown address was taken")
+	}
+}
+
+// The read loop's classification of datagrams never fails on what arrives.
+func FuzzLeanDivert(f *testing.F) {
+	e := newLeanEngine(f)
+	c := e.newLeanConn(remoteFingerprint{}, false, tls.Certificate{})
+	c.sub = &Subscriber{created: nanotime()}
+	e.lean.add(c)
+	m, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(c.ufrag+":client"), stun.NewShortTermIntegrity("x"), stun.Fingerprint)
+	f.Add(m.Raw)
+	f.Add([]byte{0x80, 200, 0, 1})
+	f.Add([]byte{22, 254, 253})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e.lean.divert(b, netip.MustParseAddrPort("127.0.0.1:40000"))
+	})
+}
