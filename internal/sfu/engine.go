@@ -59,6 +59,10 @@ type Engine struct {
 	arrivals *arrivalTable
 	tcp      net.Listener // nil when TCP is off
 	tcpMux   ice.TCPMux
+	// tcpSplit is what tcpMux accepts from: it gives the connections of
+	// the engine's own subscriber transport to it, the rest to pion
+	// (tcpsplit.go).
+	tcpSplit *tcpSplitter
 
 	// Peer connections are built concurrently, without a lock the engine
 	// shares: each role has its own API (its own interceptor registry,
@@ -145,7 +149,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("sfu: ICE TCP port: %w", err)
 		}
 		e.tcp = tcp
-		e.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), tcp, tcpMuxQueue)
+		e.tcpSplit = newTCPSplitter(tcp, e.claimsTCPUfrag, e.takeTCP, log)
+		e.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), e.tcpSplit, tcpMuxQueue)
 	}
 
 	if err = e.newAPIs(logs); err != nil {
@@ -382,6 +387,15 @@ func (e *Engine) Close() error {
 	return e.closeSockets()
 }
 
+// claimsTCPUfrag says whether an ICE-TCP connection whose first binding
+// request is for the server ufrag is the engine's own subscriber
+// transport's rather than pion's. None yet.
+func (e *Engine) claimsTCPUfrag(ufrag string) bool { return false }
+
+// takeTCP receives a connection claimsTCPUfrag claimed, with its first
+// packet (the binding request). Nothing claims one yet: it is closed.
+func (e *Engine) takeTCP(ufrag string, c *framedConn, first []byte) { _ = c.Close() }
+
 func (e *Engine) closeSockets() error {
 	var errs []error
 	if e.tcpMux != nil {
@@ -392,6 +406,9 @@ func (e *Engine) closeSockets() error {
 	}
 	// The muxes close their sockets; closing again is harmless and covers
 	// a mux that did not.
+	if e.tcpSplit != nil {
+		_ = e.tcpSplit.Close()
+	}
 	if e.tcp != nil {
 		_ = e.tcp.Close()
 	}
