@@ -441,11 +441,6 @@ type directWriter struct {
 func (w *directWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	n, ok, err := w.c.send(h, payload, w.batch)
 	if !ok {
-		if w.pion == nil {
-			// A lean connection (lean.go) not up yet: dropped, as pion
-			// drops what comes before its SRTP session.
-			return 0, nil
-		}
 		return w.pion.WriteRTP(h, payload)
 	}
 	if err == nil {

@@ -156,7 +156,7 @@ func (d *downTrack) leanBind() {
 	if d.closed {
 		return
 	}
-	d.writer = &directWriter{c: d.sub.direct}
+	d.writer = &directWriter{c: d.sub.direct, pion: leanTCPWriter{d.sub.lean}}
 	d.ssrc = randUint32()
 	d.pt = d.codec.pt
 	if d.codec.rtxPT != 0 && d.hist != nil {

@@ -387,15 +387,6 @@ func (e *Engine) Close() error {
 	return e.closeSockets()
 }
 
-// claimsTCPUfrag says whether an ICE-TCP connection whose first binding
-// request is for the server ufrag is the engine's own subscriber
-// transport's rather than pion's. None yet.
-func (e *Engine) claimsTCPUfrag(ufrag string) bool { return false }
-
-// takeTCP receives a connection claimsTCPUfrag claimed, with its first
-// packet (the binding request). Nothing claims one yet: it is closed.
-func (e *Engine) takeTCP(ufrag string, c *framedConn, first []byte) { _ = c.Close() }
-
 func (e *Engine) closeSockets() error {
 	var errs []error
 	if e.tcpMux != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/fingerprint"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5/deadline"
@@ -145,7 +146,7 @@ func (t *leanTable) divert(b []byte, from netip.AddrPort) bool {
 		return t.stun(b, from)
 	case b[0] >= 20 && b[0] < 64: // DTLS
 		if c := t.byAddress(from); c != nil {
-			c.dtlsIn(b, from)
+			c.dtlsIn(b, &leanPath{udp: from})
 			return true
 		}
 	case b[0] >= 128 && b[0] < 192: // RTP and RTCP
@@ -168,23 +169,61 @@ func (t *leanTable) byAddress(a netip.AddrPort) *leanConn {
 
 // stun answers a binding request for a lean connection.
 func (t *leanTable) stun(b []byte, from netip.AddrPort) bool {
-	m := &stun.Message{Raw: append([]byte(nil), b...)}
-	if err := m.Decode(); err != nil || m.Type != stun.BindingRequest {
+	m, local, ok := decodeBinding(b)
+	if !ok {
 		return false
 	}
-	var u stun.Username
-	if err := u.GetFrom(m); err != nil {
-		return false
-	}
-	local, _, _ := strings.Cut(string(u), ":")
-	t.mu.RLock()
-	c := t.byUfrag[local]
-	t.mu.RUnlock()
+	c := t.byLocalUfrag(local)
 	if c == nil {
 		return false
 	}
-	c.binding(m, from)
+	c.binding(m, &leanPath{udp: from})
 	return true
+}
+
+func (t *leanTable) byLocalUfrag(ufrag string) *leanConn {
+	t.mu.RLock()
+	c := t.byUfrag[ufrag]
+	t.mu.RUnlock()
+	return c
+}
+
+// decodeBinding decodes a STUN binding request (a copy of b) and the
+// ufrag of the side it is addressed to (USERNAME's "<ours>:<theirs>").
+func decodeBinding(b []byte) (*stun.Message, string, bool) {
+	m := &stun.Message{Raw: append([]byte(nil), b...)}
+	if err := m.Decode(); err != nil || m.Type != stun.BindingRequest {
+		return nil, "", false
+	}
+	var u stun.Username
+	if err := u.GetFrom(m); err != nil {
+		return nil, "", false
+	}
+	local, _, _ := strings.Cut(string(u), ":")
+	return m, local, true
+}
+
+// leanPath is a way to a lean connection's client: an address on the
+// engine's UDP socket, or an ICE-TCP connection (RFC 6544) to its TCP
+// port.
+type leanPath struct {
+	udp netip.AddrPort
+	tcp *framedConn // nil: UDP
+}
+
+func (p *leanPath) send(e *Engine, b []byte) error {
+	if p.tcp != nil {
+		return p.tcp.WritePacket(b)
+	}
+	_, err := e.send.WriteToAddrPort(b, p.udp)
+	return err
+}
+
+func (p *leanPath) addr() net.Addr {
+	if p.tcp != nil {
+		return p.tcp.RemoteAddr()
+	}
+	return net.UDPAddrFromAddrPort(p.udp)
 }
 
 // leanConn is one lean subscriber connection.
@@ -199,7 +238,13 @@ type leanConn struct {
 	addrs       int // addresses learnt (leanTable.learn, under its lock)
 
 	lastCheck atomic.Int64 // nanotime of the last authenticated binding request
-	nominated atomic.Bool
+	// media is the path the client nominated last (or the handshake's):
+	// over UDP the direct path's address is the same; over TCP the direct
+	// path has none and its writers fall back to leanTCPWriter.
+	media atomic.Pointer[leanPath]
+
+	tcpMu sync.Mutex
+	tcps  []*framedConn // the client's ICE-TCP connections
 
 	// The DTLS handshake, until retired.
 	dtlsMu   sync.Mutex
@@ -274,7 +319,7 @@ func (c *leanConn) watch() {
 
 // binding answers an authenticated binding request and follows the
 // client's nomination.
-func (c *leanConn) binding(m *stun.Message, from netip.AddrPort) {
+func (c *leanConn) binding(m *stun.Message, path *leanPath) {
 	if c.closed.Load() {
 		return
 	}
@@ -282,21 +327,37 @@ func (c *leanConn) binding(m *stun.Message, from netip.AddrPort) {
 		return
 	}
 	c.lastCheck.Store(nanotime())
-	c.e.lean.learn(c, from)
+	var mapped stun.XORMappedAddress
+	if path.tcp == nil {
+		c.e.lean.learn(c, path.udp)
+		mapped = stun.XORMappedAddress{IP: path.udp.Addr().AsSlice(), Port: int(path.udp.Port())}
+	} else if a, ok := path.tcp.RemoteAddr().(*net.TCPAddr); ok {
+		mapped = stun.XORMappedAddress{IP: a.IP, Port: a.Port}
+	}
 	resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.BindingSuccess,
-		&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())},
-		stun.NewShortTermIntegrity(c.pwd), stun.Fingerprint)
+		&mapped, stun.NewShortTermIntegrity(c.pwd), stun.Fingerprint)
 	if err != nil {
 		return
 	}
-	_, _ = c.e.send.WriteToAddrPort(resp.Raw, from)
+	_ = path.send(c.e, resp.Raw)
 	if m.Contains(stun.AttrUseCandidate) {
 		// The client's choice (it is the controlling agent: the engine is
 		// lite). Media goes where its latest nomination came from.
-		c.nominated.Store(true)
-		if cur := c.direct.addr.Load(); cur == nil || *cur != from {
-			c.direct.addr.Store(&from)
-		}
+		c.useMediaPath(path)
+	}
+}
+
+// useMediaPath sends media on path from now on.
+func (c *leanConn) useMediaPath(path *leanPath) {
+	if cur := c.media.Load(); cur != nil && *cur == *path {
+		return
+	}
+	c.media.Store(path)
+	if path.tcp == nil {
+		a := path.udp
+		c.direct.addr.Store(&a)
+	} else {
+		c.direct.addr.Store(nil)
 	}
 }
 
@@ -304,7 +365,7 @@ func (c *leanConn) binding(m *stun.Message, from netip.AddrPort) {
 // complete, an alert record can only be the client closing (its
 // close_notify, or a fatal alert): nobody reads the DTLS connection for
 // it, so it is taken here.
-func (c *leanConn) dtlsIn(b []byte, from netip.AddrPort) {
+func (c *leanConn) dtlsIn(b []byte, from *leanPath) {
 	if c.finished.Load() && b[0] == 21 {
 		c.sub.close(ErrConnectionClosed, false)
 		return
@@ -317,8 +378,8 @@ func (c *leanConn) dtlsIn(b []byte, from netip.AddrPort) {
 // handshake runs the DTLS server's handshake, sets the SRTP keys, and
 // tells the subscriber it is connected. It runs on its own goroutine,
 // started when the client's first DTLS record arrives.
-func (c *leanConn) handshake(first netip.AddrPort) {
-	conn, err := dtls.ServerWithOptions(c.adapter, net.UDPAddrFromAddrPort(first),
+func (c *leanConn) handshake(first *leanPath) {
+	conn, err := dtls.ServerWithOptions(c.adapter, first.addr(),
 		dtls.WithCertificates(c.cert),
 		dtls.WithSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
@@ -354,9 +415,9 @@ func (c *leanConn) handshake(first netip.AddrPort) {
 		c.sub.close(ErrConnectionFailed, false)
 		return
 	}
-	if c.direct.addr.Load() == nil {
-		// No nomination seen (yet): the handshake's own address.
-		c.direct.addr.Store(&first)
+	if c.media.Load() == nil {
+		// No nomination seen (yet): the handshake's own path.
+		c.useMediaPath(first)
 	}
 	c.finished.Store(true)
 	c.e.stats.subJoin.observe(joinBounds, time.Duration(nanotime()-c.sub.created).Seconds())
@@ -460,7 +521,7 @@ func (c *leanConn) handleRTCP(b []byte) {
 
 // writeRTCP encrypts and sends RTCP to the client (sender reports).
 func (c *leanConn) writeRTCP(pkts []rtcp.Packet) error {
-	to := c.direct.addr.Load()
+	to := c.media.Load()
 	ctx := c.direct.srtp.Load()
 	if to == nil || ctx == nil {
 		return nil
@@ -477,8 +538,103 @@ func (c *leanConn) writeRTCP(pkts []rtcp.Packet) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.e.send.WriteToAddrPort(out, *to)
-	return err
+	return to.send(c.e, out)
+}
+
+// leanTCPWriter sends a lean connection's media over ICE-TCP: the direct
+// path's writers fall back to it when the client's path is TCP.
+type leanTCPWriter struct{ c *leanConn }
+
+func (w leanTCPWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	path := w.c.media.Load()
+	ctx := w.c.direct.srtp.Load()
+	if path == nil || path.tcp == nil || ctx == nil {
+		return 0, nil // not up yet: dropped
+	}
+	buf := scratchPool.Get().(*[maxPacket]byte)
+	defer scratchPool.Put(buf)
+	out, err := w.c.direct.encrypt(ctx, buf[:], h, payload)
+	if err != nil {
+		return 0, err
+	}
+	if err := path.tcp.WritePacket(out); err != nil {
+		return 0, err
+	}
+	w.c.e.stats.forwarded(h, payload)
+	return len(out), nil
+}
+
+func (w leanTCPWriter) Write(b []byte) (int, error) {
+	var p rtp.Packet
+	if err := p.Unmarshal(b); err != nil {
+		return 0, err
+	}
+	return w.WriteRTP(&p.Header, p.Payload)
+}
+
+// claimsTCPUfrag tells the ICE-TCP port's splitter (tcpsplit.go) which
+// connections are lean connections'.
+func (e *Engine) claimsTCPUfrag(ufrag string) bool { return e.lean.byLocalUfrag(ufrag) != nil }
+
+// takeTCP takes an ICE-TCP connection a lean connection's client opened,
+// with its first packet (a binding request), and reads it on a goroutine
+// of its own for as long as it lasts: only clients that cannot use UDP
+// have one.
+func (e *Engine) takeTCP(ufrag string, fc *framedConn, first []byte) {
+	c := e.lean.byLocalUfrag(ufrag)
+	if c == nil || !c.addTCP(fc) {
+		_ = fc.Close()
+		return
+	}
+	go c.readTCP(fc, first)
+}
+
+func (c *leanConn) addTCP(fc *framedConn) bool {
+	c.tcpMu.Lock()
+	defer c.tcpMu.Unlock()
+	if c.closed.Load() || len(c.tcps) >= maxLeanAddrs {
+		return false
+	}
+	c.tcps = append(c.tcps, fc)
+	return true
+}
+
+func (c *leanConn) readTCP(fc *framedConn, first []byte) {
+	path := &leanPath{tcp: fc}
+	c.receive(first, path)
+	buf := make([]byte, maxPacket)
+	for {
+		n, err := fc.ReadPacket(buf)
+		if err != nil {
+			break
+		}
+		c.receive(buf[:n], path)
+	}
+	_ = fc.Close()
+	if cur := c.media.Load(); cur != nil && cur.tcp == fc {
+		// The connection media went on is gone: so is the client.
+		c.sub.close(ErrConnectionClosed, false)
+	}
+}
+
+// receive handles one packet from an ICE-TCP connection, as the UDP read
+// loop's divert does a datagram.
+func (c *leanConn) receive(b []byte, path *leanPath) {
+	if len(b) == 0 {
+		return
+	}
+	switch {
+	case b[0] < 4:
+		if m, local, ok := decodeBinding(b); ok && local == c.ufrag {
+			c.binding(m, path)
+		}
+	case b[0] >= 20 && b[0] < 64:
+		c.dtlsIn(b, path)
+	case b[0] >= 128 && b[0] < 192:
+		if len(b) > 1 && b[1] >= 192 && b[1] <= 223 {
+			c.rtcpIn(b)
+		}
+	}
 }
 
 // close ends the connection: out of the table, the handshake (if any)
@@ -506,6 +662,12 @@ func (c *leanConn) close(graceful bool) {
 	if c.adapter != nil {
 		c.adapter.close()
 	}
+	c.tcpMu.Lock()
+	for _, fc := range c.tcps {
+		_ = fc.Close()
+	}
+	c.tcps = nil
+	c.tcpMu.Unlock()
 }
 
 // leanPacketConn is what pion's DTLS reads and writes: records the read
@@ -517,13 +679,13 @@ type leanPacketConn struct {
 	once    sync.Once
 	started atomic.Bool
 	dl      *deadline.Deadline
-	peer    atomic.Pointer[netip.AddrPort] // where DTLS records go
+	peer    atomic.Pointer[leanPath] // where DTLS records go
 	local   net.Addr
 }
 
 type leanDatagram struct {
 	b    []byte
-	from netip.AddrPort
+	from *leanPath
 }
 
 // leanDTLSQueue is how many records may wait for the handshake's reader: a
@@ -536,8 +698,8 @@ func newLeanPacketConn(c *leanConn) *leanPacketConn {
 
 // push queues a record (copied: b is the read loop's); the first starts
 // the handshake.
-func (p *leanPacketConn) push(b []byte, from netip.AddrPort) {
-	p.peer.Store(&from)
+func (p *leanPacketConn) push(b []byte, from *leanPath) {
+	p.peer.Store(from)
 	select {
 	case <-p.done:
 		return
@@ -559,7 +721,7 @@ func (p *leanPacketConn) close() {
 func (p *leanPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	select {
 	case d := <-p.in:
-		return copy(b, d.b), net.UDPAddrFromAddrPort(d.from), nil
+		return copy(b, d.b), d.from.addr(), nil
 	case <-p.done:
 		return 0, nil, net.ErrClosed
 	case <-p.dl.Done():
@@ -577,7 +739,10 @@ func (p *leanPacketConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	if to == nil {
 		return 0, net.ErrClosed
 	}
-	return p.c.e.send.WriteToAddrPort(b, *to)
+	if err := to.send(p.c.e, b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func (p *leanPacketConn) Close() error                  { p.close(); return nil }

@@ -175,6 +175,15 @@ func (c *leanConn) answer(o *leanOffer, s *Subscriber, fingerprints []webrtc.DTL
 			prio := 126<<24 | (65535-j)<<8 | 255
 			fmt.Fprintf(&b, "a=candidate:%d 1 udp %d %s %d typ host\r\n", j+1, prio, a, c.e.udpPort)
 		}
+		if c.e.tcp != nil {
+			// RFC 6544: passive TCP, below every UDP candidate (its
+			// type preference lower, as pion's and browsers' are).
+			port := c.e.tcp.Addr().(*net.TCPAddr).Port
+			for j, a := range c.e.leanCandidates {
+				prio := 90<<24 | (65535-j)<<8 | 255
+				fmt.Fprintf(&b, "a=candidate:%d 1 tcp %d %s %d typ host tcptype passive\r\n", 100+j+1, prio, a, port)
+			}
+		}
 		b.WriteString("a=end-of-candidates\r\n")
 	}
 	return b.String()

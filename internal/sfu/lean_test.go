@@ -201,3 +201,39 @@ func FuzzLeanDivert(f *testing.F) {
 		e.lean.divert(b, netip.MustParseAddrPort("127.0.0.1:40000"))
 	})
 }
+
+// A client that can only use TCP (ICE-TCP, RFC 6544) reaches its lean
+// connection through the engine's TCP port, shared with pion's
+// connections (tcpsplit.go): every packet arrives, and closing the TCP
+// connection ends the subscriber.
+func TestLeanSubscriberOverTCP(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	e := newLeanEngine(t)
+	r := e.NewRouter("stage")
+	tp := startPublisher(t, ctx, r, "alice", pubOpts{})
+	<-tp.media
+	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{tcpOnly: true}})
+	must(t, err)
+	if ts.sub.lean == nil {
+		t.Fatal("the subscriber is not on a lean connection")
+	}
+	waitFor(t, ctx, "media over TCP", func() bool {
+		return ts.count(webrtc.RTPCodecTypeAudio) >= 100 && ts.count(webrtc.RTPCodecTypeVideo) >= 150
+	})
+	must(t, ts.errors())
+	checkStream(t, ts.snapshot(webrtc.RTPCodecTypeAudio), false, 0)
+	checkStream(t, ts.snapshot(webrtc.RTPCodecTypeVideo), true, 0)
+	if p := ts.sub.lean.media.Load(); p == nil || p.tcp == nil {
+		t.Fatalf("media path %+v, want TCP", p)
+	}
+	must(t, ts.pc.Close())
+	select {
+	case err := <-ts.closed:
+		if !errors.Is(err, ErrConnectionClosed) {
+			t.Errorf("closed with %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the subscriber was not closed")
+	}
+}

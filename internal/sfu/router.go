@@ -131,9 +131,7 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 		// then encrypts header extensions too.
 		cryptex = cryptex || ps.sec.cryptex
 	}
-	// ICE-TCP is pion's alone for now: with a TCP port, answers need its
-	// candidate.
-	if role == roleFixedSubscriber && direct && r.e.cfg.LeanSubscribers && r.e.tcpMux == nil {
+	if role == roleFixedSubscriber && direct && r.e.cfg.LeanSubscribers {
 		if lo, ok := readLeanOffer(offer); ok {
 			return r.subscribeLean(subscriberID, pub, plan, lo, cryptex, opts)
 		}
