@@ -114,7 +114,7 @@ func TestSubscriberBehindUDPBlockingFirewall(t *testing.T) {
 	startPublisher(t, ctx, r, "alice", pubOpts{})
 	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{blockUDP: true}})
 	must(t, err)
-	offer := ts.pc.LocalDescription().SDP
+	offer := ts.offer
 	if strings.Contains(offer, " tcp ") || !strings.Contains(offer, " udp ") {
 		t.Fatalf("the offer should have UDP candidates only, as a browser's:\n%s", offer)
 	}

@@ -27,6 +27,9 @@ type testSubscriber struct {
 	pc     *webrtc.PeerConnection
 	sub    *Subscriber
 	closed chan error
+	// offer is the SDP sent; pc.LocalDescription() gains candidates
+	// later (an active TCP one once the answer's passive one is known).
+	offer string
 
 	mu      sync.Mutex
 	packets map[webrtc.RTPCodecType][]received
@@ -92,6 +95,7 @@ func subscribe(t testing.TB, ctx context.Context, r *Router, id, pubID string, o
 		return nil, err
 	}
 	ts.sub = sub
+	ts.offer = offer
 	must(t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}))
 	return ts, nil
 }
