@@ -208,12 +208,13 @@ func decodeBinding(b []byte) (*stun.Message, string, bool) {
 // port.
 type leanPath struct {
 	udp netip.AddrPort
-	tcp *framedConn // nil: UDP
+	tcp *leanTCP // nil: UDP
 }
 
 func (p *leanPath) send(e *Engine, b []byte) error {
 	if p.tcp != nil {
-		return p.tcp.WritePacket(b)
+		p.tcp.send(b)
+		return nil
 	}
 	_, err := e.send.WriteToAddrPort(b, p.udp)
 	return err
@@ -221,7 +222,7 @@ func (p *leanPath) send(e *Engine, b []byte) error {
 
 func (p *leanPath) addr() net.Addr {
 	if p.tcp != nil {
-		return p.tcp.RemoteAddr()
+		return p.tcp.fc.RemoteAddr()
 	}
 	return net.UDPAddrFromAddrPort(p.udp)
 }
@@ -331,7 +332,7 @@ func (c *leanConn) binding(m *stun.Message, path *leanPath) {
 	if path.tcp == nil {
 		c.e.lean.learn(c, path.udp)
 		mapped = stun.XORMappedAddress{IP: path.udp.Addr().AsSlice(), Port: int(path.udp.Port())}
-	} else if a, ok := path.tcp.RemoteAddr().(*net.TCPAddr); ok {
+	} else if a, ok := path.tcp.fc.RemoteAddr().(*net.TCPAddr); ok {
 		mapped = stun.XORMappedAddress{IP: a.IP, Port: a.Port}
 	}
 	resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.BindingSuccess,
@@ -557,9 +558,7 @@ func (w leanTCPWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := path.tcp.WritePacket(out); err != nil {
-		return 0, err
-	}
+	path.tcp.send(out)
 	w.c.e.stats.forwarded(h, payload)
 	return len(out), nil
 }
@@ -600,7 +599,9 @@ func (c *leanConn) addTCP(fc *framedConn) bool {
 }
 
 func (c *leanConn) readTCP(fc *framedConn, first []byte) {
-	path := &leanPath{tcp: fc}
+	out := newLeanTCP(fc)
+	defer out.close()
+	path := &leanPath{tcp: out}
 	c.receive(first, path)
 	buf := make([]byte, maxPacket)
 	for {
@@ -611,10 +612,65 @@ func (c *leanConn) readTCP(fc *framedConn, first []byte) {
 		c.receive(buf[:n], path)
 	}
 	_ = fc.Close()
-	if cur := c.media.Load(); cur != nil && cur.tcp == fc {
+	if cur := c.media.Load(); cur != nil && cur.tcp == out {
 		// The connection media went on is gone: so is the client.
 		c.sub.close(ErrConnectionClosed, false)
 	}
+}
+
+// leanTCP sends on one of a lean connection's ICE-TCP connections from a
+// goroutine of its own, through a bounded queue: the fan-out must never
+// wait for a subscriber whose TCP window is full (what does not fit is
+// dropped, as a congested UDP path would; NACKs repair it).
+type leanTCP struct {
+	fc   *framedConn
+	q    chan []byte
+	done chan struct{}
+	once sync.Once
+}
+
+// leanTCPQueue is how many packets may wait for a TCP connection: about
+// a second of a 1.5 Mbit/s video.
+const leanTCPQueue = 128
+
+func newLeanTCP(fc *framedConn) *leanTCP {
+	t := &leanTCP{fc: fc, q: make(chan []byte, leanTCPQueue), done: make(chan struct{})}
+	go t.run()
+	return t
+}
+
+func (t *leanTCP) run() {
+	for {
+		select {
+		case b := <-t.q:
+			if t.fc.WritePacket(b) != nil {
+				t.close()
+				return
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
+// send queues a copy of b.
+func (t *leanTCP) send(b []byte) {
+	select {
+	case <-t.done:
+		return
+	default:
+	}
+	select {
+	case t.q <- append([]byte(nil), b...):
+	default:
+	}
+}
+
+func (t *leanTCP) close() {
+	t.once.Do(func() {
+		close(t.done)
+		_ = t.fc.Close()
+	})
 }
 
 // receive handles one packet from an ICE-TCP connection, as the UDP read
