@@ -107,3 +107,23 @@ test('the official IVS Web Broadcast SDK and Rostrum\'s library share a Rostrum 
   await official.context().close();
   await ours.context().close();
 });
+
+// A publisher that sends one encoding a track needs no congestion control at
+// its subscribers, and Rostrum answers them on its lean connections (ICE-lite,
+// the server the DTLS server, no header extensions): the official SDK
+// subscribes to one and decodes it, and its leaving ends the subscription.
+test('the official SDK receives a publisher without simulcast (a lean connection)', async (t) => {
+  const { tokens } = await stageWithTokens(client, 'interop-lean', ['official', 'rostrum'], { CreateStageCommand, CreateParticipantTokenCommand });
+  const official = await openApp('ivs-sdk-lean', 'ivs');
+  const ours = await openApp('rostrum-lib-lean', 'rostrum');
+  t.after(() => (t.passed ? null : dumpLogs(official, ours)));
+  await ours.evaluate((tok) => window.app.join(tok, { simulcast: false }), tokens.rostrum.token);
+  await official.evaluate((tok) => window.app.join(tok), tokens.official.token);
+  const atOfficial = await waitMediaFrom(official, tokens.rostrum.participantId);
+  t.diagnostic(`the SDK receives ${atOfficial.video.codec} ${atOfficial.videoWidth}px wide from a publisher without simulcast`);
+  await official.evaluate(() => window.app.leave());
+  await until('our page to see the SDK leave', async () => (await eventsOf(ours, 'stageParticipantLeft')).some((e) => e.args[0].participantId === tokens.official.participantId));
+  await ours.evaluate(() => window.app.leave());
+  await official.context().close();
+  await ours.context().close();
+});
