@@ -67,7 +67,7 @@ type downTrack struct {
 }
 
 func newDownTrack(s *Subscriber, up *upTrack, mid string, codec offerCodec, initial int32) *downTrack {
-	d := &downTrack{sub: s, up: up, mid: mid, codec: codec, kind: webrtc.RTPCodecTypeAudio}
+	d := &downTrack{sub: s, up: up, mid: strings.Clone(mid), codec: codec.detached(), kind: webrtc.RTPCodecTypeAudio}
 	if up.info.Kind == Video {
 		d.kind = webrtc.RTPCodecTypeVideo
 		if hasFeedback(codec.feedback, webrtc.TypeRTCPFBNACK, "") {

@@ -25,6 +25,19 @@ type offerCodec struct {
 	rtxPT    uint8 // the RTX payload type whose apt is pt; 0 if none
 }
 
+// detached is c with its own copies of the strings it took from the offer:
+// substrings of the offer would keep all of its text alive (a few KiB) for
+// as long as a down-track keeps its codec.
+func (c offerCodec) detached() offerCodec {
+	c.name, c.fmtp = strings.Clone(c.name), strings.Clone(c.fmtp)
+	fb := make([]webrtc.RTCPFeedback, len(c.feedback))
+	for i, f := range c.feedback {
+		fb[i] = webrtc.RTCPFeedback{Type: strings.Clone(f.Type), Parameter: strings.Clone(f.Parameter)}
+	}
+	c.feedback = fb
+	return c
+}
+
 // offerSection is one m= section of an offer.
 type offerSection struct {
 	mid       string

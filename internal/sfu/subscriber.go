@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -101,7 +102,7 @@ func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnecti
 			if s.idle == nil {
 				s.idle = map[string]bool{}
 			}
-			s.idle[ps.sec.mid] = true
+			s.idle[strings.Clone(ps.sec.mid)] = true
 			continue
 		}
 		initial := int32(0)
