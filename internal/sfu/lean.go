@@ -152,7 +152,7 @@ func (t *leanTable) divert(b []byte, from netip.AddrPort) bool {
 	case b[0] >= 128 && b[0] < 192: // RTP and RTCP
 		if c := t.byAddress(from); c != nil {
 			if len(b) > 1 && b[1] >= 192 && b[1] <= 223 {
-				c.rtcpIn(b)
+				c.handleRTCP(b)
 			}
 			return true // a subscriber sends no RTP
 		}
@@ -258,9 +258,8 @@ type leanConn struct {
 	// for ICE-TCP, a connection's goroutine).
 	rtcpMu sync.Mutex
 	remote *srtp.Context
-	rtcpIn func([]byte)
 
-	timer  *time.Timer
+	timer  *time.Timer // watch, from start on
 	closed atomic.Bool
 }
 
@@ -278,26 +277,31 @@ func newICECredential(n int) string {
 	return string(b)
 }
 
-func (e *Engine) newLeanConn(fp remoteFingerprint, cryptex bool, cert tls.Certificate) *leanConn {
+// newLeanConn prepares a lean connection for subscriber s; start makes
+// it reachable.
+func (e *Engine) newLeanConn(s *Subscriber, fp remoteFingerprint, direct *directConn, cert tls.Certificate) *leanConn {
 	c := &leanConn{
 		e:           e,
+		sub:         s,
 		cert:        cert,
-		direct:      &directConn{e: e, cryptex: cryptex},
+		direct:      direct,
 		ufrag:       newICECredential(16),
 		pwd:         newICECredential(32),
 		fingerprint: fp,
 	}
-	c.rtcpIn = c.handleRTCP
+	c.adapter = newLeanPacketConn(c)
 	c.lastCheck.Store(nanotime())
+	// Made now (and armed by start) so that a close racing the start
+	// always finds it.
+	c.timer = time.AfterFunc(time.Hour, c.watch)
+	c.timer.Stop()
 	return c
 }
 
 // start makes the connection reachable and waits for its client.
-func (c *leanConn) start(s *Subscriber) {
-	c.sub = s
-	c.adapter = newLeanPacketConn(c)
+func (c *leanConn) start() {
 	c.e.lean.add(c)
-	c.timer = time.AfterFunc(leanSilenceTimeout/2, c.watch)
+	c.timer.Reset(leanSilenceTimeout / 2)
 	if c.closed.Load() { // closed before it started: nothing may remain
 		c.e.lean.remove(c)
 		c.timer.Stop()
@@ -688,7 +692,7 @@ func (c *leanConn) receive(b []byte, path *leanPath) {
 		c.dtlsIn(b, path)
 	case b[0] >= 128 && b[0] < 192:
 		if len(b) > 1 && b[1] >= 192 && b[1] <= 223 {
-			c.rtcpIn(b)
+			c.handleRTCP(b)
 		}
 	}
 }
@@ -701,23 +705,19 @@ func (c *leanConn) close(graceful bool) {
 	if c.closed.Swap(true) {
 		return
 	}
-	if c.timer != nil {
-		c.timer.Stop()
-	}
+	c.timer.Stop()
 	c.e.lean.remove(c)
 	c.dtlsMu.Lock()
 	conn := c.dtls
 	c.dtls = nil
 	c.dtlsMu.Unlock()
-	if !graceful && c.adapter != nil {
-		c.adapter.close()
+	if !graceful {
+		c.adapter.close() // nothing more on the wire
 	}
 	if conn != nil {
 		_ = conn.Close()
 	}
-	if c.adapter != nil {
-		c.adapter.close()
-	}
+	c.adapter.close()
 	c.tcpMu.Lock()
 	for _, fc := range c.tcps {
 		_ = fc.Close()

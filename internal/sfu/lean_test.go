@@ -162,8 +162,7 @@ func TestLeanFallsBackToPion(t *testing.T) {
 // answered and teach the engine no address; those that do are answered.
 func TestLeanBindingRequestsAuthenticate(t *testing.T) {
 	e := newLeanEngine(t)
-	c := e.newLeanConn(remoteFingerprint{}, false, tls.Certificate{})
-	c.sub = &Subscriber{created: nanotime()}
+	c := e.newLeanConn(&Subscriber{created: nanotime()}, remoteFingerprint{}, &directConn{e: e}, tls.Certificate{})
 	e.lean.add(c)
 	defer e.lean.remove(c)
 	from := netip.MustParseAddrPort("127.0.0.1:40000")
@@ -190,8 +189,7 @@ func TestLeanBindingRequestsAuthenticate(t *testing.T) {
 // The read loop's classification of datagrams never fails on what arrives.
 func FuzzLeanDivert(f *testing.F) {
 	e := newLeanEngine(f)
-	c := e.newLeanConn(remoteFingerprint{}, false, tls.Certificate{})
-	c.sub = &Subscriber{created: nanotime()}
+	c := e.newLeanConn(&Subscriber{created: nanotime()}, remoteFingerprint{}, &directConn{e: e}, tls.Certificate{})
 	e.lean.add(c)
 	m, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(c.ufrag+":client"), stun.NewShortTermIntegrity("x"), stun.Fingerprint)
 	f.Add(m.Raw)

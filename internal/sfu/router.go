@@ -165,8 +165,9 @@ func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subsc
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: certificate fingerprint: %w", err)
 	}
-	c := r.e.newLeanConn(lo.fingerprint, cryptex, tlsCert)
-	s := newSubscriber(r, subscriberID, pub, nil, connParts{direct: c.direct}, plan, opts)
+	direct := &directConn{e: r.e, cryptex: cryptex}
+	s := newSubscriber(r, subscriberID, pub, nil, connParts{direct: direct}, plan, opts)
+	c := r.e.newLeanConn(s, lo.fingerprint, direct, tlsCert)
 	s.lean = c
 	for _, d := range s.downs {
 		d.leanBind()
@@ -175,7 +176,7 @@ func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subsc
 	if err := s.register(); err != nil {
 		return nil, "", err
 	}
-	c.start(s)
+	c.start()
 	return s, answer, nil
 }
 
