@@ -80,7 +80,11 @@ func parseFingerprint(v string) remoteFingerprint {
 // ICE-lite, the engine the DTLS server, one codec per section, no header
 // extensions and no RTX (retransmissions go as plain packets), the
 // engine's host candidates.
-func (c *leanConn) answer(o *leanOffer, s *Subscriber, fingerprints []webrtc.DTLSFingerprint) string {
+func (c *leanConn) answer(o *leanOffer, s *Subscriber, plan []subscribeSection, fingerprints []webrtc.DTLSFingerprint) string {
+	offered := map[string][]offerCodec{} // by mid, for sections answered inactive
+	for _, ps := range plan {
+		offered[ps.sec.mid] = ps.sec.codecs
+	}
 	var b strings.Builder
 	b.WriteString("v=0\r\n")
 	fmt.Fprintf(&b, "o=- %d 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", randUint32()&0x7fffffff)
@@ -96,7 +100,7 @@ func (c *leanConn) answer(o *leanOffer, s *Subscriber, fingerprints []webrtc.DTL
 	for _, fp := range fingerprints {
 		fmt.Fprintf(&b, "a=fingerprint:%s %s\r\n", fp.Algorithm, strings.ToUpper(fp.Value))
 	}
-	for i, md := range o.sd.MediaDescriptions {
+	for _, md := range o.sd.MediaDescriptions {
 		mid, _ := md.Attribute("mid")
 		proto := strings.Join(md.MediaName.Protos, "/")
 		if md.MediaName.Port.Value == 0 {
@@ -110,8 +114,8 @@ func (c *leanConn) answer(o *leanOffer, s *Subscriber, fingerprints []webrtc.DTL
 		var codec offerCodec
 		if d != nil {
 			codec = d.codec
-		} else if len(o.sections(i)) > 0 {
-			codec = o.sections(i)[0]
+		} else if cs := offered[mid]; len(cs) > 0 {
+			codec = cs[0] // any will do: nothing is sent
 		}
 		pt := strconv.Itoa(int(codec.pt))
 		if codec.name == "" && len(md.MediaName.Formats) > 0 {
@@ -193,40 +197,6 @@ func randUint32() uint32 {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return binary.BigEndian.Uint32(b[:])
-}
-
-// sections is the i-th media section's codecs, as parseOffer reads them
-// (for a section answered inactive: any of them will do).
-func (o *leanOffer) sections(i int) []offerCodec {
-	md := o.sd.MediaDescriptions[i]
-	var out []offerCodec
-	for _, f := range md.MediaName.Formats {
-		pt, err := strconv.ParseUint(f, 10, 7)
-		if err != nil {
-			continue
-		}
-		for _, a := range md.Attributes {
-			if a.Key != "rtpmap" {
-				continue
-			}
-			p, rest, ok := ptAttribute(a.Value)
-			if !ok || p != uint8(pt) {
-				continue
-			}
-			parts := strings.Split(rest, "/")
-			c := offerCodec{pt: p, name: parts[0]}
-			if len(parts) > 1 {
-				clock, _ := strconv.ParseUint(parts[1], 10, 32)
-				c.clock = uint32(clock)
-			}
-			if len(parts) > 2 {
-				ch, _ := strconv.ParseUint(parts[2], 10, 16)
-				c.channels = uint16(ch)
-			}
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // leanFeedback is the RTCP feedback a lean connection acts on: NACK,

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net/netip"
@@ -21,6 +22,22 @@ func newLeanEngine(t testing.TB) *Engine {
 	return newTestEngineWith(t, Config{ListenIP: "127.0.0.1", LeanSubscribers: true})
 }
 
+// leanSubscriber starts an engine with a publisher and one pion subscriber
+// of it, on a lean connection.
+func leanSubscriber(t *testing.T, ctx context.Context, o clientOpts) (*Engine, *testSubscriber) {
+	t.Helper()
+	e := newLeanEngine(t)
+	r := e.NewRouter("stage")
+	tp := startPublisher(t, ctx, r, "alice", pubOpts{})
+	<-tp.media
+	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: o})
+	must(t, err)
+	if ts.sub.lean == nil {
+		t.Fatal("the subscriber is not on a lean connection")
+	}
+	return e, ts
+}
+
 // A pion subscriber on a lean connection gets every packet, in order,
 // under every SRTP profile (NACKs: TestNACKRecoversDroppedPackets, which
 // runs on lean connections too); its sender reports come, and once the client has shown the handshake complete (its first
@@ -35,15 +52,7 @@ func TestLeanSubscriberUnderEveryProfile(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			checkLeaks(t)
 			ctx := testContext(t)
-			e := newLeanEngine(t)
-			r := e.NewRouter("stage")
-			tp := startPublisher(t, ctx, r, "alice", pubOpts{})
-			<-tp.media
-			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{srtpProfiles: []dtls.SRTPProtectionProfile{p}}})
-			must(t, err)
-			if ts.sub.lean == nil {
-				t.Fatal("the subscriber is not on a lean connection")
-			}
+			e, ts := leanSubscriber(t, ctx, clientOpts{srtpProfiles: []dtls.SRTPProtectionProfile{p}})
 			answer := ts.pc.RemoteDescription().SDP
 			for _, want := range []string{"a=ice-lite", "a=setup:passive", "a=sendonly", "a=end-of-candidates"} {
 				if !strings.Contains(answer, want) {
@@ -98,16 +107,8 @@ func TestLeanSubscriberEnds(t *testing.T) {
 				t.Cleanup(func() { leanSilenceTimeout = old })
 			}
 			ctx := testContext(t)
-			e := newLeanEngine(t)
-			r := e.NewRouter("stage")
-			tp := startPublisher(t, ctx, r, "alice", pubOpts{})
-			<-tp.media
 			var mute atomic.Bool
-			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{mute: &mute}})
-			must(t, err)
-			if ts.sub.lean == nil {
-				t.Fatal("the subscriber is not on a lean connection")
-			}
+			e, ts := leanSubscriber(t, ctx, clientOpts{mute: &mute})
 			waitFor(t, ctx, "media at the subscriber", func() bool { return ts.count(webrtc.RTPCodecTypeVideo) >= 30 })
 			if tc.retire {
 				waitFor(t, ctx, "the DTLS connection retired", func() bool { return ts.sub.lean.retired.Load() })
@@ -207,15 +208,7 @@ func FuzzLeanDivert(f *testing.F) {
 func TestLeanSubscriberOverTCP(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t)
-	e := newLeanEngine(t)
-	r := e.NewRouter("stage")
-	tp := startPublisher(t, ctx, r, "alice", pubOpts{})
-	<-tp.media
-	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{tcpOnly: true}})
-	must(t, err)
-	if ts.sub.lean == nil {
-		t.Fatal("the subscriber is not on a lean connection")
-	}
+	_, ts := leanSubscriber(t, ctx, clientOpts{tcpOnly: true})
 	waitFor(t, ctx, "media over TCP", func() bool {
 		return ts.count(webrtc.RTPCodecTypeAudio) >= 100 && ts.count(webrtc.RTPCodecTypeVideo) >= 150
 	})

@@ -172,7 +172,7 @@ func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subsc
 	for _, d := range s.downs {
 		d.leanBind()
 	}
-	answer := c.answer(lo, s, fps)
+	answer := c.answer(lo, s, plan, fps)
 	if err := s.register(); err != nil {
 		return nil, "", err
 	}
