@@ -12,15 +12,16 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// The tests here are of pion's connections on the direct path (a
+// simulcast publisher's subscribers, and every subscriber with
+// --rtc-lean-subscribers=false): their engines make no lean connections
+// (lean_test.go).
+
 // sentDirectly reports whether the media the engine forwarded (it has
 // one subscriber) left on the direct send path: pion's selected candidate
 // pair counts what passes through it, which is then only RTCP and STUN.
 func sentDirectly(t *testing.T, e *Engine, s *Subscriber) bool {
 	t.Helper()
-	if s.lean != nil {
-		// There is nothing but the direct path on a lean connection.
-		return s.direct.srtp.Load() != nil && s.direct.addr.Load() != nil
-	}
 	st, ok := s.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePairStats()
 	if !ok {
 		t.Fatal("no selected candidate pair")
@@ -63,7 +64,7 @@ func TestDirectSendPathUnderEveryProfile(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			checkLeaks(t)
 			ctx := testContext(t)
-			e := newTestEngine(t)
+			e := newPionEngine(t)
 			r := e.NewRouter("stage")
 			startPublisher(t, ctx, r, "alice", pubOpts{rids: c.rids})
 			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{srtpProfiles: c.profiles, cipherSuites: c.suites, cryptex: c.cryptex}})
@@ -96,7 +97,7 @@ func TestDirectSendPathFallsBackToPion(t *testing.T) {
 		t.Run(c, func(t *testing.T) {
 			checkLeaks(t)
 			ctx := testContext(t)
-			e := newTestEngine(t)
+			e := newPionEngine(t)
 			if c == "engine told to" {
 				e.cfg.PionSendPath = true
 			}
@@ -136,7 +137,7 @@ func TestDirectSendPathFallsBackToPion(t *testing.T) {
 func TestDirectSendPathAcrossTheSequenceWrap(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t)
-	e := newTestEngine(t)
+	e := newPionEngine(t)
 	r := e.NewRouter("stage")
 	tp := startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true, silent: true})
 	const start = 65536 - 3000 // the first source sequence number
@@ -225,7 +226,7 @@ func TestDirectSendPathAcrossTheSequenceWrap(t *testing.T) {
 func TestDirectSendPathBatches(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t)
-	e := newTestEngine(t)
+	e := newPionEngine(t)
 	r := e.NewRouter("stage")
 	tp := startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true, silent: true})
 	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{noAudio: true, noNACK: true}})
@@ -306,7 +307,7 @@ func TestDirectSendPathBatches(t *testing.T) {
 func TestBatchedPacketsKeepTheirArrival(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t)
-	e := newTestEngine(t)
+	e := newPionEngine(t)
 	r := e.NewRouter("stage")
 	start := nanotime()
 	tp := startPublisher(t, ctx, r, "alice", pubOpts{noAudio: true})

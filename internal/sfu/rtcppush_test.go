@@ -17,10 +17,11 @@ import (
 // on: NACKs answered, PLI and FIR passed to the publisher, receiver reports
 // counted, and transport-wide feedback given to the congestion controller,
 // which pion's interceptor chain feeds only on the sender's reads.
+// (pion's connections: lean ones have no readers to start with.)
 func TestSubscriberRTCPHandledWithoutReaders(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t)
-	e := newTestEngine(t)
+	e := newPionEngine(t)
 
 	// One encoding: a subscriber without congestion control, NACKs on.
 	r := e.NewRouter("fixed")
@@ -107,23 +108,30 @@ func TestSubscriberRTCPHandledWithoutReaders(t *testing.T) {
 // offers here listed none), so every answer must carry the TCP candidate
 // whatever the offer says (docs/performance.md, section 8).
 func TestSubscriberBehindUDPBlockingFirewall(t *testing.T) {
-	checkLeaks(t)
-	ctx := testContext(t)
-	e := newTestEngine(t)
-	r := e.NewRouter("stage")
-	startPublisher(t, ctx, r, "alice", pubOpts{})
-	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{blockUDP: true}})
-	must(t, err)
-	offer := ts.offer
-	if strings.Contains(offer, " tcp ") || !strings.Contains(offer, " udp ") {
-		t.Fatalf("the offer should have UDP candidates only, as a browser's:\n%s", offer)
-	}
-	waitFor(t, ctx, "media through the firewall", func() bool {
-		return ts.count(webrtc.RTPCodecTypeVideo) >= 50 && ts.count(webrtc.RTPCodecTypeAudio) >= 50
-	})
-	pair, err := ts.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
-	must(t, err)
-	if pair == nil || pair.Local.Protocol != webrtc.ICEProtocolTCP {
-		t.Fatalf("selected pair %v is not TCP", pair)
+	for name, engine := range map[string]func(testing.TB) *Engine{"lean": newLeanEngine, "pion": newPionEngine} {
+		t.Run(name, func(t *testing.T) {
+			checkLeaks(t)
+			ctx := testContext(t)
+			e := engine(t)
+			r := e.NewRouter("stage")
+			startPublisher(t, ctx, r, "alice", pubOpts{})
+			ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{client: clientOpts{blockUDP: true}})
+			must(t, err)
+			if (ts.sub.lean != nil) != (name == "lean") {
+				t.Fatalf("lean connection: %v", ts.sub.lean != nil)
+			}
+			offer := ts.offer
+			if strings.Contains(offer, " tcp ") || !strings.Contains(offer, " udp ") {
+				t.Fatalf("the offer should have UDP candidates only, as a browser's:\n%s", offer)
+			}
+			waitFor(t, ctx, "media through the firewall", func() bool {
+				return ts.count(webrtc.RTPCodecTypeVideo) >= 50 && ts.count(webrtc.RTPCodecTypeAudio) >= 50
+			})
+			pair, err := ts.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+			must(t, err)
+			if pair == nil || pair.Local.Protocol != webrtc.ICEProtocolTCP {
+				t.Fatalf("selected pair %v is not TCP", pair)
+			}
+		})
 	}
 }
