@@ -50,8 +50,8 @@ func publishColour(t *testing.T, c *ivsrealtime.Client, stage, user string, colo
 	// after the media flows: at first the stage may have no session
 	// listed yet, or not this participant in it.
 	testutil.Eventually(t, user+" publishing", func() bool {
-		p, _ := participantState(c, stage, pid)
-		return p != nil && p.Published
+		rec, _ := participantState(c, stage, pid)
+		return rec != nil && rec.Published
 	})
 	return &colourPublisher{id: pid, colour: colour, pub: p}
 }
