@@ -334,12 +334,24 @@ func (c *tccTally) BindLocalStream(info *interceptor.StreamInfo, w interceptor.R
 		}
 	}
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if ext := h.GetExtension(id); id != 0 && len(ext) == 2 {
+		ext := h.GetExtension(id)
+		numbered := id != 0 && len(ext) == 2
+		var tseq uint16
+		if numbered {
+			tseq = binary.BigEndian.Uint16(ext)
+		}
+		n, err := w.Write(h, payload, a)
+		// A packet counts as sent once it was written: until the
+		// connection's SRTP session is ready (after DTLS, which a
+		// loaded machine makes late), pion's sender drops what it is
+		// given and says so only with 0 bytes written, no error, though
+		// the header extension's interceptor numbered it already.
+		if numbered && err == nil && n > 0 {
 			c.mu.Lock()
-			c.sent[binary.BigEndian.Uint16(ext)] = true
+			c.sent[tseq] = true
 			c.mu.Unlock()
 		}
-		return w.Write(h, payload, a)
+		return n, err
 	})
 }
 

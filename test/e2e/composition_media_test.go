@@ -46,17 +46,12 @@ func publishColour(t *testing.T, c *ivsrealtime.Client, stage, user string, colo
 	f := fixtures(t)
 	tok, pid := newToken(t, c, stage, user, types.ParticipantTokenCapabilityPublish)
 	p := publish(t, testContext(t), tok, rtclient.PublishOptions{Audio: source(t, f.Opus), Video: compotest.Video(t, colour, codec, 640, 360)})
+	// The stage writes its session and participants to the store a moment
+	// after the media flows: at first the stage may have no session
+	// listed yet, or not this participant in it.
 	testutil.Eventually(t, user+" publishing", func() bool {
-		out, err := c.ListParticipants(bg, &ivsrealtime.ListParticipantsInput{StageArn: aws.String(stage), SessionId: participantSession(t, c, stage)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ps := range out.Participants {
-			if aws.ToString(ps.ParticipantId) == pid && ps.Published {
-				return true
-			}
-		}
-		return false
+		rec, _ := participantState(c, stage, pid)
+		return rec != nil && rec.Published
 	})
 	return &colourPublisher{id: pid, colour: colour, pub: p}
 }

@@ -184,11 +184,17 @@ func TestOneSubscriptionPerPublisher(t *testing.T) {
 		}
 	}
 	sid := activeSession(t, c, stage)
-	testutil.Eventually(t, "four SUBSCRIBE_STOPPED events", func() bool {
-		return countEvents(c, stage, sid, subID, types.EventNameSubscribeStopped) == 4
+	// The stage writes its events in order, a moment after it answers:
+	// the fourth subscription's SUBSCRIBE_STOPPED is written before the
+	// fifth's SUBSCRIBE_STARTED, so both are waited for.
+	var started, stopped int
+	testutil.Eventually(t, "four SUBSCRIBE_STOPPED and five SUBSCRIBE_STARTED events", func() bool {
+		started = countEvents(c, stage, sid, subID, types.EventNameSubscribeStarted)
+		stopped = countEvents(c, stage, sid, subID, types.EventNameSubscribeStopped)
+		return started >= 5 && stopped >= 4
 	})
-	if n := countEvents(c, stage, sid, subID, types.EventNameSubscribeStarted); n != 5 {
-		t.Errorf("%d SUBSCRIBE_STARTED events, want 5", n)
+	if started != 5 || stopped != 4 {
+		t.Errorf("%d SUBSCRIBE_STARTED and %d SUBSCRIBE_STOPPED events, want 5 and 4", started, stopped)
 	}
 }
 

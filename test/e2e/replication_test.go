@@ -191,8 +191,15 @@ func TestParticipantReplicationCopiesAPublisherIntoAnotherStage(t *testing.T) {
 		return s.pub.ReceivedPLIs() > plis
 	})
 
-	// The API shows the replica in B and the source in A.
+	// The API shows the replica in B and the source in A. The replica
+	// publishes with its first packet, which may come after
+	// StartParticipantReplication answered; B writes its record
+	// (published) and then its PUBLISH_STARTED after bob saw it on the
+	// websocket, so the event is waited for first.
 	sidB := activeSession(t, c, s.b)
+	testutil.Eventually(t, "the replica's PUBLISH_STARTED in B", func() bool {
+		return event(c, s.b, sidB, s.alice, types.EventNamePublishStarted, "") != nil
+	})
 	testutil.Eventually(t, "GetParticipant: REPLICA in B, SOURCE in A", func() bool {
 		return isReplica(getParticipant(c, s.b, sidB, s.alice), s.a, s.sidA, types.ReplicationStateActive) &&
 			isSource(getParticipant(c, s.a, s.sidA, s.alice), types.ReplicationStateActive)
