@@ -16,6 +16,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/fingerprint"
+	"github.com/pion/ice/v4"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -111,23 +112,25 @@ func (t *leanTable) remove(c *leanConn) {
 // (a client's host, reflexive and relayed candidates).
 const maxLeanAddrs = 8
 
-// learn maps an address an authenticated request came from to c.
-func (t *leanTable) learn(c *leanConn, from netip.AddrPort) {
+// learn maps an address an authenticated request came from to c, and
+// says whether it is new to c.
+func (t *leanTable) learn(c *leanConn, from netip.AddrPort) bool {
 	t.mu.RLock()
 	o := t.byAddr[from]
 	t.mu.RUnlock()
 	if o == c {
-		return
+		return false
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.byUfrag[c.ufrag] != c || c.addrs >= maxLeanAddrs {
-		return
+		return false
 	}
 	// An address moves to the connection that last authenticated from it
 	// (a client's port reused by its next connection).
 	t.byAddr[from] = c
 	c.addrs++
+	return true
 }
 
 // divert takes the datagram b from the socket if it is a lean
@@ -143,7 +146,12 @@ func (t *leanTable) divert(b []byte, from netip.AddrPort) bool {
 		if !stun.IsMessage(b) {
 			return false
 		}
-		return t.stun(b, from)
+		if t.stun(b, from) {
+			return true
+		}
+		// The answers to the engine's own checks (binding): nothing to
+		// do with them, and nothing for pion.
+		return t.byAddress(from) != nil
 	case b[0] >= 20 && b[0] < 64: // DTLS
 		if c := t.byAddress(from); c != nil {
 			c.dtlsIn(b, &leanPath{udp: from})
@@ -233,7 +241,9 @@ type leanConn struct {
 	sub    *Subscriber
 	direct *directConn // the send path: SRTP keys and address
 
-	ufrag, pwd  string          // the engine's side of ICE
+	ufrag, pwd  string // the engine's side of ICE
+	remoteUfrag string // the client's, for the engine's checks
+	remotePwd   string
 	cert        tls.Certificate // the one whose fingerprint the answer gave
 	fingerprint remoteFingerprint
 	addrs       int // addresses learnt (leanTable.learn, under its lock)
@@ -333,10 +343,12 @@ func (c *leanConn) binding(m *stun.Message, path *leanPath) {
 	}
 	c.lastCheck.Store(nanotime())
 	var mapped stun.XORMappedAddress
+	isNew := false
 	if path.tcp == nil {
-		c.e.lean.learn(c, path.udp)
+		isNew = c.e.lean.learn(c, path.udp)
 		mapped = stun.XORMappedAddress{IP: path.udp.Addr().AsSlice(), Port: int(path.udp.Port())}
 	} else if a, ok := path.tcp.fc.RemoteAddr().(*net.TCPAddr); ok {
+		isNew = !path.tcp.checked.Swap(true)
 		mapped = stun.XORMappedAddress{IP: a.IP, Port: a.Port}
 	}
 	resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.BindingSuccess,
@@ -345,12 +357,39 @@ func (c *leanConn) binding(m *stun.Message, path *leanPath) {
 		return
 	}
 	_ = path.send(c.e, resp.Raw)
+	if isNew && !m.Contains(stun.AttrUseCandidate) {
+		c.check(path)
+	}
 	if m.Contains(stun.AttrUseCandidate) {
 		// The client's choice (it is the controlling agent: the engine is
 		// lite). Media goes where its latest nomination came from.
 		c.useMediaPath(path)
 	}
 }
+
+// check sends the client one binding request on a path its first check
+// came from, as a full agent's triggered check would (RFC 8445 §7.3.1.4).
+// A lite agent need not; but a controlling agent that sees the pair work
+// both ways nominates it at once instead of at its next round of checks:
+// pion's, 200 ms later, which was the whole of its clients' join time on
+// loopback. The answer is dropped (divert).
+func (c *leanConn) check(path *leanPath) {
+	if c.remoteUfrag == "" || c.remotePwd == "" {
+		return
+	}
+	req, err := stun.Build(stun.BindingRequest, stun.TransactionID,
+		stun.NewUsername(c.remoteUfrag+":"+c.ufrag),
+		ice.AttrControlled(c.tieBreaker()),
+		ice.PriorityAttr(126<<24|65535<<8|255),
+		stun.NewShortTermIntegrity(c.remotePwd), stun.Fingerprint)
+	if err == nil {
+		_ = path.send(c.e, req.Raw)
+	}
+}
+
+// tieBreaker is the ICE-CONTROLLED attribute's value: any; the engine is
+// never the controlling agent, so no role conflict can arise from it.
+func (c *leanConn) tieBreaker() uint64 { return uint64(randUint32()) }
 
 // useMediaPath sends media on path from now on.
 func (c *leanConn) useMediaPath(path *leanPath) {
@@ -627,10 +666,11 @@ func (c *leanConn) readTCP(fc *framedConn, first []byte) {
 // wait for a subscriber whose TCP window is full (what does not fit is
 // dropped, as a congested UDP path would; NACKs repair it).
 type leanTCP struct {
-	fc   *framedConn
-	q    chan []byte
-	done chan struct{}
-	once sync.Once
+	fc      *framedConn
+	checked atomic.Bool // the engine's check sent (leanConn.check)
+	q       chan []byte
+	done    chan struct{}
+	once    sync.Once
 }
 
 // leanTCPQueue is how many packets may wait for a TCP connection: about

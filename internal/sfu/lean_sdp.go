@@ -19,6 +19,8 @@ import (
 type leanOffer struct {
 	sd          sdp.SessionDescription
 	fingerprint remoteFingerprint
+	// The client's ICE credentials, for the engine's own checks (lean.go).
+	ufrag, pwd string
 }
 
 // readLeanOffer says whether an offer can be answered by a lean connection
@@ -39,6 +41,10 @@ func readLeanOffer(offer string) (*leanOffer, bool) {
 			}
 		case "fingerprint":
 			o.fingerprint = parseFingerprint(a.Value)
+		case "ice-ufrag":
+			o.ufrag = a.Value
+		case "ice-pwd":
+			o.pwd = a.Value
 		case "setup":
 			if a.Value == "passive" {
 				return nil, false
@@ -64,10 +70,15 @@ func readLeanOffer(offer string) (*leanOffer, bool) {
 				o.fingerprint = parseFingerprint(v)
 			}
 		}
+		if o.ufrag == "" {
+			o.ufrag, _ = md.Attribute("ice-ufrag")
+			o.pwd, _ = md.Attribute("ice-pwd")
+		}
 	}
 	if o.fingerprint.value == "" || len(bundle) == 0 {
 		return nil, false
 	}
+	o.ufrag, o.pwd = strings.Clone(o.ufrag), strings.Clone(o.pwd)
 	return o, true
 }
 

@@ -168,6 +168,7 @@ func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subsc
 	direct := &directConn{e: r.e, cryptex: cryptex}
 	s := newSubscriber(r, subscriberID, pub, nil, connParts{direct: direct}, plan, opts)
 	c := r.e.newLeanConn(s, lo.fingerprint, direct, tlsCert)
+	c.remoteUfrag, c.remotePwd = lo.ufrag, lo.pwd
 	s.lean = c
 	for _, d := range s.downs {
 		d.leanBind()
