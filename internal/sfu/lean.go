@@ -51,11 +51,13 @@ import (
 //     an alert — its close_notify when it hangs up — and are taken as such.
 //   - SRTP out on the direct send path (direct.go); SRTCP in decrypted and
 //     handled on the read loop (feedback.go).
+//   - ICE-TCP (RFC 6544) through the engine's TCP port, which it shares
+//     with pion's connections (tcpsplit.go).
 //
 // Only subscribers whose publisher sends one encoding a track
 // (roleFixedSubscriber: no congestion controller, which needs pion's
-// interceptors) and whose offer bundles its media over UDP with a
-// certificate fingerprint take this path; the rest keep pion's.
+// interceptors) and whose offer bundles its media with a certificate
+// fingerprint and no data channel take this path; the rest keep pion's.
 
 // leanSilenceTimeout is how long a lean connection may go without an
 // authenticated binding request before it fails: browsers check the
@@ -100,11 +102,12 @@ func (t *leanTable) remove(c *leanConn) {
 		delete(t.byUfrag, c.ufrag)
 		t.n.Add(-1)
 	}
-	for a, o := range t.byAddr {
-		if o == c {
+	for _, a := range c.addrs {
+		if t.byAddr[a] == c {
 			delete(t.byAddr, a)
 		}
 	}
+	c.addrs = nil
 	t.mu.Unlock()
 }
 
@@ -123,13 +126,13 @@ func (t *leanTable) learn(c *leanConn, from netip.AddrPort) bool {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.byUfrag[c.ufrag] != c || c.addrs >= maxLeanAddrs {
+	if t.byUfrag[c.ufrag] != c || len(c.addrs) >= maxLeanAddrs {
 		return false
 	}
 	// An address moves to the connection that last authenticated from it
 	// (a client's port reused by its next connection).
 	t.byAddr[from] = c
-	c.addrs++
+	c.addrs = append(c.addrs, from)
 	return true
 }
 
@@ -246,7 +249,7 @@ type leanConn struct {
 	remotePwd   string
 	cert        tls.Certificate // the one whose fingerprint the answer gave
 	fingerprint remoteFingerprint
-	addrs       int // addresses learnt (leanTable.learn, under its lock)
+	addrs       []netip.AddrPort // learnt (leanTable.learn), under the table's lock
 
 	lastCheck atomic.Int64 // nanotime of the last authenticated binding request
 	// media is the path the client nominated last (or the handshake's):
