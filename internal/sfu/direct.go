@@ -490,6 +490,9 @@ func (i *directInterceptor) BindLocalStream(info *interceptor.StreamInfo, writer
 type directStream struct {
 	c    *directConn
 	next interceptor.RTPWriter // pion's SRTP, for what the direct path does not send
+	// count: nothing above counts what is sent (a lean connection's
+	// chain has no stats interceptor).
+	count bool
 	// batch gathers the packets while the down-track writes a batch
 	// (downTrack.writeBatch, under the down-track's lock, as every write
 	// of the stream).
@@ -498,6 +501,9 @@ type directStream struct {
 
 func (s *directStream) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 	if n, ok, err := s.c.send(h, payload, s.batch); ok {
+		if err == nil && s.count {
+			s.c.e.stats.forwarded(h, payload)
+		}
 		return n, err
 	}
 	return s.next.Write(h, payload, a)

@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -49,6 +51,7 @@ type downTrack struct {
 	rtxSeq  uint16
 	hist    *seqHistory   // nil when the subscriber did not negotiate NACK
 	stream  *directStream // past a congestion controller, the direct path's writer (direct.go)
+	twccID  uint8         // the section's transport-wide-cc extension (lean connections)
 
 	// Sequence numbers here are extended (64-bit, never wrapping: see
 	// seqUnwrapper), the source's per encoding and the down-track's own;
@@ -156,13 +159,40 @@ func (d *downTrack) leanBind() {
 	if d.closed {
 		return
 	}
-	d.writer = &directWriter{c: d.sub.direct, pion: leanTCPWriter{d.sub.lean}}
 	d.ssrc = randUint32()
 	d.pt = d.codec.pt
 	if d.codec.rtxPT != 0 && d.hist != nil {
 		d.rtxSSRC, d.rtxPT = randUint32(), d.codec.rtxPT
 	}
+	if est := d.sub.est; est != nil && d.sub.lean.stamper != nil {
+		// With congestion control, as pion's interceptors would chain
+		// them: the transport-wide number written, the controller records
+		// the packet, the direct path (or TCP) sends it.
+		inner := &directStream{c: d.sub.direct, next: leanTCPStream{d.sub.lean}, count: true}
+		info := &interceptor.StreamInfo{SSRC: d.ssrc, SSRCRetransmission: d.rtxSSRC,
+			RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: int(d.twccID)}}}
+		stamped := d.sub.lean.stamper.BindLocalStream(info, est.AddStream(info, inner))
+		d.writer = chainWriter{stamped}
+		d.stream = inner
+	} else {
+		d.writer = &directWriter{c: d.sub.direct, pion: leanTCPWriter{d.sub.lean}}
+	}
 	d.up.attach(d)
+}
+
+// chainWriter is an interceptor chain as a track's writer.
+type chainWriter struct{ w interceptor.RTPWriter }
+
+func (c chainWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	return c.w.Write(h, payload, nil)
+}
+
+func (c chainWriter) Write(b []byte) (int, error) {
+	var p rtp.Packet
+	if err := p.Unmarshal(b); err != nil {
+		return 0, err
+	}
+	return c.WriteRTP(&p.Header, p.Payload)
 }
 
 func rtxPayloadType(codecs []webrtc.RTPCodecParameters, apt webrtc.PayloadType) uint8 {

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/fingerprint"
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -244,8 +245,9 @@ type leanConn struct {
 	sub    *Subscriber
 	direct *directConn // the send path: SRTP keys and address
 
-	ufrag, pwd  string // the engine's side of ICE
-	remoteUfrag string // the client's, for the engine's checks
+	stamper     *twccStamper // the transport-wide numbers, with congestion control
+	ufrag, pwd  string       // the engine's side of ICE
+	remoteUfrag string       // the client's, for the engine's checks
 	remotePwd   string
 	cert        tls.Certificate // the one whose fingerprint the answer gave
 	fingerprint remoteFingerprint
@@ -303,6 +305,9 @@ func (e *Engine) newLeanConn(s *Subscriber, fp remoteFingerprint, direct *direct
 		fingerprint: fp,
 	}
 	c.adapter = newLeanPacketConn(c)
+	if s.est != nil {
+		c.stamper = &twccStamper{}
+	}
 	c.lastCheck.Store(nanotime())
 	// Made now (and armed by start) so that a close racing the start
 	// always finds it.
@@ -561,6 +566,9 @@ func (c *leanConn) handleRTCP(b []byte) {
 		return
 	}
 	c.e.stats.countRTCP(pkts, &c.e.stats.nacksRecv, &c.e.stats.keyframesRecv, &c.e.stats.downLoss)
+	if est := c.sub.est; est != nil {
+		_ = est.WriteRTCP(pkts, nil) // it takes the transport-wide feedback
+	}
 	for _, d := range c.sub.downs {
 		d.handleRTCPPackets(pkts)
 	}
@@ -607,6 +615,13 @@ func (w leanTCPWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	path.tcp.send(out)
 	w.c.e.stats.forwarded(h, payload)
 	return len(out), nil
+}
+
+// leanTCPStream is leanTCPWriter at the end of an interceptor chain.
+type leanTCPStream struct{ c *leanConn }
+
+func (s leanTCPStream) Write(h *rtp.Header, payload []byte, _ interceptor.Attributes) (int, error) {
+	return leanTCPWriter(s).WriteRTP(h, payload)
 }
 
 func (w leanTCPWriter) Write(b []byte) (int, error) {

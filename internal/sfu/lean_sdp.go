@@ -156,7 +156,7 @@ func (c *leanConn) answer(o *leanOffer, s *Subscriber, plan []subscribeSection, 
 				fmt.Fprintf(&b, "a=fmtp:%d %s\r\n", codec.pt, codec.fmtp)
 			}
 			for _, fb := range codec.feedback {
-				if !leanFeedback(fb) {
+				if !leanFeedback(fb) && !(fb.Type == webrtc.TypeRTCPFBTransportCC && c.stamper != nil) {
 					continue
 				}
 				if fb.Parameter != "" {
@@ -168,6 +168,9 @@ func (c *leanConn) answer(o *leanOffer, s *Subscriber, plan []subscribeSection, 
 			if rtx {
 				fmt.Fprintf(&b, "a=rtpmap:%d rtx/%d\r\na=fmtp:%d apt=%d\r\n", d.rtxPT, codec.clock, d.rtxPT, codec.pt)
 			}
+		}
+		if d != nil && c.stamper != nil && d.twccID != 0 {
+			fmt.Fprintf(&b, "a=extmap:%d %s\r\n", d.twccID, sdp.TransportCCURI)
 		}
 		if d == nil {
 			b.WriteString("a=inactive\r\n")
@@ -211,7 +214,8 @@ func randUint32() uint32 {
 }
 
 // leanFeedback is the RTCP feedback a lean connection acts on: NACK,
-// PLI and FIR (a fixed subscriber has no use for bandwidth feedback).
+// PLI and FIR; and transport-wide feedback where the subscriber has a
+// congestion controller (answer).
 func leanFeedback(fb webrtc.RTCPFeedback) bool {
 	switch {
 	case fb.Type == webrtc.TypeRTCPFBNACK && (fb.Parameter == "" || fb.Parameter == "pli"):

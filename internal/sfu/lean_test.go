@@ -228,3 +228,34 @@ func TestLeanSubscriberOverTCP(t *testing.T) {
 		t.Fatal("the subscriber was not closed")
 	}
 }
+
+// A simulcast publisher's subscriber is on a lean connection too when it
+// offers transport-wide feedback: the engine writes the transport-wide
+// numbers, its congestion controller gets the client's feedback from the
+// read loop, and the allocator moves between layers on the estimate, with
+// every switch at a keyframe and the sequence numbers continuous.
+func TestLeanSimulcastSubscriber(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	e := newLeanEngine(t)
+	r := e.NewRouter("stage")
+	startPublisher(t, ctx, r, "alice", pubOpts{rids: []string{"hi", "mid", "low"}})
+	ts, err := subscribe(t, ctx, r, "bob", "alice", subOpts{options: SubscribeOptions{InitialLayer: "lowest"}})
+	must(t, err)
+	if ts.sub.lean == nil || ts.sub.est == nil || !ts.sub.twcc {
+		t.Fatalf("lean %v, estimator %v, transport-wide feedback %v", ts.sub.lean != nil, ts.sub.est != nil, ts.sub.twcc)
+	}
+	if answer := ts.pc.RemoteDescription().SDP; !strings.Contains(answer, "transport-wide-cc") || !strings.Contains(answer, "transport-cc") {
+		t.Fatalf("the answer offers no transport-wide feedback:\n%s", answer)
+	}
+	waitFor(t, ctx, "transport-wide feedback at the estimator", func() bool { return ts.sub.est.twccReports.Load() > 10 })
+	// Unpinned, the allocator climbs from the lowest layer on the
+	// estimate (it starts above the top layer's bitrate).
+	waitFor(t, ctx, "the top layer", func() bool { return lastLayers(ts, 10, uint8(ridRank["hi"])) })
+	mid := videoMID(t, ts.sub)
+	must(t, ts.sub.PinLayer(mid, "low"))
+	waitFor(t, ctx, "the pinned low layer", func() bool { return lastLayers(ts, 10, uint8(ridRank["low"])) })
+	must(t, ts.errors())
+	checkStream(t, ts.snapshot(webrtc.RTPCodecTypeVideo), true, 0)
+	checkStream(t, ts.snapshot(webrtc.RTPCodecTypeAudio), false, 0)
+}

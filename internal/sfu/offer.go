@@ -47,6 +47,7 @@ type offerSection struct {
 	codecs    []offerCodec
 	rids      []string // a=rid:<id> send, in order
 	twcc      bool     // the transport-wide-cc header extension is offered
+	twccID    uint8    // its id
 	setup     string   // a=setup (RFC 4145): the offerer's DTLS role, "" if none
 	cryptex   bool     // a=cryptex (RFC 9335): header extensions encrypted
 }
@@ -156,7 +157,11 @@ func parseOffer(offer string) ([]offerSection, error) {
 				}
 			case a.Key == "extmap":
 				if strings.Contains(a.Value, twccURI) {
-					sec.twcc = true
+					idText, _, _ := strings.Cut(a.Value, " ")
+					idText, _, _ = strings.Cut(idText, "/") // "<id>/<direction>"
+					if id, err := strconv.ParseUint(idText, 10, 8); err == nil && id >= 1 && id <= 14 {
+						sec.twcc, sec.twccID = true, uint8(id)
+					}
 				}
 			}
 		}

@@ -131,9 +131,9 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 		// then encrypts header extensions too.
 		cryptex = cryptex || ps.sec.cryptex
 	}
-	if role == roleFixedSubscriber && direct && r.e.cfg.LeanSubscribers {
+	if direct && r.e.cfg.LeanSubscribers && (role == roleFixedSubscriber || twccEverywhere(plan)) {
 		if lo, ok := readLeanOffer(offer); ok {
-			return r.subscribeLean(subscriberID, pub, plan, lo, cryptex, opts)
+			return r.subscribeLean(subscriberID, pub, plan, lo, cryptex, role, initial, opts)
 		}
 	}
 	pc, parts, err := r.e.newPeerConnection(role, initial, direct)
@@ -156,7 +156,9 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 }
 
 // subscribeLean answers a subscriber on a lean connection (lean.go).
-func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subscribeSection, lo *leanOffer, cryptex bool, opts SubscribeOptions) (*Subscriber, string, error) {
+// A subscriber with congestion control (roleSubscriber) is given its
+// estimator here, fed by the lean connection (lean.go).
+func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subscribeSection, lo *leanOffer, cryptex bool, role peerRole, initial int, opts SubscribeOptions) (*Subscriber, string, error) {
 	tlsCert, cert, err := r.e.cert.getTLS()
 	if err != nil {
 		return nil, "", err
@@ -165,8 +167,14 @@ func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subsc
 	if err != nil {
 		return nil, "", fmt.Errorf("sfu: certificate fingerprint: %w", err)
 	}
-	direct := &directConn{e: r.e, cryptex: cryptex}
-	s := newSubscriber(r, subscriberID, pub, nil, connParts{direct: direct}, plan, opts)
+	parts := connParts{direct: &directConn{e: r.e, cryptex: cryptex}}
+	if role == roleSubscriber {
+		if parts.est, err = newEstimator(initial); err != nil {
+			return nil, "", err
+		}
+	}
+	direct := parts.direct
+	s := newSubscriber(r, subscriberID, pub, nil, parts, plan, opts)
 	c := r.e.newLeanConn(s, lo.fingerprint, direct, tlsCert)
 	c.remoteUfrag, c.remotePwd = lo.ufrag, lo.pwd
 	s.lean = c
@@ -179,6 +187,18 @@ func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subsc
 	}
 	c.start()
 	return s, answer, nil
+}
+
+// twccEverywhere tells whether every section that will carry a track has
+// the transport-wide-cc extension, which a lean connection's congestion
+// controller needs (it has no REMB of its own to fall back on).
+func twccEverywhere(plan []subscribeSection) bool {
+	for _, ps := range plan {
+		if ps.track != nil && !ps.sec.twcc {
+			return false
+		}
+	}
+	return true
 }
 
 // negotiate runs the answerer's side of one offer/answer exchange and waits

@@ -109,7 +109,9 @@ func newSubscriber(r *Router, id string, pub *Publisher, pc *webrtc.PeerConnecti
 		if opts.InitialLayer == "highest" {
 			initial = int32(len(ps.track.layers) - 1)
 		}
-		s.downs = append(s.downs, newDownTrack(s, ps.track, ps.sec.mid, ps.codec, initial))
+		d := newDownTrack(s, ps.track, ps.sec.mid, ps.codec, initial)
+		d.twccID = ps.sec.twccID
+		s.downs = append(s.downs, d)
 		if ps.sec.twcc {
 			s.twcc = true
 		}
@@ -357,6 +359,9 @@ func (s *Subscriber) close(reason error, graceful bool) {
 	switch {
 	case s.lean != nil:
 		s.lean.close(graceful)
+		if s.est != nil {
+			err = s.est.Close()
+		}
 	case graceful:
 		err = s.pc.GracefulClose()
 	default:
