@@ -55,10 +55,12 @@ import (
 //   - ICE-TCP (RFC 6544) through the engine's TCP port, which it shares
 //     with pion's connections (tcpsplit.go).
 //
-// Only subscribers whose publisher sends one encoding a track
-// (roleFixedSubscriber: no congestion controller, which needs pion's
-// interceptors) and whose offer bundles its media with a certificate
-// fingerprint and no data channel take this path; the rest keep pion's.
+// Subscribers whose offer bundles its media with a certificate fingerprint
+// and no data channel take this path; those of a simulcast publisher
+// (roleSubscriber) only when they offer transport-wide feedback: their
+// down-tracks then write through the engine's transport-wide numbering and
+// pion's GCC estimator (leanBind), which the read loop feeds the client's
+// feedback. The rest keep pion's peer connection.
 
 // leanSilenceTimeout is how long a lean connection may go without an
 // authenticated binding request before it fails: browsers check the

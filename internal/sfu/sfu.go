@@ -7,9 +7,9 @@
 // sending peer connection (WHIP); a Subscriber is one participant's receiving
 // peer connection for one publisher (WHEP-shaped), as IVS's clients use them.
 // A local Publisher is fed by Go code instead (RTMP ingest, replication).
-// Subscribers that need no congestion control run on the engine's own lean
-// connections (lean.go: ICE-lite, DTLS for the handshake only, SRTP on the
-// engine's sockets) rather than on a pion peer connection.
+// Subscribers run on the engine's own lean connections (lean.go: ICE-lite,
+// DTLS for the handshake only, SRTP on the engine's sockets) rather than on
+// a pion peer connection where their offers allow.
 package sfu
 
 import (
