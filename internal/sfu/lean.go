@@ -569,7 +569,12 @@ func (c *leanConn) handleRTCP(b []byte) {
 	}
 	c.e.stats.countRTCP(pkts, &c.e.stats.nacksRecv, &c.e.stats.keyframesRecv, &c.e.stats.downLoss)
 	if est := c.sub.est; est != nil {
-		_ = est.WriteRTCP(pkts, nil) // it takes the transport-wide feedback
+		// It takes the transport-wide feedback. This runs on the socket's
+		// read loop, which pion's connections spread over their own SRTCP
+		// goroutines: at 200 simulcast subscribers no packet waited for
+		// it (docs/performance.md), but at thousands the estimator's work
+		// may want a goroutine of its own.
+		_ = est.WriteRTCP(pkts, nil)
 	}
 	for _, d := range c.sub.downs {
 		d.handleRTCPPackets(pkts)
