@@ -428,11 +428,11 @@ func (b *sendBatch) flush() error {
 }
 
 // directWriter is the writer of a roleFixedSubscriber's down-track: the
-// direct path, or pion's track writer for what the direct path does not
-// send.
+// direct path, or fallback for what the direct path does not send (pion's
+// track writer; a lean connection's ICE-TCP writer).
 type directWriter struct {
-	c    *directConn
-	pion webrtc.TrackLocalWriter
+	c        *directConn
+	fallback webrtc.TrackLocalWriter
 	// batch, while the down-track writes a batch of packets (under its
 	// lock), gathers them for one send (downTrack.writeBatch).
 	batch *sendBatch
@@ -441,7 +441,7 @@ type directWriter struct {
 func (w *directWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	n, ok, err := w.c.send(h, payload, w.batch)
 	if !ok {
-		return w.pion.WriteRTP(h, payload)
+		return w.fallback.WriteRTP(h, payload)
 	}
 	if err == nil {
 		w.c.e.stats.forwarded(h, payload) // the stats interceptor is skipped here
@@ -450,7 +450,14 @@ func (w *directWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 }
 
 // Write sends a marshalled RTP packet.
-func (w *directWriter) Write(b []byte) (int, error) {
+func (w *directWriter) Write(b []byte) (int, error) { return writeMarshalled(w, b) }
+
+// writeMarshalled is a track writer's Write, in terms of its WriteRTP
+// (nothing in the engine writes marshalled packets; pion's interface has
+// it).
+func writeMarshalled(w interface {
+	WriteRTP(*rtp.Header, []byte) (int, error)
+}, b []byte) (int, error) {
 	var p rtp.Packet
 	if err := p.Unmarshal(b); err != nil {
 		return 0, err

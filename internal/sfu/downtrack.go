@@ -129,7 +129,7 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		// there directly (direct.go). With a congestion controller the
 		// packets go through the interceptors, the innermost of which
 		// sends them the same way.
-		d.writer = &directWriter{c: c, pion: d.writer}
+		d.writer = &directWriter{c: c, fallback: d.writer}
 	}
 	d.ssrc = uint32(ctx.SSRC())
 	d.pt = uint8(codec.PayloadType)
@@ -175,7 +175,7 @@ func (d *downTrack) leanBind() {
 		d.writer = chainWriter{stamped}
 		d.stream = inner
 	} else {
-		d.writer = &directWriter{c: d.sub.direct, pion: leanTCPWriter{d.sub.lean}}
+		d.writer = &directWriter{c: d.sub.direct, fallback: leanTCPWriter{d.sub.lean}}
 	}
 	d.up.attach(d)
 }
@@ -187,13 +187,7 @@ func (c chainWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	return c.w.Write(h, payload, nil)
 }
 
-func (c chainWriter) Write(b []byte) (int, error) {
-	var p rtp.Packet
-	if err := p.Unmarshal(b); err != nil {
-		return 0, err
-	}
-	return c.WriteRTP(&p.Header, p.Payload)
-}
+func (c chainWriter) Write(b []byte) (int, error) { return writeMarshalled(c, b) }
 
 func rtxPayloadType(codecs []webrtc.RTPCodecParameters, apt webrtc.PayloadType) uint8 {
 	want := "apt=" + strconv.Itoa(int(apt))

@@ -147,8 +147,8 @@ func (t *leanTable) divert(b []byte, from netip.AddrPort) bool {
 		return false
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	switch {
-	case b[0] < 4: // STUN (RFC 7983)
+	kind := leanKind(b)
+	if kind == leanSTUN {
 		if !stun.IsMessage(b) {
 			return false
 		}
@@ -158,20 +158,44 @@ func (t *leanTable) divert(b []byte, from netip.AddrPort) bool {
 		// The answers to the engine's own checks (binding): nothing to
 		// do with them, and nothing for pion.
 		return t.byAddress(from) != nil
-	case b[0] >= 20 && b[0] < 64: // DTLS
-		if c := t.byAddress(from); c != nil {
-			c.dtlsIn(b, &leanPath{udp: from})
-			return true
-		}
-	case b[0] >= 128 && b[0] < 192: // RTP and RTCP
-		if c := t.byAddress(from); c != nil {
-			if len(b) > 1 && b[1] >= 192 && b[1] <= 223 {
-				c.handleRTCP(b)
-			}
-			return true // a subscriber sends no RTP
-		}
 	}
-	return false
+	if kind == leanOther {
+		return false
+	}
+	c := t.byAddress(from)
+	if c == nil {
+		return false
+	}
+	c.receive(b, kind, func() *leanPath { return &leanPath{udp: from} })
+	return true
+}
+
+// What a lean connection's datagram is, by its first bytes (RFC 7983).
+type leanPacket uint8
+
+const (
+	leanOther leanPacket = iota
+	leanSTUN
+	leanDTLS
+	leanRTP // a subscriber sends none: dropped
+	leanRTCP
+)
+
+func leanKind(b []byte) leanPacket {
+	switch {
+	case len(b) == 0:
+		return leanOther
+	case b[0] < 4:
+		return leanSTUN
+	case b[0] >= 20 && b[0] < 64:
+		return leanDTLS
+	case b[0] >= 128 && b[0] < 192:
+		if len(b) > 1 && b[1] >= 192 && b[1] <= 223 {
+			return leanRTCP
+		}
+		return leanRTP
+	}
+	return leanOther
 }
 
 func (t *leanTable) byAddress(a netip.AddrPort) *leanConn {
@@ -296,7 +320,7 @@ func newICECredential(n int) string {
 
 // newLeanConn prepares a lean connection for subscriber s; start makes
 // it reachable.
-func (e *Engine) newLeanConn(s *Subscriber, fp remoteFingerprint, direct *directConn, cert tls.Certificate) *leanConn {
+func (e *Engine) newLeanConn(s *Subscriber, o *leanOffer, direct *directConn, cert tls.Certificate) *leanConn {
 	c := &leanConn{
 		e:           e,
 		sub:         s,
@@ -304,7 +328,9 @@ func (e *Engine) newLeanConn(s *Subscriber, fp remoteFingerprint, direct *direct
 		direct:      direct,
 		ufrag:       newICECredential(16),
 		pwd:         newICECredential(32),
-		fingerprint: fp,
+		remoteUfrag: o.ufrag,
+		remotePwd:   o.pwd,
+		fingerprint: o.fingerprint,
 	}
 	c.adapter = newLeanPacketConn(c)
 	if s.est != nil {
@@ -367,13 +393,12 @@ func (c *leanConn) binding(m *stun.Message, path *leanPath) {
 		return
 	}
 	_ = path.send(c.e, resp.Raw)
-	if isNew && !m.Contains(stun.AttrUseCandidate) {
-		c.check(path)
-	}
 	if m.Contains(stun.AttrUseCandidate) {
 		// The client's choice (it is the controlling agent: the engine is
 		// lite). Media goes where its latest nomination came from.
 		c.useMediaPath(path)
+	} else if isNew {
+		c.check(path)
 	}
 }
 
@@ -631,13 +656,7 @@ func (s leanTCPStream) Write(h *rtp.Header, payload []byte, _ interceptor.Attrib
 	return leanTCPWriter(s).WriteRTP(h, payload)
 }
 
-func (w leanTCPWriter) Write(b []byte) (int, error) {
-	var p rtp.Packet
-	if err := p.Unmarshal(b); err != nil {
-		return 0, err
-	}
-	return w.WriteRTP(&p.Header, p.Payload)
-}
+func (w leanTCPWriter) Write(b []byte) (int, error) { return writeMarshalled(w, b) }
 
 // claimsTCPUfrag tells the ICE-TCP port's splitter (tcpsplit.go) which
 // connections are lean connections'.
@@ -670,14 +689,15 @@ func (c *leanConn) readTCP(fc *framedConn, first []byte) {
 	out := newLeanTCP(fc)
 	defer out.close()
 	path := &leanPath{tcp: out}
-	c.receive(first, path)
+	at := func() *leanPath { return path }
+	c.receive(first, leanKind(first), at)
 	buf := make([]byte, maxPacket)
 	for {
 		n, err := fc.ReadPacket(buf)
 		if err != nil {
 			break
 		}
-		c.receive(buf[:n], path)
+		c.receive(buf[:n], leanKind(buf[:n]), at)
 	}
 	_ = fc.Close()
 	if cur := c.media.Load(); cur != nil && cur.tcp == out {
@@ -742,23 +762,19 @@ func (t *leanTCP) close() {
 	})
 }
 
-// receive handles one packet from an ICE-TCP connection, as the UDP read
-// loop's divert does a datagram.
-func (c *leanConn) receive(b []byte, path *leanPath) {
-	if len(b) == 0 {
-		return
-	}
-	switch {
-	case b[0] < 4:
+// receive handles one packet of kind from the client; path is where it
+// came from, made only for the few packets that keep it (binding
+// requests, DTLS).
+func (c *leanConn) receive(b []byte, kind leanPacket, path func() *leanPath) {
+	switch kind {
+	case leanSTUN:
 		if m, local, ok := decodeBinding(b); ok && local == c.ufrag {
-			c.binding(m, path)
+			c.binding(m, path())
 		}
-	case b[0] >= 20 && b[0] < 64:
-		c.dtlsIn(b, path)
-	case b[0] >= 128 && b[0] < 192:
-		if len(b) > 1 && b[1] >= 192 && b[1] <= 223 {
-			c.handleRTCP(b)
-		}
+	case leanDTLS:
+		c.dtlsIn(b, path())
+	case leanRTCP:
+		c.handleRTCP(b)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 // leanOffer is what a lean connection needs from a subscriber's offer
 // beyond the media sections (offer.go).
 type leanOffer struct {
-	sd          sdp.SessionDescription
+	sd          *sdp.SessionDescription
 	fingerprint remoteFingerprint
 	// The client's ICE credentials, for the engine's own checks (lean.go).
 	ufrag, pwd string
@@ -25,13 +25,11 @@ type leanOffer struct {
 
 // readLeanOffer says whether an offer can be answered by a lean connection
 // (lean.go): all its media bundled (RFC 9143) in one transport, a
-// certificate fingerprint, no data channel, and an offerer that lets the
-// engine be the DTLS server. ok false leaves the subscriber to pion.
-func readLeanOffer(offer string) (*leanOffer, bool) {
-	o := &leanOffer{}
-	if err := o.sd.UnmarshalString(offer); err != nil {
-		return nil, false
-	}
+// certificate fingerprint, no data channel. (An offerer that insists on
+// being the DTLS server has no direct path, which Subscribe checks first.)
+// ok false leaves the subscriber to pion.
+func readLeanOffer(sd *sdp.SessionDescription) (*leanOffer, bool) {
+	o := &leanOffer{sd: sd}
 	var bundle []string
 	for _, a := range o.sd.Attributes {
 		switch a.Key {
@@ -45,10 +43,6 @@ func readLeanOffer(offer string) (*leanOffer, bool) {
 			o.ufrag = a.Value
 		case "ice-pwd":
 			o.pwd = a.Value
-		case "setup":
-			if a.Value == "passive" {
-				return nil, false
-			}
 		}
 	}
 	for _, md := range o.sd.MediaDescriptions {
@@ -60,9 +54,6 @@ func readLeanOffer(offer string) (*leanOffer, bool) {
 		}
 		mid, _ := md.Attribute("mid")
 		if !slices.Contains(bundle, mid) {
-			return nil, false
-		}
-		if v, ok := md.Attribute("setup"); ok && v == "passive" {
 			return nil, false
 		}
 		if o.fingerprint.value == "" {
@@ -87,10 +78,10 @@ func parseFingerprint(v string) remoteFingerprint {
 	return remoteFingerprint{algorithm: strings.ToLower(alg), value: strings.TrimSpace(val)}
 }
 
-// leanAnswer writes the answer to o for subscriber s on lean connection c:
-// ICE-lite, the engine the DTLS server, one codec per section, no header
-// extensions and no RTX (retransmissions go as plain packets), the
-// engine's host candidates.
+// answer writes the answer to o for subscriber s on lean connection c:
+// ICE-lite, the engine the DTLS server, one codec per section with RTX
+// where offered, no header extension but transport-wide-cc for a
+// subscriber with congestion control, the engine's host candidates.
 func (c *leanConn) answer(o *leanOffer, s *Subscriber, plan []subscribeSection, fingerprints []webrtc.DTLSFingerprint) string {
 	offered := map[string][]offerCodec{} // by mid, for sections answered inactive
 	for _, ps := range plan {
@@ -252,6 +243,7 @@ func hostCandidateAddrs(cfg Config) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
+	listen, _ := netip.ParseAddr(cfg.ListenIP) // "" or IPv4's/IPv6's any address here
 	var out []netip.Addr
 	for _, ifc := range ifaces {
 		if ifc.Flags&net.FlagUp == 0 {
@@ -270,7 +262,7 @@ func hostCandidateAddrs(cfg Config) ([]netip.Addr, error) {
 			if ip.IsLinkLocalUnicast() || ip.IsMulticast() {
 				continue
 			}
-			if l, err := netip.ParseAddr(cfg.ListenIP); err == nil && l.Is4() && ip.Is6() {
+			if listen.Is4() && ip.Is6() {
 				continue // bound to IPv4's any address
 			}
 			out = append(out, ip)

@@ -73,11 +73,26 @@ const (
 // parseOffer returns the media sections of an SDP offer; errors wrap
 // ErrBadOffer and say what to fix.
 func parseOffer(offer string) ([]offerSection, error) {
-	var sd sdp.SessionDescription
+	sd, err := unmarshalOffer(offer)
+	if err != nil {
+		return nil, err
+	}
+	return offerSections(sd)
+}
+
+// unmarshalOffer parses an offer's SDP, once for everything that reads it
+// (offerSections, readLeanOffer).
+func unmarshalOffer(offer string) (*sdp.SessionDescription, error) {
+	sd := &sdp.SessionDescription{}
 	if err := sd.UnmarshalString(offer); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
-	if err := checkOfferShape(&sd); err != nil {
+	return sd, nil
+}
+
+// offerSections returns the media sections of a parsed offer.
+func offerSections(sd *sdp.SessionDescription) ([]offerSection, error) {
+	if err := checkOfferShape(sd); err != nil {
 		return nil, err
 	}
 	sessionDir, sessionSetup, sessionCryptex := "sendrecv", "", false

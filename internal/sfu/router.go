@@ -95,7 +95,11 @@ func (r *Router) Publish(ctx context.Context, publisherID, offer string, cb Publ
 // Subscribe answers a subscriber's recvonly offer with the tracks of
 // publisherID.
 func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer string, opts SubscribeOptions) (*Subscriber, string, error) {
-	sections, err := parseOffer(offer)
+	sd, err := unmarshalOffer(offer)
+	if err != nil {
+		return nil, "", err
+	}
+	sections, err := offerSections(sd)
 	if err != nil {
 		return nil, "", err
 	}
@@ -132,7 +136,7 @@ func (r *Router) Subscribe(ctx context.Context, subscriberID, publisherID, offer
 		cryptex = cryptex || ps.sec.cryptex
 	}
 	if direct && r.e.cfg.LeanSubscribers && (role == roleFixedSubscriber || twccEverywhere(plan)) {
-		if lo, ok := readLeanOffer(offer); ok {
+		if lo, ok := readLeanOffer(sd); ok {
 			return r.subscribeLean(subscriberID, pub, plan, lo, cryptex, role, initial, opts)
 		}
 	}
@@ -175,8 +179,7 @@ func (r *Router) subscribeLean(subscriberID string, pub *Publisher, plan []subsc
 	}
 	direct := parts.direct
 	s := newSubscriber(r, subscriberID, pub, nil, parts, plan, opts)
-	c := r.e.newLeanConn(s, lo.fingerprint, direct, tlsCert)
-	c.remoteUfrag, c.remotePwd = lo.ufrag, lo.pwd
+	c := r.e.newLeanConn(s, lo, direct, tlsCert)
 	s.lean = c
 	for _, d := range s.downs {
 		d.leanBind()
