@@ -4,8 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/rostrum-dev/rostrum/internal/bwe"
 )
 
 // Layer allocation: which simulcast encoding a subscriber's video section
@@ -97,10 +100,15 @@ func (s *Subscriber) allocate() {
 		return
 	}
 	budget := s.estimate()
+	// want is what the subscriber would take if the budget allowed, and
+	// probeOn the video down-track held below its best layer by it.
+	var want int64
+	var probeOn *downTrack
 	for _, d := range s.downs {
 		if d.kind == webrtc.RTPCodecTypeAudio && !d.paused.Load() {
 			d.setTarget(0)
 			budget -= d.up.layers[0].bitrate.Load()
+			want += d.up.layers[0].bitrate.Load()
 		}
 	}
 	var stats [8]layerStat
@@ -121,8 +129,60 @@ func (s *Subscriber) allocate() {
 		if li >= 0 {
 			budget -= stats[li].bitrate
 		}
+		if s.est != nil && li >= 0 {
+			if best := chooseLayer(stats[:n], math.MaxInt64, was, d.pinned.Load()); best > li {
+				want += stats[best].bitrate * upgradeHeadroom / 100
+				probeOn = d
+			} else {
+				want += stats[li].bitrate
+			}
+		}
 		d.setTarget(li)
 	}
+	if probeOn != nil {
+		s.probe(probeOn, want)
+	}
+}
+
+// probeSteps is how many sends a probe's padding is spread over, across
+// bwe.ProbeDuration.
+const probeSteps = 8
+
+// probe asks the congestion controller for a probe towards goal bits per
+// second, and sends it on d, when the budget holds d below the layer it
+// would take: the estimate can rise past what the path is seen carrying
+// only on what a probe shows (internal/bwe). The padding goes on the RTX
+// stream, which receivers drop (it has no payload); without RTX there is
+// no probe.
+func (s *Subscriber) probe(d *downTrack, goal int64) {
+	if !d.canPad() {
+		return
+	}
+	bytes, ok := s.est.c.StartProbe(int(min(goal, math.MaxInt32)), nanotime()/1000)
+	if !ok {
+		return
+	}
+	packets := max(bytes/len(probePadding), probeSteps)
+	s.r.goTracked(func() {
+		sent := 0
+		for i := range probeSteps {
+			if i > 0 {
+				time.Sleep(bwe.ProbeDuration * time.Microsecond / probeSteps)
+			}
+			if s.closed.Load() {
+				break
+			}
+			sent += d.sendPadding(packets/probeSteps + btoi(i < packets%probeSteps))
+		}
+		s.est.c.ProbeSent(sent)
+	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // retryKeyframes repeats keyframe requests for switches still waiting

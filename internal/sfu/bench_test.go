@@ -61,7 +61,8 @@ func BenchmarkFanout(b *testing.B) {
 // it: real subscribers over loopback, so each write goes through SRTP and a
 // UDP send. A publisher with one encoding per track gives its subscribers
 // nothing to choose, so they have no congestion controller; the simulcast
-// cases measure the transport-wide sequence numbers and pion's GCC on top.
+// cases measure the transport-wide sequence numbers and the congestion
+// controller on top.
 func BenchmarkForwardPion(b *testing.B) {
 	for _, n := range []int{1, 10} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) { benchPion(b, n, nil, 0) })

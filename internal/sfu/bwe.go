@@ -1,135 +1,108 @@
 package sfu
 
 import (
-	"fmt"
+	"encoding/binary"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/rostrum-dev/rostrum/internal/bwe"
 )
 
-// Send-side bandwidth estimation for subscribers: pion's Google Congestion
-// Control estimator, fed by the subscriber's transport-wide-cc feedback, sets
-// the budget the layer allocator spends. Packets are never paced: an SFU
-// forwards what the publisher's encoder already shaped, and holding packets
-// back would only add latency, so the estimator is given directPacer.
+// Send-side bandwidth estimation for subscribers: the engine's congestion
+// controller (internal/bwe), fed by the subscriber's transport-wide-cc
+// feedback, sets the budget the layer allocator spends, and probes the path
+// when the allocator wants more than the budget (Subscriber.probe). Packets
+// are never paced: an SFU forwards what the publisher's encoder already
+// shaped, and holding packets back would only add latency.
 
 const (
 	// The estimate before any feedback: enough for the top layer of IVS's
 	// default simulcast ladder (720p at up to 2.5 Mbit/s) with the
 	// allocator's headroom to move up, audio, and the overshoot of an
-	// encoder's first seconds. pion's estimator grows by at most 8 % a
-	// second and has no probing (Chrome's starts at 300 kbit/s but probes
-	// its way up within a second), so a low start held subscribers below
-	// a top layer they could take for 10 s and more: from 1 Mbit/s, 2.9
-	// Mbit/s takes 14 s (docs/performance.md, "Time to full quality").
-	// Starting high is what a congested subscriber pays for at once
-	// instead: its first feedback shows the delay building, and the
-	// estimator falls to 85 % of what arrived, a layer down. The layer
-	// preference (InitialLayer) decides only the first layer, which is
-	// sent until its keyframe; both start from the same estimate.
+	// encoder's first seconds. Starting high is what a congested
+	// subscriber pays for at once instead: its first feedback shows the
+	// delay building, and the estimate falls to 85 % of what arrived, a
+	// layer down; probes bring it back up when the path allows (a
+	// controller that only grows towards what it sees acknowledged would
+	// hold it there). The layer preference (InitialLayer) decides only the
+	// first layer, which is sent until its keyframe; both start from the
+	// same estimate.
 	initialBitrate        = 4_000_000
 	initialBitrateHighest = initialBitrate
 	minBitrate            = 100_000
 	maxBitrate            = 20_000_000
 )
 
-// estimator wraps gcc.SendSideBWE so that retransmissions sent on a
-// separate RTX SSRC reach the wire: gcc's pacers only know the media SSRC
-// each stream was added with.
+// estimator is a subscriber connection's congestion controller as pion's
+// cc.BandwidthEstimator: pion's connections hand it their streams and RTCP
+// through the cc interceptor, lean connections directly (lean.go). Each
+// stream's writer records the packets sent with their transport-wide
+// sequence numbers, which the stamper (twcc.go), outside it, has written.
 type estimator struct {
-	*gcc.SendSideBWE
-	pacer *directPacer
-	// twccReports counts the transport-wide feedback packets the
-	// controller was given: it sees RTCP only through the sender's read
-	// chain (feedback.go), and tests check that it still does.
-	twccReports atomic.Uint64
-}
-
-// WriteRTCP is how pion's congestion-control interceptor hands the
-// estimator the RTCP it read.
-func (e *estimator) WriteRTCP(pkts []rtcp.Packet, a interceptor.Attributes) error {
-	for _, p := range pkts {
-		if _, ok := p.(*rtcp.TransportLayerCC); ok {
-			e.twccReports.Add(1)
-		}
-	}
-	return e.SendSideBWE.WriteRTCP(pkts, a)
+	c *bwe.Controller
 }
 
 func newEstimator(initial int) (*estimator, error) {
-	p := &directPacer{}
-	bwe, err := gcc.NewSendSideBWE(
-		gcc.SendSideBWEInitialBitrate(initial),
-		gcc.SendSideBWEMinBitrate(minBitrate),
-		gcc.SendSideBWEMaxBitrate(maxBitrate),
-		gcc.SendSideBWEPacer(p),
-	)
-	if err != nil {
-		return nil, err
-	}
-	return &estimator{SendSideBWE: bwe, pacer: p}, nil
+	return &estimator{c: bwe.New(bwe.Config{Initial: initial, Min: minBitrate, Max: maxBitrate})}, nil
 }
 
-// AddStream registers a local stream; its RTX SSRC, if any, shares the
-// media stream's path (and so its congestion accounting).
+// AddStream returns the writer that records what a stream sends.
 func (e *estimator) AddStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	out := e.SendSideBWE.AddStream(info, w)
-	if info.SSRCRetransmission != 0 {
-		e.pacer.alias(info.SSRCRetransmission, info.SSRC)
+	id := transportCCID(info)
+	if id == 0 {
+		return w
 	}
-	return out
+	return &estimatedStream{c: e.c, id: id, next: w}
 }
 
-// directPacer is a pacer that does not pace: it hands each packet to its
-// stream's writer at once. Its SSRC table is copy-on-write so that the
-// per-packet lookup takes no lock (gcc.NoOpPacer locks a mutex per packet).
-type directPacer struct {
-	mu      sync.Mutex // serialises table updates
-	writers atomic.Pointer[map[uint32]interceptor.RTPWriter]
-}
-
-func (p *directPacer) AddStream(ssrc uint32, w interceptor.RTPWriter) {
-	p.update(func(m map[uint32]interceptor.RTPWriter) { m[ssrc] = w })
-}
-
-func (p *directPacer) alias(from, to uint32) {
-	p.update(func(m map[uint32]interceptor.RTPWriter) {
-		if w, ok := m[to]; ok {
-			m[from] = w
-		}
-	})
-}
-
-func (p *directPacer) update(f func(map[uint32]interceptor.RTPWriter)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	next := map[uint32]interceptor.RTPWriter{}
-	if cur := p.writers.Load(); cur != nil {
-		for k, v := range *cur {
-			next[k] = v
+// WriteRTCP takes the subscriber's RTCP: its transport-wide feedback.
+func (e *estimator) WriteRTCP(pkts []rtcp.Packet, _ interceptor.Attributes) error {
+	now := nanotime() / 1000
+	for _, p := range pkts {
+		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+			e.c.Feedback(fb, now)
 		}
 	}
-	f(next)
-	p.writers.Store(&next)
+	return nil
 }
 
-func (p *directPacer) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-	if m := p.writers.Load(); m != nil {
-		if w, ok := (*m)[h.SSRC]; ok {
-			return w.Write(h, payload, a)
-		}
+func (e *estimator) GetTargetBitrate() int { return e.c.Target() }
+
+// OnTargetBitrateChange is not used: the allocator reads the estimate on
+// each of its rounds.
+func (e *estimator) OnTargetBitrateChange(func(int)) {}
+
+func (e *estimator) GetStats() map[string]any {
+	return map[string]any{"targetBitrate": e.c.Target()}
+}
+
+func (e *estimator) Close() error { return nil }
+
+// feedbacks counts the transport-wide feedback packets the controller was
+// given: tests check that it still gets them.
+func (e *estimator) feedbacks() uint64 { return e.c.Feedbacks() }
+
+type estimatedStream struct {
+	c    *bwe.Controller
+	id   uint8
+	next interceptor.RTPWriter
+}
+
+// Write records one packet (HOT PATH: once per packet per subscriber).
+// A probe's padding is the one packet the engine sends with the padding
+// flag and the padding in the payload (downTrack.sendPadding); media and
+// retransmissions keep theirs in PaddingSize.
+func (s *estimatedStream) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	if ext := h.GetExtension(s.id); len(ext) == 2 {
+		probe := h.Padding && h.PaddingSize == 0
+		s.c.Sent(binary.BigEndian.Uint16(ext), h.MarshalSize()+len(payload)+int(h.PaddingSize), nanotime()/1000, probe)
 	}
-	return 0, fmt.Errorf("%w: %d", gcc.ErrUnknownStream, h.SSRC)
+	return s.next.Write(h, payload, a)
 }
-
-func (p *directPacer) SetTargetBitrate(int) {}
-func (p *directPacer) Close() error         { return nil }
 
 // publisherStartBitrate is the estimate, in kbit/s, a publishing browser is
 // told to start from (x-google-start-bitrate on the answer's video codecs;

@@ -105,6 +105,9 @@ type clientOpts struct {
 	drop func(h *rtp.Header) bool
 	// tcc, if set, tallies the transport-wide numbers sent and reported.
 	tcc *tccTally
+	// downlink, if set, puts the client behind a bottleneck on the way
+	// in (shapedUDP).
+	downlink *shapedUDP
 }
 
 const (
@@ -211,6 +214,11 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 	switch {
 	case o.tcpOnly:
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	case o.downlink != nil:
+		mux := webrtc.NewICEUDPMux(nil, o.downlink)
+		t.Cleanup(func() { _ = mux.Close() })
+		se.SetICEUDPMux(mux)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	case o.mute != nil:
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		must(t, err)
@@ -235,6 +243,71 @@ func clientAPI(t testing.TB, o clientOpts) *webrtc.API {
 type blockedUDP struct{ *net.UDPConn }
 
 func (b blockedUDP) WriteTo(p []byte, _ net.Addr) (int, error) { return len(p), nil }
+
+// shapedUDP is a client's UDP socket behind a bottleneck on the way in, as
+// at a congested access link: what arrives leaves a FIFO queue at rate
+// bits per second (0: at once), and a packet that would wait longer than
+// maxQueue is lost. The client sees the queue's delay and its losses,
+// as pion's transport-wide feedback reports them, in real time.
+type shapedUDP struct {
+	*net.UDPConn
+	rate     atomic.Int64
+	maxQueue time.Duration
+	out      chan shapedPacket
+	free     time.Time // when the link is next free; the reading goroutine's
+}
+
+type shapedPacket struct {
+	b       []byte
+	from    net.Addr
+	release time.Time
+}
+
+func newShapedUDP(t testing.TB, maxQueue time.Duration) *shapedUDP {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	must(t, err)
+	s := &shapedUDP{UDPConn: c, maxQueue: maxQueue, out: make(chan shapedPacket, 4096)}
+	go s.queue()
+	return s
+}
+
+// queue reads what arrives and queues it at the link's rate.
+func (s *shapedUDP) queue() {
+	defer close(s.out)
+	for {
+		b := make([]byte, 1500)
+		n, from, err := s.UDPConn.ReadFrom(b)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		release := now
+		if rate := s.rate.Load(); rate > 0 {
+			start := now
+			if s.free.After(now) {
+				start = s.free
+			}
+			if start.Sub(now) > s.maxQueue {
+				continue // the queue is full: lost
+			}
+			release = start.Add(time.Duration(int64(n) * 8 * int64(time.Second) / rate))
+		}
+		s.free = release
+		select {
+		case s.out <- shapedPacket{b[:n], from, release}:
+		default: // the reader stalled: lost
+		}
+	}
+}
+
+func (s *shapedUDP) ReadFrom(b []byte) (int, net.Addr, error) {
+	p, ok := <-s.out
+	if !ok {
+		return 0, nil, net.ErrClosed
+	}
+	time.Sleep(time.Until(p.release))
+	return copy(b, p.b), p.from, nil
+}
 
 // mutableUDP drops what is sent once mute is set.
 type mutableUDP struct {

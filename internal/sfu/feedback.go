@@ -166,6 +166,49 @@ func (d *downTrack) retransmit(outSeq uint16, buf []byte, now int64) {
 	_, _ = d.writer.WriteRTP(h, payload)
 }
 
+// probePadding is a probe packet's payload: padding only (RFC 3550 §5.1:
+// its last octet counts it), the most one packet can carry.
+var probePadding = func() (b [255]byte) {
+	b[len(b)-1] = byte(len(b))
+	return b
+}()
+
+// canPad tells whether the down-track can carry a probe's padding: on its
+// RTX stream, once its media has started.
+func (d *downTrack) canPad() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rtxSSRC != 0 && d.started && d.writer != nil && !d.closed
+}
+
+// sendPadding sends n padding-only packets on the RTX stream for a probe,
+// and returns how many went out. They carry the padding in the payload
+// with PaddingSize 0, which is how the congestion controller knows them
+// (estimatedStream.Write); receivers drop RTX packets without an original
+// sequence number.
+func (d *downTrack) sendPadding(n int) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rtxSSRC == 0 || !d.started || d.writer == nil || d.closed {
+		return 0
+	}
+	h := &d.rtxHdr
+	h.Marker, h.Timestamp = false, d.lastOutTS
+	h.SSRC, h.PayloadType = d.rtxSSRC, d.rtxPT
+	h.Padding, h.PaddingSize = true, 0
+	sent := 0
+	for range n {
+		h.Extension, h.Extensions = false, h.Extensions[:0]
+		h.SequenceNumber = d.rtxSeq
+		d.rtxSeq++
+		if _, err := d.writer.WriteRTP(h, probePadding[:]); err != nil {
+			break
+		}
+		sent++
+	}
+	return sent
+}
+
 // seqHistory maps a down-track's recent sequence numbers back to the
 // encoding and source sequence number they came from, for NACKs. Both are
 // kept as the low 32 bits of their extended numbers: a slot is rewritten

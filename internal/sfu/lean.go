@@ -59,8 +59,8 @@ import (
 // and no data channel take this path; those of a simulcast publisher
 // (roleSubscriber) only when they offer transport-wide feedback: their
 // down-tracks then write through the engine's transport-wide numbering and
-// pion's GCC estimator (leanBind), which the read loop feeds the client's
-// feedback. The rest keep pion's peer connection.
+// its congestion controller (leanBind, bwe.go), which the read loop feeds
+// the client's feedback. The rest keep pion's peer connection.
 
 // leanSilenceTimeout is how long a lean connection may go without an
 // authenticated binding request before it fails: browsers check the
@@ -596,9 +596,8 @@ func (c *leanConn) handleRTCP(b []byte) {
 	if est := c.sub.est; est != nil {
 		// It takes the transport-wide feedback. This runs on the socket's
 		// read loop, which pion's connections spread over their own SRTCP
-		// goroutines: at 200 simulcast subscribers no packet waited for
-		// it (docs/performance.md), but at thousands the estimator's work
-		// may want a goroutine of its own.
+		// goroutines; the engine's controller takes one pass over the
+		// feedback's packets.
 		_ = est.WriteRTCP(pkts, nil)
 	}
 	for _, d := range c.sub.downs {

@@ -264,7 +264,7 @@ func TestLeanSimulcastSubscriber(t *testing.T) {
 	if answer := ts.pc.RemoteDescription().SDP; !strings.Contains(answer, "transport-wide-cc") || !strings.Contains(answer, "transport-cc") {
 		t.Fatalf("the answer offers no transport-wide feedback:\n%s", answer)
 	}
-	waitFor(t, ctx, "transport-wide feedback at the estimator", func() bool { return ts.sub.est.twccReports.Load() > 10 })
+	waitFor(t, ctx, "transport-wide feedback at the estimator", func() bool { return ts.sub.est.feedbacks() > 10 })
 	// Unpinned, the allocator climbs from the lowest layer on the
 	// estimate (it starts above the top layer's bitrate).
 	waitFor(t, ctx, "the top layer", func() bool { return lastLayers(ts, 10, uint8(ridRank["hi"])) })

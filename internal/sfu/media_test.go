@@ -90,12 +90,18 @@ type frameWriter interface {
 	frame(layer uint8, n uint32, key bool, width, height int) [][]byte
 }
 
-type vp8Frames struct{}
+// vp8Frames makes synthetic VP8 frames: two packets a delta frame, four a
+// keyframe, unless perLayer says how many a layer's delta frames have
+// (keyframes then two more).
+type vp8Frames struct{ perLayer [3]uint8 }
 
-func (vp8Frames) frame(layer uint8, n uint32, key bool, width, height int) [][]byte {
+func (v vp8Frames) frame(layer uint8, n uint32, key bool, width, height int) [][]byte {
 	count := uint8(2)
+	if c := v.perLayer[min(int(layer), 2)]; c > 0 {
+		count = c
+	}
 	if key {
-		count = 4
+		count += 2
 	}
 	out := make([][]byte, count)
 	for i := range count {

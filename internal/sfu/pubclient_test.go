@@ -46,6 +46,9 @@ type pubOpts struct {
 	// keyOnRequest sends keyframes only first and when asked (PLI or
 	// FIR), none every 90 frames.
 	keyOnRequest bool
+	// layerPackets, if set, is how many packets a delta frame of each
+	// layer has (VP8), lowest first: layers of different bitrates.
+	layerPackets [3]uint8
 	client       clientOpts
 }
 
@@ -58,7 +61,7 @@ func startPublisher(t testing.TB, ctx context.Context, r *Router, id string, o p
 		o.client.video = []string{o.codec}
 	}
 	tp := &testPublisher{t: t, codec: o.codec, rids: o.rids, keyOnRequest: o.keyOnRequest, closed: make(chan error, 1), media: make(chan struct{}), stop: make(chan struct{})}
-	tp.frames = vp8Frames{}
+	tp.frames = vp8Frames{perLayer: o.layerPackets}
 	mime := webrtc.MimeTypeVP8
 	if o.codec == "H264" {
 		tp.frames, mime = h264Frames{}, webrtc.MimeTypeH264

@@ -97,8 +97,8 @@ func TestSubscriberRTCPHandledWithoutReaders(t *testing.T) {
 	if ts2.sub.est == nil {
 		t.Fatal("a simulcast subscriber without a congestion controller")
 	}
-	fb := ts2.sub.est.twccReports.Load()
-	waitFor(t, ctx, "transport-wide feedback at the estimator", func() bool { return ts2.sub.est.twccReports.Load() > fb+5 })
+	fb := ts2.sub.est.feedbacks()
+	waitFor(t, ctx, "transport-wide feedback at the estimator", func() bool { return ts2.sub.est.feedbacks() > fb+5 })
 }
 
 // A subscriber behind a firewall that blocks UDP connects over the

@@ -24,9 +24,8 @@ import (
 // subscriber's feedback. It does what pion's twcc.HeaderExtensionInterceptor
 // does without that interceptor's allocations per packet: the extension's
 // two bytes live in the stream's own buffer, and the packet goes on with
-// the stream's own interceptor.Attributes, so that pion's congestion
-// controller, next in the chain, records its attribute in a map that
-// exists already instead of making one per packet.
+// the stream's own interceptor.Attributes (which pion's interceptors
+// further in would otherwise make per packet).
 //
 // Each stream's writer is used by one down-track, whose lock serialises its
 // writes (media and retransmissions alike), so the per-stream buffer and
