@@ -197,6 +197,10 @@ func (c *Controller) onReceived(p *sentPacket, arrival, now int64) {
 func (c *Controller) update(now int64) {
 	acked, haveAcked := c.acked.rate()
 	state := c.delay.take()
+	// A probe that raised the estimate, followed soon by overuse, found a
+	// burst the path let through but not a rate it holds (a policer's
+	// bucket, a radio's aggregation): it counts as failed.
+	c.probe.trial(state, now)
 	c.rate.update(state, acked, haveAcked, now, c.cfg)
 	c.loss.update(now, min(c.rate.target, c.loss.target), c.cfg)
 	if r, ok := c.probe.result(now); ok {
@@ -221,6 +225,7 @@ func (c *Controller) probed(r int, state usage, now int64) {
 		c.rate.target = clamp(r, c.cfg.Min, c.cfg.Max)
 		c.rate.state = rateHold
 		c.loss.target = max(c.loss.target, c.rate.target)
+		c.probe.raisedAt = now
 	}
 }
 

@@ -98,3 +98,16 @@ func TestWidePathKeepsTheTopLayer(t *testing.T) {
 		t.Errorf("%d probes with the top layer fitting", s.probes)
 	}
 }
+
+// A policer lets a probe's burst through at once but holds the rate below
+// the top layer: each probe succeeds, and the layer it unlocks overflows
+// the path. The overuse that follows counts against the probe, so they
+// come further and further apart instead of every few seconds.
+func TestProbesBackOffWhenTheirRateDoesNotHold(t *testing.T) {
+	s := newSim(t, 4_000_000, simLink{capacity: steady(1_200_000), prop: 20_000, burst: 40_000}, 0, 0)
+	s.run(120)
+	t.Logf("estimate %d, %d probes, layers %v", s.c.Target(), s.probes, s.layerAt)
+	if s.probes > 12 {
+		t.Errorf("%d probes in 120 s on a path that never holds the top layer", s.probes)
+	}
+}

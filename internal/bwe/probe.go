@@ -23,7 +23,10 @@ const (
 	// maxProbeWait (a subscriber on a path that is full for good is not
 	// probed more than that).
 	minProbeWait = 2_000_000
-	maxProbeWait = 30_000_000
+	maxProbeWait = 15_000_000
+	// probeTrial is how long after a probe raised the estimate an overuse
+	// still counts against it.
+	probeTrial = 5_000_000
 )
 
 type prober struct {
@@ -38,6 +41,9 @@ type prober struct {
 	firstArrival, lastArrival int64
 
 	wait, notBefore int64
+	// raisedAt is when a probe last raised the estimate (0: not since the
+	// last overuse).
+	raisedAt int64
 
 	lastGoal, lastFound int
 	lastReached         bool
@@ -63,7 +69,8 @@ func (p *prober) start(goal int, now int64) bool {
 		p.nextID = 1
 	}
 	*p = prober{id: p.nextID, nextID: p.nextID, goal: goal, started: now, planned: -1,
-		wait: p.wait, notBefore: p.notBefore, lastGoal: p.lastGoal, lastFound: p.lastFound, lastReached: p.lastReached}
+		wait: p.wait, notBefore: p.notBefore, raisedAt: p.raisedAt,
+		lastGoal: p.lastGoal, lastFound: p.lastFound, lastReached: p.lastReached}
 	return true
 }
 
@@ -124,11 +131,26 @@ func (p *prober) rate() int {
 	return int(min(send, recv))
 }
 
+// trial follows a probe's raise of the estimate through probeTrial: an
+// overuse within it means the probe failed after all, and the next waits
+// longer; a raise that held makes the wait short again.
+func (p *prober) trial(state usage, now int64) {
+	switch {
+	case p.raisedAt == 0:
+	case now-p.raisedAt >= probeTrial:
+		p.wait, p.raisedAt = minProbeWait, 0
+	case state == overusing:
+		p.notBefore = max(p.notBefore, now+p.wait)
+		p.wait = min(p.wait*2, maxProbeWait)
+		p.raisedAt = 0
+	}
+}
+
 func (p *prober) finish(found int, now int64) {
 	p.lastGoal, p.lastFound = p.goal, found
 	p.lastReached = found >= p.goal
 	if p.lastReached {
-		p.wait = minProbeWait
+		// The wait is left as it is until the raise has held (trial).
 		p.notBefore = now + minProbeWait
 	} else {
 		p.notBefore = now + p.wait

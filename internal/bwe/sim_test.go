@@ -20,7 +20,13 @@ type simLink struct {
 	prop     int64             // one-way propagation, µs
 	maxQueue int64             // drop-tail: a packet that would wait longer is lost
 	loss     float64           // random loss on top
-	free     int64             // when the link is next free
+	// burst, if set, makes the link a policer with a bucket of burst
+	// bytes, filled at the capacity: what finds tokens passes at once,
+	// the rest queues.
+	burst    int
+	tokens   float64
+	lastFill int64
+	free     int64 // when the link is next free
 	rng      *rand.Rand
 }
 
@@ -29,6 +35,21 @@ type simLink struct {
 func (l *simLink) pass(t int64, size int) (int64, bool) {
 	if l.loss > 0 && l.rng.Float64() < l.loss {
 		return 0, false
+	}
+	if l.burst > 0 {
+		// Packets leave in order, each when the bucket holds its size.
+		rate := float64(l.capacity(t)) / 8e6 // bytes per µs
+		depart := max(t, l.free)
+		tokens := min(float64(l.burst), l.tokens+float64(depart-l.lastFill)*rate)
+		if tokens < float64(size) {
+			depart += int64((float64(size)-tokens)/rate) + 1
+			tokens = float64(size)
+		}
+		if depart-t > l.maxQueue {
+			return 0, false
+		}
+		l.tokens, l.lastFill, l.free = tokens-float64(size), depart, depart
+		return depart + l.prop, true
 	}
 	start := max(t, l.free)
 	if start-t > l.maxQueue {
@@ -93,7 +114,7 @@ func (s *sim) send(size int, probe bool) {
 
 // choose picks the layer as the engine's allocator does: the highest that
 // fits the estimate less audio, with 15 % headroom to move up; and asks
-// for a probe when the top layer does not fit.
+// for a probe for the next layer up when the top layer does not fit.
 func (s *sim) choose() {
 	budget := s.c.Target() - 64_000
 	li := 0
@@ -109,7 +130,7 @@ func (s *sim) choose() {
 	}
 	s.layer = li
 	if top := len(s.layers) - 1; li < top && !s.noProbe {
-		goal := s.layers[top]*115/100 + 64_000
+		goal := s.layers[li+1]*115/100 + 64_000 // the next layer up, as the allocator asks
 		if bytes, ok := s.c.StartProbe(goal, s.now); ok {
 			s.probes++
 			n := max(bytes/padSize, probeMinPackets)

@@ -130,8 +130,15 @@ func (s *Subscriber) allocate() {
 			budget -= stats[li].bitrate
 		}
 		if s.est != nil && li >= 0 {
+			// The probe asks for the next layer up, not the best: on a
+			// path a little wider than now, a probe for the top layer
+			// would fail, and its burst queue up for longer.
 			if best := chooseLayer(stats[:n], math.MaxInt64, was, d.pinned.Load()); best > li {
-				want += stats[best].bitrate * upgradeHeadroom / 100
+				next := li + 1
+				for !stats[next].active {
+					next++
+				}
+				want += stats[next].bitrate * upgradeHeadroom / 100
 				probeOn = d
 			} else {
 				want += stats[li].bitrate
@@ -163,6 +170,10 @@ func (s *Subscriber) probe(d *downTrack, goal int64) {
 		return
 	}
 	packets := max(bytes/len(probePadding), probeSteps)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		g, found, reached := s.est.c.LastProbe()
+		s.log.Debug("probe", "goal", goal, "estimate", s.est.c.Target(), "packets", packets, "lastGoal", g, "lastFound", found, "lastReached", reached)
+	}
 	s.r.goTracked(func() {
 		sent := 0
 		for i := range probeSteps {

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -16,7 +17,11 @@ func TestSubscriberClimbsBackAfterCongestion(t *testing.T) {
 	for _, lean := range []bool{true, false} {
 		t.Run(fmt.Sprintf("lean=%v", lean), func(t *testing.T) {
 			checkLeaks(t)
-			ctx := testContext(t)
+			// Probes that fail (on the narrowed path, or lost on a busy
+			// machine) are repeated ever more seldom, up to 15 s apart:
+			// the climb back may take several of those.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
 			e := newTestEngineWith(t, Config{ListenIP: "127.0.0.1", LeanSubscribers: lean})
 			r := e.NewRouter("stage")
 			// About 50, 260 and 1,000 kbit/s.
