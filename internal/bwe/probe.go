@@ -59,7 +59,7 @@ func (p *prober) start(goal int, now int64) bool {
 		if now-p.started < probeTimeout {
 			return false
 		}
-		p.finish(0, now)
+		p.finish(0, true, now)
 	}
 	if now < p.notBefore {
 		return false
@@ -104,31 +104,51 @@ func (p *prober) result(now int64) (int, bool) {
 	if !covered && now-p.started < probeTimeout {
 		return 0, false
 	}
-	found := 0
+	// Less than most of the cluster reported received by the timeout: the
+	// path dropped it, a failure. Covered, it found a rate, or nothing.
+	found, conclusive := 0, true
 	if covered {
-		found = p.rate()
+		found, conclusive = p.rate()
 	}
-	p.finish(found, now)
+	p.finish(found, conclusive, now)
 	return found, found > 0
 }
 
-// rate is what the cluster found, 0 if it says nothing.
-func (p *prober) rate() int {
+// rate is what the cluster found. It is not conclusive when the feedback
+// cannot say: too few packets, or arrivals bunched up tighter than half
+// their sending (a receiver that read them late, a radio that aggregated
+// them), which says nothing about the path's rate.
+func (p *prober) rate() (int, bool) {
 	sendSpan, recvSpan := p.lastSend-p.firstSend, p.lastArrival-p.firstArrival
 	if p.n < probeMinPackets || sendSpan <= 0 || recvSpan <= 0 {
-		return 0
+		return 0, false
 	}
 	// The first packet's size is not sent over the span, nor the last's
 	// received over it: one packet's worth comes off.
 	bits := float64(p.bytes-p.size) * 8 * 1e6
 	send, recv := bits/float64(sendSpan), bits/float64(recvSpan)
 	if recv > 2*send {
-		return 0 // arrived bunched up: the receiver's clock says nothing here
+		return 0, false
 	}
 	if recv < 0.9*send {
-		return int(0.95 * recv)
+		return int(0.95 * recv), true
 	}
-	return int(min(send, recv))
+	return int(min(send, recv)), true
+}
+
+// finish closes the cluster. One that reached its goal, or could not
+// tell, waits the least before the next (a raise keeps the wait until its
+// trial is over); one that found less than its goal doubles the wait.
+func (p *prober) finish(found int, conclusive bool, now int64) {
+	p.lastGoal, p.lastFound = p.goal, found
+	p.lastReached = found >= p.goal
+	if p.lastReached || !conclusive {
+		p.notBefore = now + minProbeWait
+	} else {
+		p.notBefore = now + p.wait
+		p.wait = min(p.wait*2, maxProbeWait)
+	}
+	p.id = 0
 }
 
 // trial follows a probe's raise of the estimate through probeTrial: an
@@ -144,17 +164,4 @@ func (p *prober) trial(state usage, now int64) {
 		p.wait = min(p.wait*2, maxProbeWait)
 		p.raisedAt = 0
 	}
-}
-
-func (p *prober) finish(found int, now int64) {
-	p.lastGoal, p.lastFound = p.goal, found
-	p.lastReached = found >= p.goal
-	if p.lastReached {
-		// The wait is left as it is until the raise has held (trial).
-		p.notBefore = now + minProbeWait
-	} else {
-		p.notBefore = now + p.wait
-		p.wait = min(p.wait*2, maxProbeWait)
-	}
-	p.id = 0
 }
