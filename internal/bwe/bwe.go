@@ -95,8 +95,8 @@ func (c *Controller) Target() int { return int(c.target.Load()) }
 func (c *Controller) Feedbacks() uint64 { return c.feedbacks.Load() }
 
 // Sent records a packet sent with transport-wide sequence number seq
-// (HOT PATH: once per packet). size is the RTP packet's size in bytes, at
-// its send time in µs; probe is true for a probe's padding.
+// (HOT PATH: once per packet): size is the RTP packet's size in bytes, at
+// its send time (µs), probe true for a probe's padding.
 func (c *Controller) Sent(seq uint16, size int, at int64, probe bool) {
 	c.mu.Lock()
 	p := &c.sent[seq%historySize]

@@ -135,7 +135,7 @@ func (s *Subscriber) allocate() {
 			// would fail, and its burst queue up for longer.
 			if best := chooseLayer(stats[:n], math.MaxInt64, was, d.pinned.Load()); best > li {
 				next := li + 1
-				for !stats[next].active {
+				for next < best && !stats[next].active {
 					next++
 				}
 				want += stats[next].bitrate * upgradeHeadroom / 100
