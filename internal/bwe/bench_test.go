@@ -26,18 +26,7 @@ func BenchmarkSent(b *testing.B) {
 func BenchmarkFeedback(b *testing.B) {
 	const per = 25
 	c := New(Config{Initial: 1_000_000, Min: 100_000, Max: 10_000_000})
-	fbs := make([]*rtcp.TransportLayerCC, 0, 64)
-	rec := twcc.NewRecorder(1)
-	seq := uint16(0)
-	for f := range cap(fbs) {
-		for range per {
-			rec.Record(1, seq, int64(seq)*2_000+int64(f))
-			seq++
-		}
-		for _, p := range rec.BuildFeedbackPacket() {
-			fbs = append(fbs, p.(*rtcp.TransportLayerCC))
-		}
-	}
+	fbs := benchFeedbacks(per)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -63,18 +52,7 @@ func BenchmarkFeedbackPionGCC(b *testing.B) {
 	defer bwe.Close()
 	info := &interceptor.StreamInfo{SSRC: 1, RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 3}}}
 	w := bwe.AddStream(info, interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) { return 0, nil }))
-	fbs := make([]*rtcp.TransportLayerCC, 0, 64)
-	rec := twcc.NewRecorder(1)
-	seq := uint16(0)
-	for f := range cap(fbs) {
-		for range per {
-			rec.Record(1, seq, int64(seq)*2_000+int64(f))
-			seq++
-		}
-		for _, p := range rec.BuildFeedbackPacket() {
-			fbs = append(fbs, p.(*rtcp.TransportLayerCC))
-		}
-	}
+	fbs := benchFeedbacks(per)
 	payload := make([]byte, 1188)
 	var ext [2]byte
 	h := &rtp.Header{Version: 2, SSRC: 1}
@@ -98,4 +76,22 @@ func BenchmarkFeedbackPionGCC(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*per), "ns/packet")
+}
+
+// benchFeedbacks is 64 feedback packets about per packets each, as pion's
+// receivers build them.
+func benchFeedbacks(per int) []*rtcp.TransportLayerCC {
+	fbs := make([]*rtcp.TransportLayerCC, 0, 64)
+	rec := twcc.NewRecorder(1)
+	seq := uint16(0)
+	for f := range cap(fbs) {
+		for range per {
+			rec.Record(1, seq, int64(seq)*2_000+int64(f))
+			seq++
+		}
+		for _, p := range rec.BuildFeedbackPacket() {
+			fbs = append(fbs, p.(*rtcp.TransportLayerCC))
+		}
+	}
+	return fbs
 }
