@@ -100,6 +100,10 @@ type HLSWriter struct {
 	failReason  string    // a rendition's ffmpeg gave up
 	multiDone   bool
 	uploadFails int // failed uploads of the last sync
+	// recovering is set on a writer RecoverHLS rebuilt: sync then also
+	// takes the segments a killed ffmpeg left out of its playlist
+	// (spooledSegments).
+	recovering bool
 }
 
 // thumbOut is one thumbnail output of ffmpeg: every interval seconds,
@@ -584,10 +588,13 @@ func (w *HLSWriter) sync(ctx context.Context, final bool) (fails int, reason str
 		for run := range runs {
 			dir := filepath.Join(r.dir, "run-"+strconv.Itoa(run))
 			b, err := os.ReadFile(filepath.Join(dir, "hls", "playlist.m3u8"))
-			if err != nil {
+			if err != nil && !w.recovering {
 				continue
 			}
 			segs, _ := readPlaylist(b)
+			if w.recovering {
+				segs = spooledSegments(filepath.Join(dir, "hls"), segs, w.cfg.SegmentSeconds)
+			}
 			firstOfRun := true
 			for _, s := range segs {
 				w.mu.Lock()

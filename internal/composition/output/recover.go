@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -172,6 +174,7 @@ func RecoverHLS(ctx context.Context, storage Storage, spoolRoot string, log *slo
 			w.rends = append(w.rends, r)
 		}
 		w.status.state = StateActive
+		w.recovering = true
 		log.Info("closing a composite recording the previous run left open", "bucket", st.Bucket, "prefix", st.Prefix)
 		w.finalize(ctx, "the server stopped unexpectedly; the recording was closed with what had been written at its next start")
 		removeSpool(dir, spoolRoot)
@@ -190,4 +193,41 @@ func removeSpool(dir, root string) {
 			return // not empty: another destination's
 		}
 	}
+}
+
+// spooledSegments adds to the segments a run's playlist lists those its
+// spool folder holds past them. An ffmpeg killed with its server can leave
+// its playlist empty or behind its segments (it was rewriting it), while
+// the dead writer had already uploaded a segment it read there before
+// saving its state: that segment is still in the spool (files go only
+// once the state lists them) and must be in the recovered playlist. A
+// segment the playlist does not list is taken at the nominal segment
+// length; empty files (a segment just opened) are left out.
+func spooledSegments(dir string, listed []segment, nominal int) []segment {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return listed
+	}
+	last := -1
+	for _, s := range listed {
+		if n, err := strconv.Atoi(strings.TrimSuffix(s.uri, ".ts")); err == nil {
+			last = max(last, n)
+		}
+	}
+	var extra []int
+	for _, e := range entries {
+		n, err := strconv.Atoi(strings.TrimSuffix(e.Name(), ".ts"))
+		if err != nil || !strings.HasSuffix(e.Name(), ".ts") || n <= last {
+			continue
+		}
+		if info, err := e.Info(); err != nil || info.Size() == 0 {
+			continue
+		}
+		extra = append(extra, n)
+	}
+	slices.Sort(extra)
+	for _, n := range extra {
+		listed = append(listed, segment{uri: strconv.Itoa(n) + ".ts", dur: float64(nominal)})
+	}
+	return listed
 }
