@@ -184,7 +184,7 @@ func (c *Controller) Feedback(fb *rtcp.TransportLayerCC, now int64) {
 // (µs, the receiver's clock).
 func (c *Controller) onReceived(p *sentPacket, arrival, now int64) {
 	if p.probe != 0 {
-		c.probe.received(p, arrival)
+		c.probe.c.received(p, arrival)
 	} else {
 		// Probes stay out of the acknowledged rate: it sets how far a
 		// decrease goes, and a probe's burst is not what the path carries.

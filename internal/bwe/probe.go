@@ -30,15 +30,8 @@ const (
 )
 
 type prober struct {
-	id, nextID uint8 // the cluster in flight (0: none), the last id used
-	goal       int
-	started    int64
-	planned    int // packets sent; -1 while sending
-
-	// What the feedback reported of the cluster.
-	n, bytes, size            int
-	firstSend, lastSend       int64
-	firstArrival, lastArrival int64
+	c      cluster // the one in flight; id 0: none
+	nextID uint8   // the last id used
 
 	wait, notBefore int64
 	// raisedAt is when a probe last raised the estimate (0: not since the
@@ -49,14 +42,27 @@ type prober struct {
 	lastReached         bool
 }
 
+// cluster is one probe: what was asked and what the feedback reported of
+// its packets.
+type cluster struct {
+	id      uint8
+	goal    int
+	started int64
+	planned int // packets sent; -1 while sending
+
+	n, bytes, size            int
+	firstSend, lastSend       int64
+	firstArrival, lastArrival int64
+}
+
 func (p *prober) init() { p.wait = minProbeWait }
 
 // active is the id to mark padding with: the cluster being sent.
-func (p *prober) active() uint8 { return p.id }
+func (p *prober) active() uint8 { return p.c.id }
 
 func (p *prober) start(goal int, now int64) bool {
-	if p.id != 0 {
-		if now-p.started < probeTimeout {
+	if p.c.id != 0 {
+		if now-p.c.started < probeTimeout {
 			return false
 		}
 		p.finish(0, true, now)
@@ -68,47 +74,45 @@ func (p *prober) start(goal int, now int64) bool {
 	if p.nextID == 0 {
 		p.nextID = 1
 	}
-	*p = prober{id: p.nextID, nextID: p.nextID, goal: goal, started: now, planned: -1,
-		wait: p.wait, notBefore: p.notBefore, raisedAt: p.raisedAt,
-		lastGoal: p.lastGoal, lastFound: p.lastFound, lastReached: p.lastReached}
+	p.c = cluster{id: p.nextID, goal: goal, started: now, planned: -1}
 	return true
 }
 
 func (p *prober) sentAll(n int) {
-	if p.id != 0 {
-		p.planned = n
+	if p.c.id != 0 {
+		p.c.planned = n
 	}
 }
 
-func (p *prober) received(s *sentPacket, arrival int64) {
-	if s.probe != p.id || p.id == 0 {
+func (c *cluster) received(s *sentPacket, arrival int64) {
+	if s.probe != c.id || c.id == 0 {
 		return // an earlier cluster's, reported late
 	}
-	if p.n == 0 {
-		p.firstSend, p.lastSend, p.firstArrival, p.lastArrival = s.at, s.at, arrival, arrival
+	if c.n == 0 {
+		c.firstSend, c.lastSend, c.firstArrival, c.lastArrival = s.at, s.at, arrival, arrival
 	}
-	p.firstSend, p.lastSend = min(p.firstSend, s.at), max(p.lastSend, s.at)
-	p.firstArrival, p.lastArrival = min(p.firstArrival, arrival), max(p.lastArrival, arrival)
-	p.n++
-	p.bytes += int(s.size)
-	p.size = max(p.size, int(s.size))
+	c.firstSend, c.lastSend = min(c.firstSend, s.at), max(c.lastSend, s.at)
+	c.firstArrival, c.lastArrival = min(c.firstArrival, arrival), max(c.lastArrival, arrival)
+	c.n++
+	c.bytes += int(s.size)
+	c.size = max(c.size, int(s.size))
 }
 
 // result finishes the cluster once the feedback covers it (or it timed
 // out) and returns the rate it found, if any.
 func (p *prober) result(now int64) (int, bool) {
-	if p.id == 0 {
+	if p.c.id == 0 {
 		return 0, false
 	}
-	covered := p.planned > 0 && p.n*10 >= p.planned*8
-	if !covered && now-p.started < probeTimeout {
+	covered := p.c.planned > 0 && p.c.n*10 >= p.c.planned*8
+	if !covered && now-p.c.started < probeTimeout {
 		return 0, false
 	}
 	// Less than most of the cluster reported received by the timeout: the
 	// path dropped it, a failure. Covered, it found a rate, or nothing.
 	found, conclusive := 0, true
 	if covered {
-		found, conclusive = p.rate()
+		found, conclusive = p.c.rate()
 	}
 	p.finish(found, conclusive, now)
 	return found, found > 0
@@ -118,14 +122,14 @@ func (p *prober) result(now int64) (int, bool) {
 // cannot say: too few packets, or arrivals bunched up tighter than half
 // their sending (a receiver that read them late, a radio that aggregated
 // them), which says nothing about the path's rate.
-func (p *prober) rate() (int, bool) {
-	sendSpan, recvSpan := p.lastSend-p.firstSend, p.lastArrival-p.firstArrival
-	if p.n < probeMinPackets || sendSpan <= 0 || recvSpan <= 0 {
+func (c *cluster) rate() (int, bool) {
+	sendSpan, recvSpan := c.lastSend-c.firstSend, c.lastArrival-c.firstArrival
+	if c.n < probeMinPackets || sendSpan <= 0 || recvSpan <= 0 {
 		return 0, false
 	}
 	// The first packet's size is not sent over the span, nor the last's
 	// received over it: one packet's worth comes off.
-	bits := float64(p.bytes-p.size) * 8 * 1e6
+	bits := float64(c.bytes-c.size) * 8 * 1e6
 	send, recv := bits/float64(sendSpan), bits/float64(recvSpan)
 	if recv > 2*send {
 		return 0, false
@@ -140,15 +144,15 @@ func (p *prober) rate() (int, bool) {
 // tell, waits the least before the next (a raise keeps the wait until its
 // trial is over); one that found less than its goal doubles the wait.
 func (p *prober) finish(found int, conclusive bool, now int64) {
-	p.lastGoal, p.lastFound = p.goal, found
-	p.lastReached = found >= p.goal
+	p.lastGoal, p.lastFound = p.c.goal, found
+	p.lastReached = found >= p.c.goal
 	if p.lastReached || !conclusive {
 		p.notBefore = now + minProbeWait
 	} else {
 		p.notBefore = now + p.wait
 		p.wait = min(p.wait*2, maxProbeWait)
 	}
-	p.id = 0
+	p.c.id = 0
 }
 
 // trial follows a probe's raise of the estimate through probeTrial: an

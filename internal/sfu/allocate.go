@@ -183,17 +183,11 @@ func (s *Subscriber) probe(d *downTrack, goal int64) {
 			if s.closed.Load() {
 				break
 			}
-			sent += d.sendPadding(packets/probeSteps + btoi(i < packets%probeSteps))
+			// The i-th of probeSteps equal shares of packets.
+			sent += d.sendPadding(packets*(i+1)/probeSteps - packets*i/probeSteps)
 		}
 		s.est.c.ProbeSent(sent)
 	})
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // retryKeyframes repeats keyframe requests for switches still waiting

@@ -178,6 +178,10 @@ var probePadding = func() (b [255]byte) {
 func (d *downTrack) canPad() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.canPadLocked()
+}
+
+func (d *downTrack) canPadLocked() bool {
 	return d.rtxSSRC != 0 && d.started && d.writer != nil && !d.closed
 }
 
@@ -189,7 +193,7 @@ func (d *downTrack) canPad() bool {
 func (d *downTrack) sendPadding(n int) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.rtxSSRC == 0 || !d.started || d.writer == nil || d.closed {
+	if !d.canPadLocked() {
 		return 0
 	}
 	h := &d.rtxHdr
